@@ -1,0 +1,99 @@
+"""Generic JSON webhooks: the seed guide's sample shape, HMAC-SHA256 signed.
+
+    X-Webhook-Timestamp: <unix seconds>
+    X-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>[,v1=<hex> ...]
+
+Several `v1=` values (comma or space separated) allow the sender to rotate secrets.
+Body: {"message_id", "to", "from", "status", "provider_status_code", "error", "timestamp"}
+plus optional `carrier`, `mcc`, `mnc`, `country`, `campaign`, `tenant`, `segments`,
+`price`, `currency`, `sequence`, `event_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+import orjson
+
+from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCredentials
+from ingress.providers._common import check_window, equal, key_id, random_secret, require
+from ingress.providers._contract import (
+    Credentials,
+    InboundRequest,
+    Record,
+    Verified,
+    VerifyContext,
+)
+
+NAME = "generic"
+METHODS = frozenset({"POST"})
+CONTENT_TYPES = frozenset({"application/json"})
+
+_SPLIT = re.compile(r"[,\s]+")
+
+
+def _digest(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def verify(
+    request: InboundRequest, credentials: Credentials, context: VerifyContext
+) -> Verified:
+    """Check the timestamp window, then any `v1=` signature against any active secret."""
+    if not credentials.secrets:
+        raise NoCredentials("no secret configured for provider generic")
+    timestamp = require(request.headers, "x-webhook-timestamp")
+    header = require(request.headers, "x-webhook-signature")
+    signed_at = check_window(timestamp, context.now, context.window)
+    candidates = [c[3:] for c in _SPLIT.split(header.strip()) if c.startswith("v1=")]
+    for secret in credentials.secrets:
+        expected = _digest(secret, timestamp, request.body)
+        for candidate in candidates:
+            if equal(expected, candidate.lower()):
+                return Verified(key_id=key_id(secret), replay_key=expected, signed_at=signed_at)
+    raise BadSignature("no v1 signature matches an active secret")
+
+
+def extract(request: InboundRequest) -> list[Record]:
+    """One record per request, keyed by `message_id`."""
+    try:
+        payload: Any = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload("body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedPayload("body must be a JSON object")
+    message_id = payload.get("message_id")
+    status = payload.get("status")
+    if not isinstance(message_id, str) or not message_id.strip():
+        raise InvalidPayload("message_id is required and must be a non-empty string")
+    if not isinstance(status, str) or not status:
+        raise InvalidPayload("status is required and must be a string")
+    if len(message_id) > 200:
+        raise InvalidPayload("message_id longer than 200 characters")
+    event_id = payload.get("event_id")
+    return [
+        Record(
+            provider_message_id=message_id,
+            message_key=message_id,
+            payload=payload,
+            event_id=event_id if isinstance(event_id, str) and event_id else None,
+        )
+    ]
+
+
+def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:
+    """Sign as a generic sender would (tests, `dlr demo`, the README's curl)."""
+    timestamp = str(now)
+    headers = dict(request.headers)
+    headers["x-webhook-timestamp"] = timestamp
+    headers["x-webhook-signature"] = "v1=" + _digest(key, timestamp, request.body)
+    return request.with_(headers=headers)
+
+
+def dev_credentials() -> tuple[Credentials, str]:
+    """A fresh local-development secret: (credentials to verify with, key to sign with)."""
+    secret = random_secret()
+    return Credentials(secrets=(secret,)), secret

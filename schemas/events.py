@@ -1,0 +1,106 @@
+"""The canonical status event (contract v1) that `dlr.status.v1` carries.
+
+Downstream services in any language read `schemas/canonical_event.v1.json`; this is the
+same contract in Python. Serialization is explicit (`to_json` / `from_json`, orjson,
+UTC ISO-8601 timestamps) so nothing depends on a framework's record format.
+
+`state` is what this report says; `current_state` is the message's state after it was
+applied by the state machine; `transition` says what the report did:
+`advanced` (current state moved forward), `enriched` (same state, new information such as
+carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` after
+`delivered`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from schemas.lifecycle import FailureReason, State
+
+SCHEMA_VERSION = 1
+
+Transition = Literal["advanced", "enriched", "stale"]
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalEvent:
+    """One provider status report, normalized and placed in the message's lifecycle."""
+
+    event_id: str
+    message_id: str
+    provider: str
+    provider_message_id: str
+    state: State
+    current_state: State
+    previous_state: State | None
+    transition: Transition
+    is_final: bool
+    failure_reason: FailureReason | None
+    provider_status: str
+    provider_error_code: str | None
+    provider_error_text: str | None
+    mapped: bool
+    recipient: str | None
+    sender: str | None
+    carrier: str | None
+    mcc: str | None
+    mnc: str | None
+    country: str | None
+    region: str | None
+    campaign: str | None
+    tenant: str | None
+    client_ref: str | None
+    segments: int | None
+    price: float | None
+    currency: str | None
+    sequence: int | None
+    provider_timestamp: datetime | None
+    received_at: datetime
+    emitted_at: datetime
+    raw_sha256: str
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (enums as strings, datetimes as UTC ISO-8601)."""
+        out = asdict(self)
+        for name in ("provider_timestamp", "received_at", "emitted_at"):
+            value = out[name]
+            if value is not None:
+                out[name] = _iso(value)
+        for name in ("state", "current_state", "previous_state", "failure_reason"):
+            if out[name] is not None:
+                out[name] = str(out[name])
+        return out
+
+    def to_json(self) -> bytes:
+        """The wire form on `dlr.status.v1`."""
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CanonicalEvent:
+        """Parse the wire form; unknown extra keys are ignored (forward compatible)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("provider_timestamp", "received_at", "emitted_at"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        for name in ("state", "current_state"):
+            values[name] = State(values[name])
+        if values.get("previous_state") is not None:
+            values["previous_state"] = State(values["previous_state"])
+        if values.get("failure_reason") is not None:
+            values["failure_reason"] = FailureReason(values["failure_reason"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CanonicalEvent:
+        """Parse bytes from `dlr.status.v1`."""
+        return cls.from_dict(orjson.loads(raw))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
