@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`. Each installs what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint demo bench clean stop
+
+$(STAMP): pyproject.toml
+	@echo "[make] creating $(VENV) and installing the project (first run takes a few minutes) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --progress-bar on --upgrade pip
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	@touch $(STAMP)
+
+## run: start Kafka, ClickHouse, ingress, worker and sink in the foreground (Ctrl-C stops all)
+run: $(STAMP)
+	$(BIN)/dlr up
+
+## test: lint, type-check and run the whole suite (starts the broker and ClickHouse it needs)
+test: $(STAMP) lint
+	$(BIN)/python -m deploy.local.kafka fetch
+	$(BIN)/pytest -ra --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## demo: send simulated traffic to the running stack and check it end to end
+demo: $(STAMP)
+	$(BIN)/dlr demo --messages 2000
+
+stop:
+	-$(BIN)/dlr kafka stop
+	-$(BIN)/dlr clickhouse stop
+
+clean:
+	rm -rf .data

@@ -1,0 +1,336 @@
+"""`dlr`: the one command line of the pipeline.
+
+dlr up                          everything locally, in the foreground (make run)
+dlr kafka start|stop|status     local Kafka 4.x KRaft broker (start runs in the foreground)
+dlr clickhouse start|stop|status  local ClickHouse 26.9 server
+dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
+dlr worker                      the faust stream worker
+dlr sink                        the ClickHouse sink
+dlr topics                      create the dlr.* topics
+dlr migrate                     apply ClickHouse migrations
+dlr demo [--messages N] ...     simulate traffic end to end and check it
+dlr report --by carrier ...     delivery analytics from ClickHouse
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from deploy import logs
+from deploy.settings import Settings
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _wait_forever(check: Sequence[subprocess.Popen[bytes]] = ()) -> str:
+    """Block until a signal arrives or a child exits; returns why."""
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        while True:
+            for proc in check:
+                if proc.poll() is not None:
+                    return f"{' '.join(map(str, proc.args))[:60]} exited with {proc.returncode}"
+            time.sleep(0.5)
+    except _Stop as why:
+        return str(why)
+
+
+def cmd_kafka(settings: Settings, action: str, detach: bool) -> int:
+    """Local broker control; `start` stays in the foreground unless --detach."""
+    from deploy.local import kafka
+
+    if action == "status":
+        up = kafka.status(settings)
+        print(f"kafka {'up' if up else 'down'} at {settings.bootstrap}")
+        return 0 if up else 1
+    if action == "stop":
+        kafka.stop(settings)
+        return 0
+    kafka.start(settings)
+    asyncio.run(_topics(settings))
+    if detach:
+        return 0
+    print("[kafka] running in the foreground; Ctrl-C stops it")
+    why = _wait_forever()
+    print(f"[kafka] {why}")
+    kafka.stop(settings)
+    return 0
+
+
+def cmd_clickhouse(settings: Settings, action: str, detach: bool) -> int:
+    """Local ClickHouse control; `start` stays in the foreground unless --detach."""
+    from deploy.local import clickhouse
+
+    if action == "status":
+        up = clickhouse.status(settings)
+        print(f"clickhouse {'up' if up else 'down'} at {settings.clickhouse}")
+        return 0 if up else 1
+    if action == "stop":
+        clickhouse.stop(settings)
+        return 0
+    clickhouse.start(settings)
+    if detach:
+        return 0
+    print("[clickhouse] running in the foreground; Ctrl-C stops it")
+    why = _wait_forever()
+    print(f"[clickhouse] {why}")
+    clickhouse.stop(settings)
+    return 0
+
+
+async def _topics(settings: Settings) -> None:
+    from deploy.topics import ensure_topics
+
+    created = await ensure_topics(settings)
+    if created:
+        print(f"[kafka] created topics: {', '.join(created)}")
+
+
+def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, workers: int) -> int:
+    """Serve the ingress with uvicorn (HTTPS when a certificate is given)."""
+    import uvicorn
+
+    logs.setup(settings.log_level)
+    scheme = "https" if tls_cert else "http"
+    print(f"[ingress] {scheme}://{settings.ingress_host}:{settings.ingress_port}", flush=True)
+    uvicorn.run(
+        "ingress.app:create_app",
+        factory=True,
+        host=settings.ingress_host,
+        port=settings.ingress_port,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings) -> int:
+    """Run the faust worker in the foreground."""
+    logs.setup(settings.log_level)
+    asyncio.run(_topics(settings))
+    from streams.worker import main
+
+    main()
+    return 0
+
+
+def cmd_sink(settings: Settings) -> int:
+    """Run the ClickHouse sink in the foreground."""
+    from sinks.service import main_async
+
+    logs.setup(settings.log_level)
+    asyncio.run(main_async(settings))
+    return 0
+
+
+def cmd_migrate(settings: Settings) -> int:
+    """Apply ClickHouse migrations now."""
+    from sinks.clickhouse.client import connect
+    from sinks.clickhouse.migrate import migrate
+
+    applied = migrate(connect(settings), settings.clickhouse_database)
+    print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+    return 0
+
+
+def _spawn(args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    name = args[0]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out = (log_dir / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", *args],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def cmd_up(settings: Settings) -> int:
+    """Start everything locally in the foreground; Ctrl-C stops all of it."""
+    from deploy.local import clickhouse, kafka
+
+    started = time.monotonic()
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    procs: list[subprocess.Popen[bytes]] = []
+    own_kafka = not settings.kafka_bootstrap
+    own_clickhouse = not settings.clickhouse_url
+    env = {
+        **os.environ,
+        "DLR_DEV_SECRETS": os.environ.get("DLR_DEV_SECRETS", "1"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_dir = settings.data_dir / "logs"
+    try:
+        if own_kafka:
+            kafka.start(settings)
+        if own_clickhouse:
+            clickhouse.start(settings)
+        asyncio.run(_topics(settings))
+        if env["DLR_DEV_SECRETS"] == "1":
+            from ingress.credentials import dev_secrets, dev_secrets_path
+
+            dev_secrets(settings.model_copy(update={"dev_secrets": True}))
+            print(f"[up] development secrets in {dev_secrets_path(settings)} (kept, not printed)")
+        for args in (["ingress"], ["worker"], ["sink"]):
+            procs.append(_spawn(args, env, log_dir))
+        base = f"http://{settings.ingress_host}:{settings.ingress_port}"
+        ok = (
+            _wait_http(f"{base}/readyz", 60)
+            and _wait_http(f"http://127.0.0.1:{settings.worker_web_port}/healthz", 60)
+            and _wait_http(f"http://127.0.0.1:{settings.sink_metrics_port}/healthz", 60)
+        )
+        if not ok:
+            print(f"[up] a service did not become ready; logs in {log_dir}")
+            return 1
+        db = settings.clickhouse_database
+        print(
+            f"""
+[up] ready in {time.monotonic() - started:.1f}s
+  kafka       {settings.bootstrap}{"" if own_kafka else " (external)"}
+  clickhouse  {settings.clickhouse}{"" if own_clickhouse else " (external)"} db {db}
+  ingress     {base}  (pid {procs[0].pid})  /webhooks/<provider>  /healthz /readyz /metrics
+  worker      pid {procs[1].pid}  http://127.0.0.1:{settings.worker_web_port}/metrics
+  sink        pid {procs[2].pid}  http://127.0.0.1:{settings.sink_metrics_port}/metrics
+  logs        {log_dir}/
+Ctrl-C stops everything.""",
+            flush=True,
+        )
+        why = _wait_forever(procs)
+        print(f"[up] stopping ({why})")
+        return 0
+    except _Stop as why:
+        print(f"[up] stopping ({why})")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_children(procs)
+        if own_clickhouse:
+            clickhouse.stop(settings)
+        if own_kafka:
+            kafka.stop(settings)
+        print("[up] all stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command."""
+    parser = argparse.ArgumentParser(
+        prog="dlr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run everything locally (make run)")
+    for name in ("kafka", "clickhouse"):
+        p = sub.add_parser(name, help=f"local {name} server")
+        p.add_argument("action", choices=["start", "stop", "status"])
+        p.add_argument("--detach", action="store_true", help="start and return")
+    p = sub.add_parser("ingress", help="webhook ingress")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--workers", type=int, default=1)
+    sub.add_parser("worker", help="faust stream worker")
+    sub.add_parser("sink", help="ClickHouse sink")
+    sub.add_parser("topics", help="create topics")
+    sub.add_parser("migrate", help="apply ClickHouse migrations")
+    p = sub.add_parser("demo", help="simulate traffic and check the result")
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--truth", type=Path, default=None)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--timeout", type=float, default=300.0)
+    p = sub.add_parser("report", help="delivery analytics")
+    p.add_argument(
+        "--by", default="carrier", choices=["carrier", "country", "region", "campaign", "provider"]
+    )
+    p.add_argument("--since", default="24h")
+    p.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "up":
+        return cmd_up(settings)
+    if args.command == "kafka":
+        return cmd_kafka(settings, args.action, args.detach)
+    if args.command == "clickhouse":
+        return cmd_clickhouse(settings, args.action, args.detach)
+    if args.command == "ingress":
+        return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers)
+    if args.command == "worker":
+        return cmd_worker(settings)
+    if args.command == "sink":
+        return cmd_sink(settings)
+    if args.command == "topics":
+        asyncio.run(_topics(settings))
+        return 0
+    if args.command == "migrate":
+        return cmd_migrate(settings)
+    if args.command == "demo":
+        from deploy.demo import run_demo
+
+        return run_demo(
+            settings,
+            messages=args.messages,
+            seed=args.seed,
+            truth=args.truth,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+        )
+    if args.command == "report":
+        from deploy.report_cli import run_report
+
+        return run_report(settings, by=args.by, since=args.since, fmt=args.format)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

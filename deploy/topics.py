@@ -1,0 +1,46 @@
+"""The Kafka topics of the pipeline, created explicitly (partitions, compaction), idempotently."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from deploy.settings import Settings
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every dlr.* topic with its partition count and config.
+
+    All keyed topics share one partition count so that the stream worker's tables are
+    co-partitioned with `dlr.raw.v1`. Suppressions are compacted: latest entry per recipient.
+    """
+    n = settings.topic_partitions
+    return [
+        NewTopic(settings.raw_topic, n, 1),
+        NewTopic(settings.status_topic, n, 1),
+        NewTopic(settings.deadletter_topic, n, 1),
+        NewTopic(settings.actions_topic, n, 1),
+        NewTopic(
+            settings.suppressions_topic,
+            n,
+            1,
+            topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+        ),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,98 @@
+"""Active credentials per provider: from settings, or local development secrets.
+
+Production: only what `DLR_<PROVIDER>_*` variables configure; a provider without any
+refuses every request (401, `no_credentials`). Local mode (`DLR_DEV_SECRETS=1`, set by
+`dlr up`): each provider without configured credentials gets development credentials,
+created once with the provider module's `dev_credentials()` and kept in
+`<data>/dev-secrets.json` (mode 0600, never printed) so that `dlr demo` and a newcomer's
+signed curl work out of the box.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from deploy.settings import Settings, split_list
+from ingress.providers import PROVIDERS, Credentials
+
+
+def from_settings(settings: Settings, provider: str) -> Credentials:
+    """Credentials configured through the environment for one provider."""
+    secrets = settings.provider_setting(provider, "secrets")
+    public_keys = settings.provider_setting(provider, "public_keys")
+    basic: list[tuple[str, str]] = []
+    for pair in settings.provider_setting(provider, "credentials"):
+        user, sep, password = pair.partition(":")
+        if sep:
+            basic.append((user, password))
+    options: dict[str, str] = {}
+    if provider == "vonage":
+        options["signature_method"] = settings.vonage_signature_method
+    if provider == "sns" and settings.sns_topic_arns:
+        options["topic_arns"] = ",".join(split_list(settings.sns_topic_arns))
+        options["enabled"] = "true"
+    return Credentials(
+        secrets=secrets, public_keys=public_keys, basic=tuple(basic), options=options
+    )
+
+
+def dev_secrets_path(settings: Settings) -> Path:
+    """Where local development credentials are kept."""
+    return settings.data_dir / "dev-secrets.json"
+
+
+def _to_json(creds: Credentials, key: str) -> dict[str, Any]:
+    return {
+        "credentials": {
+            "secrets": list(creds.secrets),
+            "public_keys": list(creds.public_keys),
+            "basic": [list(pair) for pair in creds.basic],
+            "options": dict(creds.options),
+        },
+        "key": key,
+    }
+
+
+def _from_json(data: dict[str, Any]) -> tuple[Credentials, str]:
+    c = data["credentials"]
+    creds = Credentials(
+        secrets=tuple(c.get("secrets", ())),
+        public_keys=tuple(c.get("public_keys", ())),
+        basic=tuple((u, p) for u, p in c.get("basic", ())),
+        options=dict(c.get("options", {})),
+    )
+    return creds, str(data["key"])
+
+
+def dev_secrets(settings: Settings) -> dict[str, tuple[Credentials, str]]:
+    """Load (creating what is missing) development credentials and signing keys."""
+    path = dev_secrets_path(settings)
+    stored: dict[str, Any] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    changed = False
+    for name, provider in PROVIDERS.items():
+        if name not in stored:
+            stored[name] = _to_json(*provider.dev_credentials())
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(stored, out, indent=1)
+        tmp.replace(path)
+    return {name: _from_json(stored[name]) for name in PROVIDERS if name in stored}
+
+
+def active_credentials(settings: Settings) -> dict[str, Credentials]:
+    """What each provider route verifies against."""
+    out = {name: from_settings(settings, name) for name in PROVIDERS}
+    if settings.dev_secrets:
+        for name, (creds, _key) in dev_secrets(settings).items():
+            if out[name].empty and not (name == "sns" and out[name].options.get("enabled")):
+                out[name] = creds
+    return out

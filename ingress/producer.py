@@ -1,0 +1,72 @@
+"""The Kafka side of the ingress: acks=all, idempotent, bounded wait, errors -> 503."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from ingress.errors import BrokerUnavailable
+
+
+class RawProducer:
+    """Produces raw envelopes keyed by message id and waits for the broker's acknowledgement."""
+
+    def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=int(max(timeout_s, 1) * 1000),
+            retry_backoff_ms=50,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect; failures here are retried lazily on the first request."""
+        try:
+            await asyncio.wait_for(self._producer.start(), self.timeout_s)
+            self._started = True
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
+
+    async def stop(self) -> None:
+        """Flush what is in flight and disconnect."""
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def ready(self) -> bool:
+        """True when the broker answers a metadata request."""
+        if not self._started:
+            try:
+                await self.start()
+            except BrokerUnavailable:
+                return False
+        try:
+            await asyncio.wait_for(self._producer.client.force_metadata_update(), 2.0)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return bool(self._producer.client.cluster.brokers())
+
+    async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Produce (key, value) pairs; return only once every one is acknowledged."""
+        if not self._started:
+            await self.start()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                futures = [
+                    await self._producer.send(self.topic, value=value, key=key)
+                    for key, value in items
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(
+                f"Kafka did not acknowledge within {self.timeout_s:.1f}s: {type(exc).__name__}"
+            ) from exc

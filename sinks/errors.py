@@ -1,0 +1,24 @@
+"""Sink errors, wrapping clickhouse-connect's where they enter our code.
+
+SinkError
+├── SinkUnavailable   retryable: ClickHouse down, timeout, network (carries retry_after)
+└── SinkRejected      not retryable: the server refused the data (type/schema error)
+"""
+
+from __future__ import annotations
+
+
+class SinkError(Exception):
+    """Base of sink failures."""
+
+
+class SinkUnavailable(SinkError):
+    """ClickHouse could not be reached; retry the same batch later."""
+
+    def __init__(self, detail: str, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class SinkRejected(SinkError):
+    """ClickHouse refused the batch; retrying the same data cannot succeed."""

@@ -1,0 +1,286 @@
+"""`dlr sink`: consume dlr.status.v1, insert into ClickHouse in batches, then commit.
+
+Batches close by size (`DLR_SINK_BATCH_ROWS`) or age (`DLR_SINK_BATCH_MS`). Offsets are
+committed only after ClickHouse accepted the batch; while ClickHouse is down the same batch
+is retried with exponential backoff and full jitter and nothing more is fetched, so memory
+stays bounded by one batch. A batch ClickHouse refuses as data (not as availability) is
+split to isolate the bad events, which go to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from deploy.settings import Settings
+from schemas.events import CanonicalEvent
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.writer import EventWriter
+from sinks.errors import SinkRejected, SinkUnavailable
+
+log = logging.getLogger("dlr.sink")
+
+
+@dataclass
+class SinkMetrics:
+    """Rows written, batch latency, retries, lag."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.rows = Counter("dlr_sink_rows", "Rows inserted into ClickHouse", registry=r)
+        self.batches = Counter("dlr_sink_batches", "Batches inserted", registry=r)
+        self.retries = Counter("dlr_sink_retries", "Batch insert retries", registry=r)
+        self.rejected = Counter("dlr_sink_rejected", "Events ClickHouse refused", registry=r)
+        self.invalid = Counter("dlr_sink_invalid", "Unparseable status records", registry=r)
+        self.batch_seconds = Histogram(
+            "dlr_sink_batch_seconds",
+            "Insert time per batch",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.lag = Gauge("dlr_sink_lag", "Records behind the end of dlr.status.v1", registry=r)
+        self.up = Gauge("dlr_sink_clickhouse_up", "1 when the last insert succeeded", registry=r)
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter')."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+class Sink:
+    """The consume -> batch -> insert -> commit loop."""
+
+    def __init__(self, settings: Settings, database: str | None = None) -> None:
+        self.settings = settings
+        self.database = database or settings.clickhouse_database
+        self.metrics = SinkMetrics()
+        self._stop = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.writer: EventWriter | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and exit."""
+        self._stop.set()
+
+    async def _connect_clickhouse(self) -> EventWriter:
+        attempt = 0
+        while True:
+            try:
+                client = await asyncio.to_thread(connect, self.settings)
+                applied = await asyncio.to_thread(migrate, client, self.database)
+                if applied:
+                    log.info("migrations applied", extra={"applied": applied})
+                return EventWriter(
+                    client,
+                    self.database,
+                    pii_mode=self.settings.pii_mode,
+                    salt=self.settings.pii_salt,
+                )
+            except Exception as exc:
+                delay = backoff(attempt)
+                attempt += 1
+                log.warning(
+                    "clickhouse not ready",
+                    extra={"error": str(exc)[:200], "retry_in": round(delay, 2)},
+                )
+                if await self._sleep(delay):
+                    raise
+                continue
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        """Run until stop(); commits only what ClickHouse accepted."""
+        self.writer = await self._connect_clickhouse()
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            s.status_topic,
+            bootstrap_servers=s.bootstrap,
+            group_id=s.sink_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.sink_batch_rows,
+            max_poll_interval_ms=3_600_000,
+            fetch_max_wait_ms=50,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True
+        )
+        self._consumer, self._producer = consumer, producer
+        await consumer.start()
+        await producer.start()
+        try:
+            await self._loop(consumer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        s = self.settings
+        batch: list[ConsumerRecord[bytes, bytes]] = []
+        opened = time.monotonic()
+        while not self._stop.is_set():
+            timeout = max(0.0, s.sink_batch_ms / 1000 - (time.monotonic() - opened))
+            fetched = await consumer.getmany(
+                timeout_ms=int(timeout * 1000) if batch else 200,
+                max_records=s.sink_batch_rows - len(batch),
+            )
+            if not batch:
+                opened = time.monotonic()
+            for records in fetched.values():
+                batch.extend(records)
+            age = time.monotonic() - opened
+            if batch and (len(batch) >= s.sink_batch_rows or age * 1000 >= s.sink_batch_ms):
+                await self._flush(consumer, batch)
+                batch = []
+                opened = time.monotonic()
+            self._update_lag(consumer)
+        if batch:
+            await self._flush(consumer, batch)
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        lag = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            last = consumer.last_stable_offset(tp) if high is None else high
+            with contextlib.suppress(Exception):
+                position = consumer._fetcher._subscriptions.assignment[tp].position
+                if last is not None and position is not None:
+                    lag += max(0, last - position)
+        self.metrics.lag.set(lag)
+
+    async def _flush(
+        self, consumer: AIOKafkaConsumer, batch: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        events: list[CanonicalEvent] = []
+        for record in batch:
+            try:
+                events.append(CanonicalEvent.from_json(record.value or b""))
+            except (ValueError, TypeError, KeyError) as exc:
+                self.metrics.invalid.inc()
+                await self._dead(record, f"unparseable canonical event: {exc}")
+        await self._write(events)
+        offsets: dict[TopicPartition, int] = {}
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        await consumer.commit(offsets)
+
+    async def _write(self, events: list[CanonicalEvent]) -> None:
+        assert self.writer is not None
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                written = await asyncio.to_thread(self.writer.write, events)
+            except SinkUnavailable as exc:
+                self.metrics.up.set(0)
+                self.metrics.retries.inc()
+                delay = backoff(attempt)
+                attempt += 1
+                log.warning(
+                    "clickhouse insert failed, retrying",
+                    extra={
+                        "error": str(exc)[:200],
+                        "attempt": attempt,
+                        "retry_in": round(delay, 2),
+                        "rows": len(events),
+                    },
+                )
+                if await self._sleep(delay):  # keep the batch: never commit past it
+                    raise
+                continue
+            except SinkRejected as exc:
+                await self._isolate(events, str(exc))
+                return
+            self.metrics.up.set(1)
+            self.metrics.rows.inc(written)
+            self.metrics.batches.inc()
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            return
+
+    async def _isolate(self, events: list[CanonicalEvent], reason: str) -> None:
+        """Bisect a refused batch so that only the bad events are dead-lettered."""
+        if len(events) == 1:
+            self.metrics.rejected.inc()
+            assert self._producer is not None
+            await self._producer.send_and_wait(
+                self.settings.deadletter_topic,
+                key=events[0].message_id.encode(),
+                value=orjson.dumps(
+                    {
+                        "reason": "sink_rejected",
+                        "detail": reason[:500],
+                        "event": events[0].to_dict(),
+                    }
+                ),
+            )
+            return
+        middle = len(events) // 2
+        for part in (events[:middle], events[middle:]):
+            await self._write(part)
+
+    async def _dead(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        assert self._producer is not None
+        await self._producer.send_and_wait(
+            self.settings.deadletter_topic,
+            key=record.key,
+            value=orjson.dumps(
+                {
+                    "reason": "sink_unparseable",
+                    "detail": reason[:500],
+                    "raw": (record.value or b"").decode("utf-8", "replace"),
+                }
+            ),
+        )
+
+
+async def serve_http(sink: Sink, host: str, port: int) -> web.AppRunner:
+    """/healthz and /metrics of the sink process."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(sink.metrics.registry), content_type="text/plain", charset="utf-8"
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def main_async(settings: Settings) -> None:
+    """Run the sink with its HTTP endpoints until SIGINT/SIGTERM."""
+    sink = Sink(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sink.stop)
+    runner = await serve_http(sink, "127.0.0.1", settings.sink_metrics_port)
+    try:
+        await sink.run()
+    finally:
+        await runner.cleanup()

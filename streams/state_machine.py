@@ -1,0 +1,160 @@
+"""The per-message state machine: only advancing transitions change the current state.
+
+Rules (documented in README, tested in tests/streams/test_state_machine.py):
+- Non-final states advance by rank: accepted < queued < sent; a lower or equal rank
+  report is `stale` (kept in history, changes nothing).
+- A final state is never replaced by a non-final one (late `sent` after `delivered` is stale).
+- `unknown` is a soft final: any other final replaces it.
+- Two different finals: `delivered` wins (carriers do send delivered after undelivered; a
+  handset confirmation cannot be undone). Between two failure finals the later report wins
+  by provider sequence, else provider timestamp; without either, the higher precedence
+  (rejected > undelivered > expired > failed) wins. This is a total order, so the final
+  state does not depend on arrival order.
+- A report of the current state that adds information (carrier, price ...) is `enriched`;
+  one that adds nothing emits nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import Transition
+from schemas.lifecycle import RANK, State, is_final
+
+#: Tie-break between two different finals when no ordering key decides.
+PRECEDENCE: dict[State, int] = {
+    State.UNKNOWN: 0,
+    State.FAILED: 1,
+    State.EXPIRED: 2,
+    State.UNDELIVERED: 3,
+    State.REJECTED: 4,
+    State.DELIVERED: 5,
+}
+
+#: Fields a report can add to what we know about a message.
+INFO_FIELDS: tuple[str, ...] = (
+    "carrier",
+    "mcc",
+    "mnc",
+    "country",
+    "region",
+    "campaign",
+    "tenant",
+    "client_ref",
+    "segments",
+    "price",
+    "currency",
+)
+
+
+@dataclass(slots=True)
+class MessageState:
+    """What the worker remembers about one message between events."""
+
+    state: State
+    ts: float | None = None
+    seq: int | None = None
+    final_hint: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-ready form for the table."""
+        return {
+            "s": str(self.state),
+            "t": self.ts,
+            "q": self.seq,
+            "f": self.final_hint,
+            "i": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MessageState:
+        """Inverse of to_dict."""
+        return cls(
+            State(data["s"]),
+            data.get("t"),
+            data.get("q"),
+            bool(data.get("f")),
+            dict(data.get("i") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The parts of one normalized report the state machine looks at."""
+
+    state: State
+    ts: float | None
+    seq: int | None
+    final_hint: bool
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a report does to a message: None transition means emit nothing."""
+
+    transition: Transition | None
+    previous: State | None
+    current: State
+    after: MessageState
+
+
+def _order_key(ts: float | None, seq: int | None) -> tuple[int, float]:
+    if seq is not None:
+        return (2, float(seq))
+    if ts is not None:
+        return (1, ts)
+    return (0, 0.0)
+
+
+def _final_wins(new: Report, cur: MessageState) -> bool:
+    """Does a different final state `new.state` replace the current final `cur.state`?"""
+    if cur.state is State.DELIVERED:
+        return False
+    if new.state is State.DELIVERED or cur.state is State.UNKNOWN:
+        return True
+    if new.state is State.UNKNOWN:
+        return False
+    new_key, cur_key = _order_key(new.ts, new.seq), _order_key(cur.ts, cur.seq)
+    if new_key[0] == cur_key[0] and new_key[0] > 0 and new_key != cur_key:
+        return new_key > cur_key
+    return PRECEDENCE[new.state] > PRECEDENCE[cur.state]
+
+
+def _new_info(report: Report, known: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in report.info.items()
+        if v is not None and k in INFO_FIELDS and known.get(k) != v
+    }
+
+
+def decide(prior: MessageState | None, report: Report) -> Decision:
+    """Apply one (deduplicated) report to the message's state."""
+    if prior is None:
+        info = {k: v for k, v in report.info.items() if v is not None and k in INFO_FIELDS}
+        after = MessageState(report.state, report.ts, report.seq, report.final_hint, info)
+        return Decision("advanced", None, report.state, after)
+    added = _new_info(report, prior.info)
+    merged = {**prior.info, **added}
+    cur = prior.state
+    if report.state == cur:
+        if not added and not (report.final_hint and not prior.final_hint):
+            return Decision(None, cur, cur, prior)
+        after = MessageState(
+            cur, prior.ts, prior.seq, prior.final_hint or report.final_hint, merged
+        )
+        return Decision("enriched", cur, cur, after)
+    if is_final(cur):
+        advance = is_final(report.state) and _final_wins(report, prior)
+    else:
+        advance = RANK[report.state] > RANK[cur]
+    if not advance:
+        after = MessageState(cur, prior.ts, prior.seq, prior.final_hint, merged)
+        return Decision("stale", cur, cur, after)
+    after = MessageState(
+        report.state, report.ts, report.seq, prior.final_hint or report.final_hint, merged
+    )
+    return Decision("advanced", cur, report.state, after)

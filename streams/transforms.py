@@ -1,0 +1,278 @@
+"""The worker's whole decision for one raw record, as a pure function.
+
+`process()` takes the raw record, where it came from (partition, offset) and the stored
+message record, and returns what to produce and what to store. The agent only does I/O,
+so everything here is unit-tested without Kafka.
+
+Crash safety (at-least-once, concurrency 1): the agent produces the outputs, then writes
+the new message record. Faust flushes outputs and the table changelog before it commits
+the source offset, so after a crash a record may come again. Each seen event key keeps the
+(partition, offset) that first carried it and the state before it:
+- same key, same offset  -> a redelivery of the same Kafka record: the decision is
+  recomputed from the stored prior state and the same outputs (same event ids) are produced
+  again; consumers drop the copies by event id. Nothing is lost even if the table write
+  reached Kafka (or the local RocksDB) before the outputs did.
+- same key, other offset -> a real duplicate from the provider: counted, dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from schemas.geo import locate
+
+from schemas.envelope import RawEnvelope
+from schemas.events import CanonicalEvent
+from schemas.lifecycle import FAILURES, FailureReason, is_final
+from schemas.normalized import Normalized
+from schemas.providers import MAPPERS
+from streams.dedupe import event_id, event_key
+from streams.state_machine import Decision, MessageState, Report, decide
+
+Kind = Literal["new", "duplicate", "redelivery", "invalid"]
+Pair = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Processing options from settings."""
+
+    fallback_campaigns: frozenset[str] = frozenset()
+    salt: str = ""
+    #: Event keys remembered per message (a message has a handful of reports).
+    max_seen: int = 64
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What to produce and store for one raw record."""
+
+    kind: Kind
+    store: dict[str, Any] | None = None
+    status: list[Pair] = field(default_factory=list)
+    deadletter: list[Pair] = field(default_factory=list)
+    actions: list[Pair] = field(default_factory=list)
+    suppressions: list[Pair] = field(default_factory=list)
+    transition: str | None = None
+    unmapped: bool = False
+    event: CanonicalEvent | None = None
+
+
+def recipient_hash(recipient: str, salt: str) -> str:
+    """Salted hash used as the suppression-list key (the number itself is PII)."""
+    return hashlib.sha256(f"{salt}|{recipient}".encode()).hexdigest()
+
+
+def _dead(
+    reason: str, detail: str, raw: bytes, key: bytes | None, partition: int, offset: int
+) -> Outcome:
+    value = orjson.dumps(
+        {
+            "reason": reason,
+            "detail": detail[:500],
+            "partition": partition,
+            "offset": offset,
+            "envelope": raw.decode("utf-8", "replace"),
+        }
+    )
+    return Outcome("invalid", deadletter=[(key or b"", value)])
+
+
+def _report(norm: Normalized, info: dict[str, Any]) -> Report:
+    ts = norm.provider_timestamp.timestamp() if norm.provider_timestamp else None
+    return Report(norm.state, ts, norm.sequence, bool(norm.provider_final), info)
+
+
+def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
+    country, region = locate(norm.recipient, norm.mcc, norm.country)
+    token = env.token
+    return {
+        "carrier": norm.carrier,
+        "mcc": norm.mcc,
+        "mnc": norm.mnc,
+        "country": country,
+        "region": region,
+        "campaign": norm.campaign or token.get("campaign"),
+        "tenant": norm.tenant or token.get("tenant"),
+        "client_ref": norm.client_ref or token.get("ref"),
+        "segments": norm.segments,
+        "price": norm.price,
+        "currency": norm.currency,
+    }
+
+
+def _event(
+    env: RawEnvelope, norm: Normalized, eid: str, decision: Decision, now: float
+) -> CanonicalEvent:
+    info = decision.after.info
+    transition = decision.transition or "stale"
+    current = decision.current
+    return CanonicalEvent(
+        event_id=eid,
+        message_id=env.message_id,
+        provider=env.provider,
+        provider_message_id=env.provider_message_id,
+        state=norm.state,
+        current_state=current,
+        previous_state=decision.previous,
+        transition=transition,
+        is_final=is_final(current) or decision.after.final_hint,
+        failure_reason=norm.failure_reason,
+        provider_status=norm.provider_status,
+        provider_error_code=norm.provider_error_code,
+        provider_error_text=norm.provider_error_text,
+        mapped=norm.mapped,
+        recipient=norm.recipient,
+        sender=norm.sender,
+        carrier=info.get("carrier"),
+        mcc=info.get("mcc"),
+        mnc=info.get("mnc"),
+        country=info.get("country"),
+        region=info.get("region"),
+        campaign=info.get("campaign"),
+        tenant=info.get("tenant"),
+        client_ref=info.get("client_ref"),
+        segments=info.get("segments"),
+        price=info.get("price"),
+        currency=info.get("currency"),
+        sequence=norm.sequence,
+        provider_timestamp=norm.provider_timestamp,
+        received_at=datetime.fromtimestamp(env.received_at, UTC),
+        emitted_at=datetime.fromtimestamp(now, UTC),
+        raw_sha256=env.body_sha256,
+    )
+
+
+def _outputs(
+    out: Outcome, env: RawEnvelope, event: CanonicalEvent, raw: bytes, config: Config, now: float
+) -> None:
+    key = env.message_id.encode()
+    out.event = event
+    out.transition = event.transition
+    out.status.append((key, event.to_json()))
+    if not event.mapped:
+        out.unmapped = True
+        out.deadletter.append(
+            (
+                key,
+                orjson.dumps(
+                    {
+                        "reason": "unmapped",
+                        "detail": f"status {event.provider_status!r} "
+                        f"code {event.provider_error_code!r} not in the {env.provider} tables",
+                        "event_id": event.event_id,
+                        "envelope": raw.decode("utf-8", "replace"),
+                    }
+                ),
+            )
+        )
+    if event.transition != "advanced" or event.current_state not in FAILURES:
+        return
+    base = {
+        "event_id": event.event_id,
+        "message_id": event.message_id,
+        "provider": event.provider,
+        "state": str(event.current_state),
+        "failure_reason": str(event.failure_reason) if event.failure_reason else None,
+        "campaign": event.campaign,
+        "tenant": event.tenant,
+        "recipient": event.recipient,
+        "at": event.emitted_at.isoformat(),
+    }
+    fallback = env.token.get("fallback")
+    if fallback or (event.campaign and event.campaign in config.fallback_campaigns):
+        out.actions.append(
+            (
+                key,
+                orjson.dumps(
+                    {
+                        **base,
+                        "action_id": f"{event.event_id}:fallback",
+                        "type": "fallback",
+                        "channel": fallback or "email",
+                    }
+                ),
+            )
+        )
+    if event.failure_reason is FailureReason.OPTED_OUT and event.recipient:
+        hashed = recipient_hash(event.recipient, config.salt)
+        out.actions.append(
+            (
+                key,
+                orjson.dumps(
+                    {
+                        **base,
+                        "action_id": f"{event.event_id}:suppress",
+                        "type": "suppress",
+                    }
+                ),
+            )
+        )
+        out.suppressions.append(
+            (
+                hashed.encode(),
+                orjson.dumps(
+                    {
+                        "recipient_hash": hashed,
+                        "reason": "opted_out",
+                        "provider": event.provider,
+                        "message_id": event.message_id,
+                        "since": event.emitted_at.isoformat(),
+                    }
+                ),
+            )
+        )
+
+
+def process(
+    raw: bytes,
+    key: bytes | None,
+    stored: Mapping[str, Any] | None,
+    partition: int,
+    offset: int,
+    now: float,
+    config: Config,
+) -> Outcome:
+    """Decide everything about one raw record (see module docstring)."""
+    try:
+        env = RawEnvelope.from_json(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        return _dead("unparseable", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+    mapper = MAPPERS.get(env.provider)
+    if mapper is None:
+        return _dead("unknown_provider", env.provider, raw, key, partition, offset)
+    try:
+        norm = mapper(env.payload)
+    except Exception as exc:  # a mapper bug must not stop the partition
+        return _dead("mapping_error", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+    ekey = event_key(env, norm)
+    eid = event_id(env.message_id, ekey)
+    record: dict[str, Any] = dict(stored) if stored else {"st": None, "seen": {}}
+    seen: dict[str, Any] = dict(record.get("seen") or {})
+    report = _report(norm, _info(env, norm))
+    if ekey in seen:
+        p, o, prior_dict = seen[ekey]
+        if (p, o) != (partition, offset):
+            return Outcome("duplicate")
+        prior = MessageState.from_dict(prior_dict) if prior_dict else None
+        decision = decide(prior, report)
+        out = Outcome("redelivery")
+        if decision.transition is not None:
+            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, now)
+        return out
+    prior_dict = record.get("st")
+    prior = MessageState.from_dict(prior_dict) if prior_dict else None
+    decision = decide(prior, report)
+    seen[ekey] = [partition, offset, prior_dict]
+    if len(seen) > config.max_seen:
+        for old in list(seen)[: len(seen) - config.max_seen]:
+            del seen[old]
+    out = Outcome("new", store={"st": decision.after.to_dict(), "seen": seen, "at": now})
+    if decision.transition is not None:
+        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, now)
+    return out
