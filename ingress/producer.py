@@ -17,30 +17,43 @@ class RawProducer:
     def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self.bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    def _new(self) -> AIOKafkaProducer:
+        # Created inside the running loop (aiokafka binds to it at construction).
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
             max_batch_size=256 * 1024,
-            request_timeout_ms=int(max(timeout_s, 1) * 1000),
+            request_timeout_ms=int(max(self.timeout_s, 1) * 1000),
             retry_backoff_ms=50,
         )
-        self._started = False
 
     async def start(self) -> None:
-        """Connect; failures here are retried lazily on the first request."""
-        try:
-            await asyncio.wait_for(self._producer.start(), self.timeout_s)
+        """Connect; failures here are retried lazily on the next request."""
+        async with self._lock:
+            if self._started:
+                return
+            producer = self._new()
+            try:
+                await asyncio.wait_for(producer.start(), self.timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await producer.stop()
+                raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
+            self._producer = producer
             self._started = True
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
 
     async def stop(self) -> None:
         """Flush what is in flight and disconnect."""
-        if self._started:
+        if self._started and self._producer is not None:
             await self._producer.stop()
-            self._started = False
+        self._started = False
+        self._producer = None
 
     async def ready(self) -> bool:
         """True when the broker answers a metadata request."""
@@ -49,6 +62,7 @@ class RawProducer:
                 await self.start()
             except BrokerUnavailable:
                 return False
+        assert self._producer is not None
         try:
             await asyncio.wait_for(self._producer.client.force_metadata_update(), 2.0)
         except (KafkaError, OSError, TimeoutError):
@@ -59,6 +73,7 @@ class RawProducer:
         """Produce (key, value) pairs; return only once every one is acknowledged."""
         if not self._started:
             await self.start()
+        assert self._producer is not None
         try:
             async with asyncio.timeout(self.timeout_s):
                 futures = [

@@ -1,0 +1,248 @@
+"""The ingress against a real Kafka broker: what is acknowledged is in Kafka, the rest is not."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from deploy.settings import Settings
+from ingress import tokens
+from ingress.app import create_app
+from ingress.providers import generic
+from ingress.providers._contract import InboundRequest
+from schemas.envelope import RawEnvelope
+from tests.kafka_helpers import create_topics, read_all
+
+pytestmark = pytest.mark.integration
+
+SECRET = "generic-test-secret"
+TOKEN_SECRET = "token-secret"
+
+
+def body(mid: str = "abc123", **extra: object) -> bytes:
+    payload = {
+        "message_id": mid,
+        "to": "+14155550100",
+        "from": "+12065550123",
+        "status": "delivered",
+        "provider_status_code": "0",
+        "error": None,
+        "timestamp": "2025-08-12T10:15:00Z",
+        **extra,
+    }
+    return orjson.dumps(payload)
+
+
+def signed(
+    raw: bytes,
+    *,
+    secret: str = SECRET,
+    at: int | None = None,
+    url: str = "http://testserver/webhooks/generic",
+) -> dict[str, str]:
+    request = InboundRequest("POST", url, {"content-type": "application/json"}, raw)
+    return dict(generic.sign(request, secret, int(time.time()) if at is None else at).headers)
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Settings:
+    s = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        raw_topic=f"raw.{unique}",
+        data_dir=tmp_path,
+        generic_secrets=f"old-secret,{SECRET}",
+        callback_token_secrets=TOKEN_SECRET,
+        produce_timeout_s=5.0,
+        max_body_bytes=4096,
+        dev_secrets=False,
+    )
+    create_topics(s)
+    return s
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_verified_webhook_is_in_kafka_keyed_by_message_id(
+    client: TestClient, settings: Settings
+) -> None:
+    raw = body()
+    response = client.post("/webhooks/generic", content=raw, headers=signed(raw))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "accepted", "records": 1}
+    (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
+    assert record.key == b"generic:abc123"
+    envelope = RawEnvelope.from_json(record.value or b"")
+    assert envelope.body.encode() == raw
+    assert envelope.provider == "generic" and envelope.key_id.startswith("k_")
+    assert "x-webhook-signature" in envelope.headers
+    assert SECRET not in (record.value or b"").decode()
+
+
+def test_refusals_produce_nothing(client: TestClient, settings: Settings) -> None:
+    raw = body("refused")
+    cases = {
+        "bad_signature": (
+            401,
+            client.post("/webhooks/generic", content=raw, headers=signed(raw, secret="wrong")),
+        ),
+        "tampered": (
+            401,
+            client.post("/webhooks/generic", content=raw + b" ", headers=signed(raw)),
+        ),
+        "stale_timestamp": (
+            401,
+            client.post(
+                "/webhooks/generic", content=raw, headers=signed(raw, at=int(time.time()) - 301)
+            ),
+        ),
+        "future_timestamp": (
+            401,
+            client.post(
+                "/webhooks/generic", content=raw, headers=signed(raw, at=int(time.time()) + 301)
+            ),
+        ),
+        "missing_header": (
+            401,
+            client.post(
+                "/webhooks/generic", content=raw, headers={"content-type": "application/json"}
+            ),
+        ),
+        "malformed": (
+            400,
+            client.post("/webhooks/generic", content=b"{nope", headers=signed(b"{nope")),
+        ),
+        "invalid": (
+            422,
+            client.post(
+                "/webhooks/generic",
+                content=b'{"status":"sent"}',
+                headers=signed(b'{"status":"sent"}'),
+            ),
+        ),
+        "unknown_provider": (404, client.post("/webhooks/acme", content=raw, headers=signed(raw))),
+        "content_type": (
+            415,
+            client.post(
+                "/webhooks/generic",
+                content=raw,
+                headers={**signed(raw), "content-type": "text/xml"},
+            ),
+        ),
+        "too_large": (
+            413,
+            client.post("/webhooks/generic", content=b"x" * 5000, headers=signed(b"x" * 5000)),
+        ),
+        "method": (405, client.get("/webhooks/generic")),
+    }
+    for name, (status, response) in cases.items():
+        assert response.status_code == status, (name, response.text)
+        assert set(response.json()) == {"error", "detail"}, name
+    assert read_all(settings.bootstrap, settings.raw_topic) == []
+    metrics = client.get("/metrics").text
+    assert (
+        'dlr_ingress_verification_failures_total{provider="generic",reason="BadSignature"} 2.0'
+        in metrics
+    )
+    assert 'reason="StaleTimestamp"} 2.0' in metrics
+
+
+def test_rotated_secret_still_verifies(client: TestClient) -> None:
+    raw = body("rotated")
+    response = client.post(
+        "/webhooks/generic", content=raw, headers=signed(raw, secret="old-secret")
+    )
+    assert response.status_code == 200
+
+
+def test_replay_is_acknowledged_but_produced_once(client: TestClient, settings: Settings) -> None:
+    raw = body("replayed")
+    headers = signed(raw)
+    first = client.post("/webhooks/generic", content=raw, headers=headers)
+    second = client.post("/webhooks/generic", content=raw, headers=headers)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["status"] == "duplicate"
+    assert len(read_all(settings.bootstrap, settings.raw_topic, expect=1)) == 1
+
+
+def test_callback_token_fields_reach_the_envelope(client: TestClient, settings: Settings) -> None:
+    token = tokens.issue({"tenant": "acme", "campaign": "otp"}, TOKEN_SECRET)
+    raw = body("tokened")
+    url = f"http://testserver/webhooks/generic/{token}"
+    ok = client.post(f"/webhooks/generic/{token}", content=raw, headers=signed(raw, url=url))
+    assert ok.status_code == 200, ok.text
+    forged = tokens.issue({"tenant": "evil", "campaign": "otp"}, "not-our-secret")
+    bad = client.post(f"/webhooks/generic/{forged}", content=raw, headers=signed(raw))
+    altered = client.post(f"/webhooks/generic/{token[:-2]}xx", content=raw, headers=signed(raw))
+    assert (bad.status_code, altered.status_code) == (404, 404)
+    assert bad.json()["error"] == "unknown_token"
+    (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
+    assert RawEnvelope.from_json(record.value or b"").token == {"tenant": "acme", "campaign": "otp"}
+
+
+def test_provider_without_credentials_refuses_everything(client: TestClient) -> None:
+    raw = b'{"data": {"event_type": "message.finalized"}}'
+    response = client.post(
+        "/webhooks/telnyx", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "no_credentials"
+
+
+def test_source_allow_list_and_rate_limit(settings: Settings) -> None:
+    limited = settings.model_copy(update={"generic_allow_ips": "10.0.0.0/8"})
+    with TestClient(create_app(limited)) as c:
+        raw = body("blocked")
+        assert c.post("/webhooks/generic", content=raw, headers=signed(raw)).status_code == 403
+    throttled = settings.model_copy(update={"rate_limit_per_s": 0.001, "rate_limit_burst": 2})
+    with TestClient(create_app(throttled)) as c:
+        codes = [
+            c.post("/webhooks/generic", content=b"{}", headers=signed(b"{}")).status_code
+            for _ in range(3)
+        ]
+        assert codes == [422, 422, 429]
+
+
+def test_health_ready_metrics_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    doc = client.get("/openapi.json").json()
+    assert {
+        "/webhooks/{provider}",
+        "/webhooks/{provider}/{token}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(doc["paths"])
+    responses = doc["paths"]["/webhooks/{provider}"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "404", "405", "413", "415", "422", "429", "503"} <= set(
+        responses
+    )
+    assert "dlr_ingress_in_flight" in client.get("/metrics").text
+
+
+def test_kafka_down_means_503_with_retry_after(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    down = Settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        generic_secrets=SECRET,
+        produce_timeout_s=1.0,
+        data_dir=tmp_path,
+        dev_secrets=False,
+    )
+    with TestClient(create_app(down)) as c:
+        raw = body("lost?")
+        response = c.post("/webhooks/generic", content=raw, headers=signed(raw))
+        assert response.status_code == 503
+        assert response.json()["error"] == "broker_unavailable"
+        assert response.headers["retry-after"]
+        assert c.get("/readyz").status_code == 503

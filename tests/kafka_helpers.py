@@ -1,0 +1,56 @@
+"""Small helpers for tests that read what really landed in Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from deploy.settings import Settings
+from deploy.topics import ensure_topics
+
+
+def create_topics(settings: Settings) -> None:
+    """Create the settings' topics on the test broker."""
+    asyncio.run(ensure_topics(settings))
+
+
+async def _read(
+    bootstrap: str, topic: str, expect: int | None, timeout: float
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        idle_rounds = 0
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            got = [r for records in batch.values() for r in records]
+            out.extend(got)
+            if expect is not None and len(out) >= expect:
+                # read a little longer to catch anything unexpected beyond `expect`
+                idle_rounds += 1
+                if idle_rounds >= 2:
+                    break
+            elif expect is None and not got:
+                idle_rounds += 1
+                if idle_rounds >= 3:
+                    break
+    finally:
+        await consumer.stop()
+    return out
+
+
+def read_all(
+    bootstrap: str, topic: str, expect: int | None = None, timeout: float = 10.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in a topic (waits for `expect` records when given)."""
+    return asyncio.run(_read(bootstrap, topic, expect, timeout))
