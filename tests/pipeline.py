@@ -1,0 +1,142 @@
+"""Runs the real services (ingress, worker, sink) as separate processes for end-to-end tests.
+
+Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
+on the session's real broker and server, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.settings import Settings
+from tests.conftest import ROOT, free_port
+from tests.kafka_helpers import create_topics
+
+SERVICES = ("ingress", "worker", "sink")
+
+
+class Pipeline:
+    """The three services of the pipeline, wired to test-private topics and database."""
+
+    def __init__(self, kafka_bootstrap: str, clickhouse_url: str, data_dir: Path, unique: str,
+                 **overrides: str) -> None:
+        self.env_vars = {
+            "DLR_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "DLR_CLICKHOUSE_URL": clickhouse_url,
+            "DLR_DATA_DIR": str(data_dir),
+            "DLR_RAW_TOPIC": f"raw.{unique}",
+            "DLR_STATUS_TOPIC": f"status.{unique}",
+            "DLR_DEADLETTER_TOPIC": f"deadletter.{unique}",
+            "DLR_ACTIONS_TOPIC": f"actions.{unique}",
+            "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
+            "DLR_WORKER_ID": f"dlr-test-{unique}",
+            "DLR_SINK_GROUP": f"sink-{unique}",
+            "DLR_CLICKHOUSE_DATABASE": f"dlr_{unique}",
+            "DLR_INGRESS_PORT": str(free_port()),
+            "DLR_WORKER_WEB_PORT": str(free_port()),
+            "DLR_SINK_METRICS_PORT": str(free_port()),
+            "DLR_DEV_SECRETS": "1",
+            "DLR_TOPIC_PARTITIONS": "4",
+            "DLR_LOG_LEVEL": "WARNING",
+            "DLR_SINK_BATCH_MS": "100",
+            **overrides,
+        }
+        self.settings = Settings(**{k[4:].lower(): v for k, v in self.env_vars.items()})
+        self.data_dir = data_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = data_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.ingress_port}"
+
+    def env(self) -> dict[str, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
+        return {**clean, **self.env_vars, "PYTHONUNBUFFERED": "1"}
+
+    def health_url(self, service: str) -> str:
+        port = {"ingress": self.settings.ingress_port,
+                "worker": self.settings.worker_web_port,
+                "sink": self.settings.sink_metrics_port}[service]
+        return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
+
+    def start(self, *services: str, timeout: float = 90.0) -> None:
+        create_topics(self.settings)
+        for service in services or SERVICES:
+            log = (self.logs / f"{service}.log").open("ab")
+            self.procs[service] = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", service], cwd=ROOT, env=self.env(),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        for service in services or SERVICES:
+            self.wait_healthy(service, timeout)
+
+    def wait_healthy(self, service: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[service]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{service} exited {proc.returncode}: {self.log_tail(service)}")
+            try:
+                if httpx.get(self.health_url(service), timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{service} not healthy in {timeout}s: {self.log_tail(service)}")
+
+    def log_tail(self, service: str, size: int = 3000) -> str:
+        path = self.logs / f"{service}.log"
+        return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(service)
+        os.killpg(proc.pid, sig)
+        proc.wait(60)
+
+    def stop(self) -> None:
+        for service, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for service, proc in list(self.procs.items()):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            self.procs.pop(service, None)
+
+    def signing_key(self, provider: str) -> str:
+        data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
+        return str(data[provider]["key"])
+
+    def clickhouse(self) -> Any:
+        from sinks.clickhouse.client import connect
+
+        return connect(self.settings)
+
+    def wait_rows(self, expected: int, where: str = "1", timeout: float = 120.0) -> int:
+        client = self.clickhouse()
+        db = self.settings.clickhouse_database
+        deadline = time.monotonic() + timeout
+        count = 0
+        while time.monotonic() < deadline:
+            try:
+                count = int(client.command(
+                    f"SELECT uniqExact(event_id) FROM {db}.events WHERE {where}"))
+            except Exception:  # database not migrated yet
+                count = 0
+            if count >= expected:
+                return count
+            time.sleep(0.5)
+        return count
