@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     telnyx_public_keys: str = ""
     sinch_secrets: str = ""
     infobip_secrets: str = ""
+    infobip_credentials: str = Field("", description="user:password list (Basic auth option).")
     bird_secrets: str = ""
     bandwidth_credentials: str = Field("", description="user:password list for Basic auth.")
     sns_topic_arns: str = Field("", description="Accepted SNS TopicArns; empty = any.")
