@@ -101,26 +101,20 @@ class Decision:
     after: MessageState
 
 
-def _order_key(ts: float | None, seq: int | None) -> tuple[int, float]:
+def final_key(state: State, ts: float | None, seq: int | None) -> tuple[int, int, float, int]:
+    """Total order of final reports: the greatest one is the message's final state.
+
+    delivered > any failure > unknown; then provider sequence, then provider timestamp,
+    then precedence. Being a total order, the outcome does not depend on arrival order.
+    """
+    tier = 2 if state is State.DELIVERED else 0 if state is State.UNKNOWN else 1
     if seq is not None:
-        return (2, float(seq))
-    if ts is not None:
-        return (1, ts)
-    return (0, 0.0)
-
-
-def _final_wins(new: Report, cur: MessageState) -> bool:
-    """Does a different final state `new.state` replace the current final `cur.state`?"""
-    if cur.state is State.DELIVERED:
-        return False
-    if new.state is State.DELIVERED or cur.state is State.UNKNOWN:
-        return True
-    if new.state is State.UNKNOWN:
-        return False
-    new_key, cur_key = _order_key(new.ts, new.seq), _order_key(cur.ts, cur.seq)
-    if new_key[0] == cur_key[0] and new_key[0] > 0 and new_key != cur_key:
-        return new_key > cur_key
-    return PRECEDENCE[new.state] > PRECEDENCE[cur.state]
+        kind, value = 2, float(seq)
+    elif ts is not None:
+        kind, value = 1, ts
+    else:
+        kind, value = 0, 0.0
+    return (tier, kind, value, PRECEDENCE[state])
 
 
 def _new_info(report: Report, known: dict[str, Any]) -> dict[str, Any]:
@@ -141,14 +135,17 @@ def decide(prior: MessageState | None, report: Report) -> Decision:
     merged = {**prior.info, **added}
     cur = prior.state
     if report.state == cur:
+        ts, seq = prior.ts, prior.seq
+        if is_final(cur) and final_key(cur, report.ts, report.seq) > final_key(cur, ts, seq):
+            ts, seq = report.ts, report.seq  # remember the latest report of this final
+        after = MessageState(cur, ts, seq, prior.final_hint or report.final_hint, merged)
         if not added and not (report.final_hint and not prior.final_hint):
-            return Decision(None, cur, cur, prior)
-        after = MessageState(
-            cur, prior.ts, prior.seq, prior.final_hint or report.final_hint, merged
-        )
+            return Decision(None, cur, cur, after)
         return Decision("enriched", cur, cur, after)
     if is_final(cur):
-        advance = is_final(report.state) and _final_wins(report, prior)
+        advance = is_final(report.state) and final_key(
+            report.state, report.ts, report.seq
+        ) > final_key(cur, prior.ts, prior.seq)
     else:
         advance = RANK[report.state] > RANK[cur]
     if not advance:
