@@ -14,8 +14,8 @@ messages = app.Table(
     "dlr-messages",
     default=None,
     partitions=settings.topic_partitions,
-    key_serializer="raw",
-    value_serializer="json",
+    key_type=bytes,
+    value_type=bytes,  # orjson bytes of the message record (see streams/transforms.py)
     options={
         "ttl": settings.dedupe_ttl_s,
         "block_cache_size": 32 * 1024 * 1024,

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from schemas.geo import locate
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
+from schemas.geo import locate
 from schemas.lifecycle import FAILURES, FailureReason, is_final
 from schemas.normalized import Normalized
 from schemas.providers import MAPPERS

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from streams import metrics
 from streams.app import app, settings
 from streams.tables import messages
@@ -30,10 +32,11 @@ async def lifecycle(stream: Any) -> None:
         key: bytes | None = event.key
         table_key = key or b""
         now = time.time()
+        stored = messages.get(table_key) if key else None
         out = process(
             event.value,
             key,
-            messages.get(table_key) if key else None,
+            orjson.loads(stored) if stored else None,
             message.partition,
             message.offset,
             now,
@@ -48,7 +51,7 @@ async def lifecycle(stream: Any) -> None:
         for k, v in out.suppressions:
             await suppressions.send(key=k, value=v)
         if out.store is not None and key:
-            messages[table_key] = out.store
+            messages[table_key] = orjson.dumps(out.store)
         metrics.records.labels(out.kind).inc()
         if out.event is not None:
             metrics.transitions.labels(out.transition or "", out.event.provider).inc()
