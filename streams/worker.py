@@ -13,7 +13,10 @@ from streams.app import app, settings
 def main(argv: list[str] | None = None) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     setup_prometheus_sensors(app, name_prefix="dlr_faust")
-    sys.argv = ["dlr-worker", "worker", "--loglevel", settings.log_level.lower(), *(argv or [])]
+    level = {"warning": "warn", "critical": "crit"}.get(
+        settings.log_level.lower(), settings.log_level.lower()
+    )
+    sys.argv = ["dlr-worker", "worker", "--loglevel", level, *(argv or [])]
     app.main()
 
 

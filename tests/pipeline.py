@@ -27,8 +27,14 @@ SERVICES = ("ingress", "worker", "sink")
 class Pipeline:
     """The three services of the pipeline, wired to test-private topics and database."""
 
-    def __init__(self, kafka_bootstrap: str, clickhouse_url: str, data_dir: Path, unique: str,
-                 **overrides: str) -> None:
+    def __init__(
+        self,
+        kafka_bootstrap: str,
+        clickhouse_url: str,
+        data_dir: Path,
+        unique: str,
+        **overrides: str,
+    ) -> None:
         self.env_vars = {
             "DLR_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "DLR_CLICKHOUSE_URL": clickhouse_url,
@@ -65,9 +71,11 @@ class Pipeline:
         return {**clean, **self.env_vars, "PYTHONUNBUFFERED": "1"}
 
     def health_url(self, service: str) -> str:
-        port = {"ingress": self.settings.ingress_port,
-                "worker": self.settings.worker_web_port,
-                "sink": self.settings.sink_metrics_port}[service]
+        port = {
+            "ingress": self.settings.ingress_port,
+            "worker": self.settings.worker_web_port,
+            "sink": self.settings.sink_metrics_port,
+        }[service]
         return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
 
     def start(self, *services: str, timeout: float = 90.0) -> None:
@@ -75,8 +83,12 @@ class Pipeline:
         for service in services or SERVICES:
             log = (self.logs / f"{service}.log").open("ab")
             self.procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "deploy.cli", service], cwd=ROOT, env=self.env(),
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "deploy.cli", service],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         for service in services or SERVICES:
             self.wait_healthy(service, timeout)
@@ -105,7 +117,7 @@ class Pipeline:
         proc.wait(60)
 
     def stop(self) -> None:
-        for service, proc in list(self.procs.items()):
+        for proc in list(self.procs.values()):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for service, proc in list(self.procs.items()):
@@ -132,8 +144,9 @@ class Pipeline:
         count = 0
         while time.monotonic() < deadline:
             try:
-                count = int(client.command(
-                    f"SELECT uniqExact(event_id) FROM {db}.events WHERE {where}"))
+                count = int(
+                    client.command(f"SELECT uniqExact(event_id) FROM {db}.events WHERE {where}")
+                )
             except Exception:  # database not migrated yet
                 count = 0
             if count >= expected:

@@ -15,9 +15,13 @@ import orjson
 from streams import metrics
 from streams.app import app, settings
 from streams.tables import messages
-from streams.topics import actions, deadletter, raw, status, suppressions
+from streams.topics import raw
 from streams.transforms import Config, process
 
+STATUS = settings.status_topic
+DEADLETTER = settings.deadletter_topic
+ACTIONS = settings.actions_topic
+SUPPRESSIONS = settings.suppressions_topic
 CONFIG = Config(
     fallback_campaigns=frozenset(c for c in settings.fallback_campaigns.split(",") if c),
     salt=settings.pii_salt,
@@ -27,6 +31,7 @@ CONFIG = Config(
 @app.agent(raw, concurrency=1)
 async def lifecycle(stream: Any) -> None:
     """Consume dlr.raw.v1; produce dlr.status.v1 (+ dead letters, actions, suppressions)."""
+    producer = app.producer
     async for event in stream.events():
         message = event.message
         key: bytes | None = event.key
@@ -42,14 +47,16 @@ async def lifecycle(stream: Any) -> None:
             now,
             CONFIG,
         )
-        for k, v in out.status:
-            await status.send(key=k, value=v)
-        for k, v in out.deadletter:
-            await deadletter.send(key=k, value=v)
-        for k, v in out.actions:
-            await actions.send(key=k, value=v)
-        for k, v in out.suppressions:
-            await suppressions.send(key=k, value=v)
+        # Straight to faust's producer: it is flushed before every offset commit, and
+        # skipping the Topic/FutureMessage layers roughly halves the per-output cost.
+        for topic, pairs in (
+            (STATUS, out.status),
+            (DEADLETTER, out.deadletter),
+            (ACTIONS, out.actions),
+            (SUPPRESSIONS, out.suppressions),
+        ):
+            for k, v in pairs:
+                await producer.send(topic, k, v, None, None, None)
         if out.store is not None and key:
             messages[table_key] = orjson.dumps(out.store)
         metrics.records.labels(out.kind).inc()

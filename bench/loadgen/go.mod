@@ -1,0 +1,3 @@
+module dlr/loadgen
+
+go 1.22

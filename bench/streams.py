@@ -1,0 +1,272 @@
+"""Stream worker benchmark (not a test): backlog throughput and raw->canonical latency.
+
+1. Pre-loads N raw envelopes (default 200,000, 30 % of them duplicates, shuffled) into a
+   fresh raw topic, starts ONE worker (`dlr worker`, a separate process) and measures how
+   fast it turns the backlog into canonical events (first to last output).
+2. Then produces at a steady rate below that capacity and measures the latency from the
+   envelope's `received_at` to the canonical event's `emitted_at` (p50/p99).
+
+    .venv/bin/python -m bench.streams [--events 200000] [--rate 3000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from deploy.local import kafka
+from deploy.settings import Settings
+from deploy.topics import ensure_topics
+from schemas.envelope import RawEnvelope
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUSES = ["accepted", "queued", "sent", "delivered"]
+
+
+def envelope(mid: str, status: str, k: int, received_at: float) -> tuple[bytes, bytes]:
+    payload = {
+        "message_id": mid,
+        "to": "+447700900123",
+        "from": "ACME",
+        "status": status,
+        "provider_status_code": "0",
+        "error": None,
+        "timestamp": f"2025-08-12T10:15:0{k}Z",
+        "carrier": "EE",
+        "campaign": "bench",
+    }
+    body = orjson.dumps(payload).decode()
+    env = RawEnvelope(
+        provider="generic",
+        message_id=f"generic:{mid}",
+        provider_message_id=mid,
+        received_at=received_at,
+        method="POST",
+        url="http://127.0.0.1:8080/webhooks/generic",
+        headers={"content-type": "application/json"},
+        content_type="application/json",
+        body=body,
+        body_encoding="utf-8",
+        body_sha256="0" * 64,
+        payload=payload,
+        key_id="k_bench",
+    )
+    return env.message_id.encode(), env.to_json()
+
+
+def backlog(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)
+    unique_target = int(n / 1.3)
+    records: list[tuple[bytes, bytes]] = []
+    i = 0
+    now = time.time()
+    while len(records) < unique_target:
+        mid = f"bench-{seed}-{i}"
+        for k, status in enumerate(STATUSES):
+            records.append(envelope(mid, status, k, now))
+        i += 1
+    records = records[:unique_target]
+    records += [rng.choice(records) for _ in range(n - len(records))]
+    rng.shuffle(records)
+    return records
+
+
+async def produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float | None = None
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        started = time.monotonic()
+        pending = []
+        for i, (key, value) in enumerate(records):
+            if rate:
+                delay = started + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                key, value = envelope(
+                    orjson.loads(value)["provider_message_id"],
+                    orjson.loads(value)["payload"]["status"],
+                    0,
+                    time.time(),
+                )
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if not rate:
+                    print(f"[bench] pre-loaded {i + 1}/{len(records)}", flush=True)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def watch(
+    bootstrap: str, topic: str, unique: int, worker: subprocess.Popen[bytes], peak: list[float]
+) -> tuple[float, float, int]:
+    """Poll the output topic's end offsets until the backlog is done: (first, last, count)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        first: float | None = None
+        last_count, last_change = 0, time.monotonic()
+        while True:
+            await consumer._client.force_metadata_update()
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            count = sum((await consumer.end_offsets(tps)).values()) if tps else 0
+            now = time.monotonic()
+            peak[0] = max(peak[0], rss_mb(worker.pid))
+            if count and first is None:
+                first = now
+            if count != last_count:
+                last_count, last_change = count, now
+                print(f"[bench] canonical events {count}/{unique}", flush=True)
+            if count >= unique or now - last_change > 60 or worker.poll() is not None:
+                break
+            await asyncio.sleep(0.5)
+        if first is None:
+            raise SystemExit("the worker produced nothing; see its log")
+        return first, last_change, last_count
+    finally:
+        await consumer.stop()
+
+
+async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[float] = []
+    try:
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            got = [r for rs in batch.values() for r in rs]
+            idle = 0 if got else idle + 1
+            for record in got:
+                event = orjson.loads(record.value or b"{}")
+                from datetime import datetime
+
+                received = datetime.fromisoformat(event["received_at"]).timestamp()
+                emitted = datetime.fromisoformat(event["emitted_at"]).timestamp()
+                if received >= since:
+                    out.append(emitted - received)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for child in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=3000.0)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--store", default="rocksdb://")
+    args = parser.parse_args()
+
+    base = Settings()
+    started_kafka = False
+    if not base.kafka_bootstrap and not kafka.status(base):
+        kafka.start(base)
+        started_kafka = True
+    run = uuid.uuid4().hex[:8]
+    data = ROOT / ".data" / "bench" / f"streams-{run}"
+    env_vars = {
+        "DLR_KAFKA_BOOTSTRAP": base.bootstrap,
+        "DLR_RAW_TOPIC": f"bench.raw.{run}",
+        "DLR_STATUS_TOPIC": f"bench.status.{run}",
+        "DLR_DEADLETTER_TOPIC": f"bench.dl.{run}",
+        "DLR_ACTIONS_TOPIC": f"bench.actions.{run}",
+        "DLR_SUPPRESSIONS_TOPIC": f"bench.supp.{run}",
+        "DLR_WORKER_ID": f"bench-{run}",
+        "DLR_DATA_DIR": str(data),
+        "DLR_STORE": args.store,
+        "DLR_LOG_LEVEL": "WARNING",
+        "DLR_WORKER_WEB_PORT": "16066",
+    }
+    settings = Settings(**{k[4:].lower(): v for k, v in env_vars.items()})
+    asyncio.run(ensure_topics(settings))
+    records = backlog(args.events, seed=1)
+    unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
+    print(f"[bench] pre-loading {len(records)} raw records ({unique} unique) ...", flush=True)
+    asyncio.run(produce(settings.bootstrap, settings.raw_topic, records))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
+    data.mkdir(parents=True, exist_ok=True)
+    log = (data / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    peak = [0.0]
+    try:
+        first, last_change, last_count = asyncio.run(
+            watch(settings.bootstrap, settings.status_topic, unique, worker, peak)
+        )
+        elapsed = max(last_change - first, 1e-9)
+        throughput = len(records) / elapsed
+        print(
+            f"[bench] backlog: {len(records)} raw records -> {last_count} canonical events in "
+            f"{elapsed:.1f}s = {throughput:.0f} raw events/s (one worker)",
+            flush=True,
+        )
+        since = time.time()
+        n = int(args.rate * args.seconds)
+        paced = backlog(n, seed=2)
+        print(f"[bench] latency phase: {n} records at {args.rate:.0f}/s ...", flush=True)
+        asyncio.run(produce(settings.bootstrap, settings.raw_topic, paced, rate=args.rate))
+        time.sleep(3)
+        peak[0] = max(peak[0], rss_mb(worker.pid))
+        lat = sorted(asyncio.run(latencies(settings.bootstrap, settings.status_topic, since)))
+        if lat:
+            p50 = lat[len(lat) // 2] * 1000
+            p99 = lat[int(len(lat) * 0.99)] * 1000
+            print(
+                f"[bench] raw->canonical latency at {args.rate:.0f}/s: p50 {p50:.1f} ms, "
+                f"p99 {p99:.1f} ms over {len(lat)} events"
+            )
+        print(f"[bench] worker peak RSS {peak[0]:.0f} MB")
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(60)
+        if started_kafka:
+            kafka.stop(base)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
