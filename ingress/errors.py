@@ -15,7 +15,8 @@
     ├── PayloadTooLarge         413   body over DLR_MAX_BODY_BYTES (read incrementally)
     ├── UnsupportedMediaType    415
     ├── RateLimited             429   over the per-provider rate limit
-    └── BrokerUnavailable       503   Kafka did not acknowledge in time; provider retries
+    ├── BrokerUnavailable       503   Kafka did not acknowledge in time; provider retries
+    └── UpstreamUnavailable     503   a verification dependency (SNS certificate) is unreachable
 
 Handlers in `ingress/app.py` turn these into `{"error": code, "detail": text}` and
 metrics label failures by class name. Endpoints never catch them.
@@ -134,3 +135,10 @@ class BrokerUnavailable(IngressError):
 
     status = 503
     code = "broker_unavailable"
+
+
+class UpstreamUnavailable(IngressError):
+    """Verification needs something we could not fetch (SNS certificate); retry later."""
+
+    status = 503
+    code = "upstream_unavailable"

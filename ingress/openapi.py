@@ -21,6 +21,7 @@ _ERRORS: list[type[errors.IngressError]] = [
     errors.UnsupportedMediaType,
     errors.RateLimited,
     errors.BrokerUnavailable,
+    errors.UpstreamUnavailable,
 ]
 
 

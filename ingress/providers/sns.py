@@ -50,6 +50,7 @@ from ingress.errors import (
     MissingHeader,
     NoCredentials,
     StaleTimestamp,
+    UpstreamUnavailable,
 )
 from ingress.providers._common import check_window, key_id
 from ingress.providers._contract import (
@@ -178,7 +179,7 @@ async def _fetched(url: str, context: VerifyContext) -> list[x509.Certificate]:
     try:
         pem = await context.fetch(url)
     except Exception as exc:  # any transport failure means: cannot verify now
-        raise BadSignature("could not fetch the SNS signing certificate") from exc
+        raise UpstreamUnavailable("could not fetch the SNS signing certificate") from exc
     try:
         return [x509.load_pem_x509_certificate(pem)]
     except ValueError as exc:

@@ -22,6 +22,7 @@ from ingress.errors import (
     MissingHeader,
     NoCredentials,
     StaleTimestamp,
+    UpstreamUnavailable,
 )
 from ingress.providers import sns
 from ingress.providers._common import key_id
@@ -304,7 +305,9 @@ def _message(**changes: Any) -> str:
             BadSignature,
             id="pinned-other-cert",
         ),
-        pytest.param(_signed(), ENABLED, FakeFetch(fail=True), BadSignature, id="fetch-fails"),
+        pytest.param(
+            _signed(), ENABLED, FakeFetch(fail=True), UpstreamUnavailable, id="fetch-fails"
+        ),
         pytest.param(_signed(), ENABLED, FakeFetch("junk"), BadSignature, id="fetched-junk"),
         pytest.param(
             _signed(), ENABLED, FakeFetch(OTHER_CERT_PEM), BadSignature, id="fetched-other-cert"
