@@ -42,17 +42,10 @@ def docker_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap servers of a real Kafka broker for this test session."""
-    configured = os.environ.get("DLR_KAFKA_BOOTSTRAP")
-    if configured:
-        yield configured
-        return
-    if docker_available():
-        from testcontainers.community.kafka import KafkaContainer
-
-        with KafkaContainer().with_kraft() as container:
-            yield container.get_bootstrap_server()
+def kafka_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings | None]:
+    """Settings of the broker this session started itself (None when it uses another)."""
+    if os.environ.get("DLR_KAFKA_BOOTSTRAP") or docker_available():
+        yield None
         return
     from deploy.local import kafka
 
@@ -66,9 +59,25 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     kafka.start(settings)
     try:
-        yield settings.bootstrap
+        yield settings
     finally:
         kafka.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_launcher: Settings | None) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker for this test session."""
+    configured = os.environ.get("DLR_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    if kafka_launcher is not None:
+        yield kafka_launcher.bootstrap
+        return
+    from testcontainers.community.kafka import KafkaContainer
+
+    with KafkaContainer().with_kraft() as container:
+        yield container.get_bootstrap_server()
 
 
 @pytest.fixture(scope="session")
