@@ -150,7 +150,12 @@ def cmd_migrate(settings: Settings) -> int:
     from sinks.clickhouse.client import connect
     from sinks.clickhouse.migrate import migrate
 
-    applied = migrate(connect(settings), settings.clickhouse_database)
+    applied = migrate(
+        connect(settings),
+        settings.clickhouse_database,
+        retention_days=settings.retention_days,
+        clear_pii_days=settings.clear_pii_days,
+    )
     print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     return 0
 

@@ -81,7 +81,13 @@ class Sink:
         while True:
             try:
                 client = await asyncio.to_thread(connect, self.settings)
-                applied = await asyncio.to_thread(migrate, client, self.database)
+                applied = await asyncio.to_thread(
+                    migrate,
+                    client,
+                    self.database,
+                    retention_days=self.settings.retention_days,
+                    clear_pii_days=self.settings.clear_pii_days,
+                )
                 if applied:
                     log.info("migrations applied", extra={"applied": applied})
                 return EventWriter(
