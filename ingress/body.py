@@ -10,7 +10,7 @@ from ingress.errors import PayloadTooLarge
 async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body, never buffering more than `limit` bytes (413 beyond)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0

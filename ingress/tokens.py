@@ -41,10 +41,10 @@ def issue(fields: Mapping[str, str], secret: str) -> str:
 
 def verify(token: str, secrets: Sequence[str]) -> dict[str, str]:
     """The token's fields, or UnknownToken when it is forged, altered or malformed."""
-    if not secrets or len(token) > _MAX_TOKEN or token.count(".") != 1:
+    if not secrets or not token.isascii() or len(token) > _MAX_TOKEN or token.count(".") != 1:
         raise UnknownToken("unknown callback token")
     head, mac = token.split(".")
-    if not any(hmac.compare_digest(_mac(s, head), mac) for s in secrets):
+    if not any(hmac.compare_digest(_mac(s, head).encode(), mac.encode()) for s in secrets):
         raise UnknownToken("unknown callback token")
     try:
         fields = orjson.loads(_unb64(head))

@@ -81,19 +81,10 @@ def kafka_bootstrap(kafka_launcher: Settings | None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """HTTP URL of a real ClickHouse server for this test session."""
-    configured = os.environ.get("DLR_CLICKHOUSE_URL")
-    if configured:
-        yield configured
-        return
-    if docker_available():
-        from testcontainers.community.clickhouse import ClickHouseContainer
-
-        with ClickHouseContainer() as container:
-            host = container.get_container_host_ip()
-            port = container.get_exposed_port(8123)
-            yield f"http://test:test@{host}:{port}"
+def clickhouse_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings | None]:
+    """Settings of the ClickHouse server this session started itself (None otherwise)."""
+    if os.environ.get("DLR_CLICKHOUSE_URL") or docker_available():
+        yield None
         return
     from deploy.local import clickhouse
 
@@ -105,9 +96,27 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     clickhouse.start(settings)
     try:
-        yield settings.clickhouse
+        yield settings
     finally:
         clickhouse.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(clickhouse_launcher: Settings | None) -> Iterator[str]:
+    """HTTP URL of a real ClickHouse server for this test session."""
+    configured = os.environ.get("DLR_CLICKHOUSE_URL")
+    if configured:
+        yield configured
+        return
+    if clickhouse_launcher is not None:
+        yield clickhouse_launcher.clickhouse
+        return
+    from testcontainers.community.clickhouse import ClickHouseContainer
+
+    with ClickHouseContainer() as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(8123)
+        yield f"http://test:test@{host}:{port}"
 
 
 @pytest.fixture

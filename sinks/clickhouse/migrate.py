@@ -1,0 +1,145 @@
+"""Apply the reviewed DDL files in `ddl/` to a database, in order, each once.
+
+Files are `NNNN_<what>.sql`, applied by name order. A file may hold several statements,
+each ending with `;` at the end of a line. Placeholders: `{db}` (the database),
+`{retention_days}` and `{clear_pii_days}` (row and clear-phone-number TTLs, from settings
+`DLR_RETENTION_DAYS` / `DLR_CLEAR_PII_DAYS`). Every statement is written to be re-runnable
+(`IF NOT EXISTS`), because ClickHouse DDL is not transactional: a file that failed half way
+is simply applied again. `{db}.schema_migrations` records each applied file with the
+checksum of its text; a recorded file whose text changed is refused (add a new file
+instead). The TTL values are fixed when a file is applied: changing the settings later
+needs a new migration (`ALTER TABLE ... MODIFY TTL`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+#: Database names we accept (they are spliced into DDL, so nothing else may pass).
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_FILE = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+(
+    name       String,
+    checksum   String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY name
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied (bad name, changed file, unknown placeholder)."""
+
+
+def check_identifier(name: str) -> str:
+    """The name itself when it is a plain identifier; raises ValueError otherwise."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid ClickHouse identifier: {name!r}")
+    return name
+
+
+def ddl_files() -> list[tuple[str, str]]:
+    """(name, text) of every DDL file, in application order."""
+    folder = resources.files("sinks.clickhouse") / "ddl"
+    found = [(entry.name, entry.read_text()) for entry in folder.iterdir() if entry.is_file()]
+    for name, _ in found:
+        if name.endswith(".sql") and not _FILE.match(name):
+            raise MigrationError(f"DDL file {name!r} is not named NNNN_<what>.sql")
+    return sorted((name, text) for name, text in found if name.endswith(".sql"))
+
+
+def checksum(text: str) -> str:
+    """SHA-256 of a file's template text (before placeholders are filled)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """Fill the placeholders; an unknown placeholder is an error, never left in the SQL."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise MigrationError(f"unknown placeholder {{{key}}} in DDL")
+        return values[key]
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def statements(sql: str) -> list[str]:
+    """Split a file into statements: each ends with ';' at the end of a line."""
+    out: list[str] = []
+    current: list[str] = []
+    for line in sql.splitlines():
+        current.append(line)
+        code = line.strip()
+        if code.endswith(";") and not code.startswith("--"):
+            out.append("\n".join(current).rstrip().rstrip(";").strip())
+            current = []
+    out.append("\n".join(current).strip())
+    return [s for s in out if _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    return any(
+        line.strip() and not line.strip().startswith("--") for line in statement.splitlines()
+    )
+
+
+def applied(client: Client, database: str) -> dict[str, str]:
+    """name -> checksum of the migrations already applied to `database`."""
+    db = check_identifier(database)
+    result = client.query(
+        f"SELECT name, argMax(checksum, applied_at) FROM {db}.schema_migrations GROUP BY name"
+    )
+    return {str(name): str(digest) for name, digest in result.result_rows}
+
+
+def migrate(
+    client: Client,
+    database: str,
+    *,
+    retention_days: int = 180,
+    clear_pii_days: int = 30,
+) -> list[str]:
+    """Create `database` and apply the DDL files not yet applied; returns their names."""
+    db = check_identifier(database)
+    if retention_days < 1 or clear_pii_days < 1:
+        raise ValueError("retention_days and clear_pii_days must be at least 1")
+    values = {
+        "db": db,
+        "retention_days": str(int(retention_days)),
+        "clear_pii_days": str(int(clear_pii_days)),
+    }
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(render(BOOTSTRAP, values))
+    done = applied(client, db)
+    newly: list[str] = []
+    for name, text in ddl_files():
+        digest = checksum(text)
+        if name in done:
+            if done[name] != digest:
+                raise MigrationError(
+                    f"{name} changed after it was applied to {db}; add a new migration instead"
+                )
+            continue
+        for statement in statements(render(text, values)):
+            client.command(statement)
+        client.insert(
+            "schema_migrations",
+            [[name, digest]],
+            database=db,
+            column_names=["name", "checksum"],
+        )
+        newly.append(name)
+    return newly

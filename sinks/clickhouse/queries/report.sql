@@ -1,0 +1,47 @@
+-- Delivery report per group, worst delivery rate first.
+--
+-- Parameters (clickhouse-client: --param_db=dlr --param_by=carrier --param_since_s=86400
+--   --param_now='2026-01-02 00:00:00' --param_drop=0.1):
+--   db       database
+--   by       carrier | country | region | campaign | provider
+--   since_s  window length in seconds; the window is [now - since_s, now)
+--   now      end of the window (UTC)
+--   drop     relative drop that raises the flag (0.1 = 10 %)
+--
+-- A message belongs to a window by its first event time (first_event_at). Numbers are exact
+-- with respect to each message's final state (read from the message_status view):
+--   attempts         messages whose current state is in lifecycle.ATTEMPTS
+--   delivered        messages whose current state is delivered
+--   delivery_rate    delivered / attempts (NULL without attempts)
+--   failure_reasons  reason -> messages, over the attempts that were not delivered
+--   ttd_p50_s/p95_s  exact quantiles (linear interpolation) of time_to_deliver_s
+--   previous_*       the same for the window of the same length just before
+--   dropped          delivery_rate < previous_delivery_rate * (1 - drop)
+SELECT
+    {by:Identifier} AS grp,
+    countIf(in_current) AS messages,
+    countIf(in_current AND is_attempt) AS attempts,
+    countIf(in_current AND current_state = 'delivered') AS delivered,
+    if(attempts = 0, NULL, delivered / attempts) AS delivery_rate,
+    sumMapIf(map(ifNull(failure_reason, 'unknown'), toUInt64(1)),
+             in_current AND is_attempt AND current_state != 'delivered') AS failure_reasons,
+    quantilesExactInclusiveIf(0.5, 0.95)(assumeNotNull(time_to_deliver_s),
+             in_current AND time_to_deliver_s IS NOT NULL) AS ttd,
+    countIf(in_current AND time_to_deliver_s IS NOT NULL) AS ttd_samples,
+    countIf(NOT in_current AND is_attempt) AS previous_attempts,
+    countIf(NOT in_current AND current_state = 'delivered') AS previous_delivered,
+    if(previous_attempts = 0, NULL, previous_delivered / previous_attempts) AS previous_delivery_rate,
+    delivery_rate IS NOT NULL AND previous_delivery_rate IS NOT NULL AND previous_delivery_rate > 0
+        AND delivery_rate < previous_delivery_rate * (1 - {drop:Float64}) AS dropped
+FROM
+(
+    SELECT
+        *,
+        first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}) AS in_current
+    FROM {db:Identifier}.message_status
+    WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {since_s:UInt32})
+      AND first_event_at < {now:DateTime64(3, 'UTC')}
+)
+GROUP BY grp
+HAVING messages > 0
+ORDER BY delivery_rate ASC NULLS LAST, attempts DESC, grp ASC;

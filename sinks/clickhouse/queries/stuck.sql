@@ -1,0 +1,22 @@
+-- Messages still not final N hours after their first event, oldest first.
+--
+-- Parameters: db, hours (UInt32), now (DateTime64(3, 'UTC')), limit (UInt32).
+-- "Not final": current state accepted / queued / sent and the provider never said the
+-- message is final (lifecycle.FINAL; `unknown` counts as final).
+SELECT
+    message_id,
+    provider,
+    provider_message_id,
+    current_state,
+    carrier,
+    country,
+    campaign,
+    tenant,
+    first_event_at,
+    last_event_at,
+    dateDiff('second', first_event_at, {now:DateTime64(3, 'UTC')}) / 3600. AS age_hours
+FROM {db:Identifier}.message_status
+WHERE NOT is_final
+  AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalHour({hours:UInt32})
+ORDER BY first_event_at ASC, message_id ASC
+LIMIT {limit:UInt32};

@@ -1,0 +1,251 @@
+"""Delivery analytics from ClickHouse: the documented SQL in `queries/`, run with parameters.
+
+Every function reads the exact `message_status` view (one row per message, its final
+state after the state machine), never the approximate hourly aggregates, so the numbers
+do not change with duplicated or re-emitted events or superseded finals. A message belongs
+to a window by its first event time. Delivery rate = delivered / attempts, attempts being
+messages whose current state is in `schemas.lifecycle.ATTEMPTS` (see README.md).
+
+The SQL files use ClickHouse query parameters (`{name:Type}`), so an analyst can paste
+them into clickhouse-client with `--param_<name>=...`; the group column and the database
+are `Identifier` parameters, never spliced into the text.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from sinks.clickhouse.migrate import check_identifier
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+GroupBy = Literal["carrier", "country", "region", "campaign", "provider"]
+GROUPS: tuple[str, ...] = get_args(GroupBy)
+
+#: Relative drop of the delivery rate against the previous window that raises `dropped`.
+DROP_THRESHOLD = 0.10
+
+
+@cache
+def query_text(name: str) -> str:
+    """The SQL of `queries/<name>.sql` (trailing ';' removed for the HTTP interface)."""
+    text = (resources.files("sinks.clickhouse") / "queries" / f"{name}.sql").read_text()
+    return text.strip().rstrip(";")
+
+
+def _now(now: datetime | None) -> datetime:
+    """Naive UTC for the `DateTime64(3, 'UTC')` parameters."""
+    value = now or datetime.now(UTC)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _aware(value: Any) -> Any:
+    """ClickHouse returns naive UTC datetimes; hand out aware ones."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _check_group(by: str) -> str:
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {', '.join(GROUPS)}")
+    return by
+
+
+def _check_window(seconds: int, name: str) -> int:
+    if seconds <= 0 or seconds > 4_294_967_295 // 2:
+        raise ValueError(f"{name} must be a positive number of seconds")
+    return int(seconds)
+
+
+def _rows(client: Client, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    result = client.query(query_text(name), parameters=parameters)
+    return [
+        {col: _aware(value) for col, value in zip(result.column_names, row, strict=True)}
+        for row in result.result_rows
+    ]
+
+
+def report(
+    client: Client,
+    database: str,
+    by: GroupBy,
+    since_s: int,
+    now: datetime | None = None,
+    *,
+    drop_threshold: float = DROP_THRESHOLD,
+) -> list[dict[str, Any]]:
+    """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
+    time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
+    against the previous window of the same length. Worst delivery rate first.
+    """
+    key = _check_group(by)
+    rows = _rows(
+        client,
+        "report",
+        {
+            "db": check_identifier(database),
+            "by": key,
+            "since_s": _check_window(since_s, "since_s"),
+            "now": _now(now),
+            "drop": float(drop_threshold),
+        },
+    )
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        ttd = row["ttd"] or [None, None]
+        samples = int(row["ttd_samples"])
+        out.append(
+            {
+                key: row["grp"],
+                "messages": int(row["messages"]),
+                "attempts": int(row["attempts"]),
+                "delivered": int(row["delivered"]),
+                "delivery_rate": _number(row["delivery_rate"]),
+                "failure_reasons": {
+                    str(k): int(v) for k, v in sorted(dict(row["failure_reasons"]).items())
+                },
+                "ttd_p50_s": _number(ttd[0]) if samples else None,
+                "ttd_p95_s": _number(ttd[1]) if samples else None,
+                "previous_attempts": int(row["previous_attempts"]),
+                "previous_delivered": int(row["previous_delivered"]),
+                "previous_delivery_rate": _number(row["previous_delivery_rate"]),
+                "dropped": bool(row["dropped"]),
+            }
+        )
+    return out
+
+
+def stuck(
+    client: Client,
+    database: str,
+    hours: float,
+    now: datetime | None = None,
+    *,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Messages still not final `hours` after their first event, oldest first."""
+    if hours < 0:
+        raise ValueError("hours must not be negative")
+    return _rows(
+        client,
+        "stuck",
+        {
+            "db": check_identifier(database),
+            "hours": int(hours),
+            "now": _now(now),
+            "limit": max(1, int(limit)),
+        },
+    )
+
+
+def silent_carriers(
+    client: Client,
+    database: str,
+    since_s: int,
+    now: datetime | None = None,
+    *,
+    min_messages: int = 1,
+) -> list[dict[str, Any]]:
+    """Carriers with traffic in the window and not one delivered message."""
+    return _rows(
+        client,
+        "silent_carriers",
+        {
+            "db": check_identifier(database),
+            "since_s": _check_window(since_s, "since_s"),
+            "now": _now(now),
+            "min_messages": max(1, int(min_messages)),
+        },
+    )
+
+
+def reason_spikes(
+    client: Client,
+    database: str,
+    since_s: int,
+    now: datetime | None = None,
+    *,
+    by: GroupBy = "carrier",
+    factor: float = 2.0,
+    min_count: int = 10,
+) -> list[dict[str, Any]]:
+    """Failure reasons whose share of a group's attempts grew at least `factor` times
+    against the previous window of the same length (largest jump first).
+    """
+    if factor < 1:
+        raise ValueError("factor must be at least 1")
+    key = _check_group(by)
+    rows = _rows(
+        client,
+        "reason_spikes",
+        {
+            "db": check_identifier(database),
+            "by": key,
+            "since_s": _check_window(since_s, "since_s"),
+            "now": _now(now),
+            "factor": float(factor),
+            "min_count": max(1, int(min_count)),
+        },
+    )
+    return [
+        {
+            key: row["grp"],
+            "reason": row["reason"],
+            "count": int(row["count"]),
+            "attempts": int(row["attempts"]),
+            "share": _number(row["share"]),
+            "previous_count": int(row["previous_count"]),
+            "previous_attempts": int(row["previous_attempts"]),
+            "previous_share": _number(row["previous_share"]),
+        }
+        for row in rows
+    ]
+
+
+def hourly(
+    client: Client,
+    database: str,
+    by: GroupBy,
+    since_s: int,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Hourly trend per group from the pre-aggregated table: fast, but bucketed by event
+    hour and not exact per message window (use `report()` for that).
+    """
+    key = _check_group(by)
+    rows = _rows(
+        client,
+        "hourly",
+        {
+            "db": check_identifier(database),
+            "by": key,
+            "since_s": _check_window(since_s, "since_s"),
+            "now": _now(now),
+        },
+    )
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        quantiles = [_number(q) for q in row.pop("ttd_p50_p90_p95_p99_s")]
+        row[key] = row.pop("grp")
+        row["delivery_rate"] = _number(row["delivery_rate"])
+        row["failure_reasons"] = {str(k): int(v) for k, v in dict(row["failure_reasons"]).items()}
+        row.update(
+            zip(("ttd_p50_s", "ttd_p90_s", "ttd_p95_s", "ttd_p99_s"), quantiles, strict=True)
+        )
+        out.append(row)
+    return out

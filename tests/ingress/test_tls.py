@@ -1,0 +1,166 @@
+"""`dlr ingress --tls-cert C --tls-key K` serves HTTPS itself: the real process, real Kafka.
+
+A self-signed certificate for 127.0.0.1 is generated into tmp_path; the ingress runs as a
+subprocess (its own process group, stopped with SIGTERM in a finally block) and is talked
+to with httpx trusting exactly that certificate.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from deploy.settings import Settings
+from ingress.providers import generic
+from ingress.providers._contract import InboundRequest
+from schemas.envelope import RawEnvelope
+from tests.conftest import ROOT, free_port
+from tests.kafka_helpers import create_topics, read_all
+
+pytestmark = pytest.mark.integration
+
+SECRET = "tls-generic-secret"
+HOST = "127.0.0.1"
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A fresh key and self-signed certificate valid for 127.0.0.1 and localhost."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dlr-test-ingress")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def _log(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def test_ingress_serves_https_with_the_given_certificate(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    env_vars = {
+        "DLR_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "DLR_INGRESS_PORT": str(port),
+        "DLR_GENERIC_SECRETS": SECRET,
+        "DLR_RAW_TOPIC": f"raw.{unique}",
+        "DLR_DATA_DIR": str(tmp_path / "data"),
+        "DLR_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        raw_topic=env_vars["DLR_RAW_TOPIC"],
+        data_dir=tmp_path / "data",
+    )
+    create_topics(settings)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
+    log_path = tmp_path / "ingress.log"
+    base = f"https://{HOST}:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.cli", "ingress", "--tls-cert", cert, "--tls-key", key],
+            cwd=ROOT,
+            env={**clean, **env_vars, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with httpx.Client(base_url=base, verify=str(cert), timeout=5.0) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, f"ingress exited {proc.returncode}: {_log(log_path)}"
+                try:
+                    health = client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, f"no HTTPS in 60 s: {_log(log_path)}"
+                    time.sleep(0.2)
+            assert health.status_code == 200
+            assert health.json() == {"status": "ok"}
+            assert health.url.scheme == "https"
+
+            raw = orjson.dumps(
+                {
+                    "message_id": f"tls-{unique}",
+                    "to": "+14155550100",
+                    "status": "delivered",
+                    "timestamp": "2025-08-12T10:15:00Z",
+                }
+            )
+            request = InboundRequest(
+                "POST", f"{base}/webhooks/generic", {"content-type": "application/json"}, raw
+            )
+            signed = generic.sign(request, SECRET, int(time.time()))
+            response = client.post("/webhooks/generic", content=raw, headers=dict(signed.headers))
+            assert response.status_code == 200, response.text
+            assert response.json() == {"status": "accepted", "records": 1}
+
+        (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
+        assert record.key == f"generic:tls-{unique}".encode()
+        envelope = RawEnvelope.from_json(record.value or b"")
+        assert envelope.url == f"{base}/webhooks/generic"  # the scheme the provider used
+        assert envelope.body.encode() == raw
+
+        # the same port does not speak plain HTTP
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://{HOST}:{port}/healthz", timeout=5.0)
+        # nor does it pass for anyone else's certificate (default trust store)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/healthz", timeout=5.0)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # SIGTERM is a graceful shutdown (uvicorn re-raises the signal once it has shut down),
+    # and nothing of the process group is left behind
+    assert proc.returncode in (0, -signal.SIGTERM), _log(log_path)
+    assert "Traceback" not in _log(log_path)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)

@@ -1,0 +1,246 @@
+"""Rows of `<db>.events`: column list equals the DDL, PII handled per mode, values typed."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
+
+import pytest
+
+from schemas.events import CanonicalEvent
+from schemas.lifecycle import FailureReason, State
+from sinks.clickhouse import rows
+from streams.transforms import recipient_hash
+
+SALT = "test-salt"
+NUMBER = "+14155550100"
+
+
+def ddl(name: str) -> str:
+    return (resources.files("sinks.clickhouse") / "ddl" / name).read_text()
+
+
+def split_type(rest: str) -> tuple[str, str]:
+    """('Type(with, parens)', 'what follows') from the text after a column name."""
+    depth = 0
+    for i, ch in enumerate(rest):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and (ch.isspace() or ch == ","):
+            return rest[:i], rest[i:]
+    return rest, ""
+
+
+def table_columns(sql: str, table: str) -> list[tuple[str, str, bool]]:
+    """(name, type, inserted) of each column in `CREATE TABLE ... {db}.<table>`."""
+    start = sql.index(f"CREATE TABLE IF NOT EXISTS {{db}}.{table}")
+    body = sql[sql.index("(", start) + 1 : sql.index("\n)", start)]
+    out = []
+    for line in body.splitlines():
+        code = line.split("--", 1)[0].strip()
+        if not code or code.split()[0] in ("INDEX", "PROJECTION", "CONSTRAINT"):
+            continue
+        name, rest = code.split(None, 1)
+        kind, tail = split_type(rest.strip())
+        computed = re.search(r"\b(DEFAULT|MATERIALIZED|ALIAS|EPHEMERAL)\b", tail) is not None
+        out.append((name, kind, not computed))
+    return out
+
+
+def sample(**changes: object) -> CanonicalEvent:
+    base = CanonicalEvent(
+        event_id="e" * 32,
+        message_id="generic:m1",
+        provider="generic",
+        provider_message_id="m1",
+        state=State.UNDELIVERED,
+        current_state=State.UNDELIVERED,
+        previous_state=State.SENT,
+        transition="advanced",
+        is_final=True,
+        failure_reason=FailureReason.UNREACHABLE,
+        provider_status="undelivered",
+        provider_error_code="30003",
+        provider_error_text="Unreachable destination handset",
+        mapped=True,
+        recipient=NUMBER,
+        sender="ACME",
+        carrier="Xcell",
+        mcc="310",
+        mnc="260",
+        country="US",
+        region="Northern America",
+        campaign="spring",
+        tenant="t1",
+        client_ref="ref-1",
+        segments=2,
+        price=0.0075,
+        currency="USD",
+        sequence=7,
+        provider_timestamp=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        received_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+        emitted_at=datetime(2026, 1, 2, 3, 4, 6, 500000, tzinfo=UTC),
+        raw_sha256="a" * 64,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_columns_and_types_match_the_events_ddl() -> None:
+    declared = table_columns(ddl("0001_events.sql"), "events")
+    inserted = [(name, kind) for name, kind, ins in declared if ins]
+    assert inserted == list(zip(rows.COLUMNS, rows.TYPES, strict=True))
+    assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
+
+
+def test_every_event_field_has_a_column() -> None:
+    fields = set(CanonicalEvent.__dataclass_fields__)
+    assert fields <= set(rows.COLUMNS)
+    assert {"recipient_clear", "sender_clear", "pii_mode"} <= set(rows.COLUMNS)
+
+
+def test_row_follows_the_column_order() -> None:
+    event = sample()
+    row = dict(zip(rows.COLUMNS, rows.to_row(event, pii_mode="hash", salt=SALT), strict=True))
+    assert row["event_id"] == event.event_id
+    assert row["state"] == "undelivered" and row["current_state"] == "undelivered"
+    assert row["previous_state"] == "sent"
+    assert row["failure_reason"] == "unreachable"
+    assert row["provider_status"] == "undelivered" and row["provider_error_code"] == "30003"
+    assert row["provider_error_text"] == "Unreachable destination handset"
+    assert row["is_final"] is True and row["mapped"] is True
+    assert row["segments"] == 2 and row["price"] == 0.0075 and row["sequence"] == 7
+    assert row["provider_timestamp"] == event.provider_timestamp
+    assert row["received_at"] == event.received_at and row["emitted_at"] == event.emitted_at
+    assert row["schema_version"] == 1
+    assert all(not isinstance(v, State | FailureReason) for v in row.values())
+
+
+def test_optional_fields_stay_null() -> None:
+    event = sample(
+        previous_state=None,
+        failure_reason=None,
+        provider_error_code=None,
+        recipient=None,
+        sender=None,
+        carrier=None,
+        segments=None,
+        price=None,
+        sequence=None,
+        provider_timestamp=None,
+    )
+    row = dict(zip(rows.COLUMNS, rows.to_row(event, pii_mode="clear", salt=SALT), strict=True))
+    for name in (
+        "previous_state",
+        "failure_reason",
+        "provider_error_code",
+        "recipient",
+        "recipient_clear",
+        "sender",
+        "sender_clear",
+        "carrier",
+        "segments",
+        "price",
+        "sequence",
+        "provider_timestamp",
+    ):
+        assert row[name] is None, name
+
+
+def test_times_are_utc_aware() -> None:
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    shifted = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    event = sample(received_at=naive, emitted_at=shifted, provider_timestamp=None)
+    row = dict(zip(rows.COLUMNS, rows.to_row(event, pii_mode="hash", salt=SALT), strict=True))
+    assert row["received_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert row["received_at"].tzinfo is UTC
+    assert row["emitted_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert row["emitted_at"].utcoffset() == timedelta(0)
+
+
+def test_segments_are_clamped_to_the_column_range() -> None:
+    row = rows.to_row(sample(segments=70000), pii_mode="hash", salt=SALT)
+    assert row[rows.COLUMNS.index("segments")] == 65535
+
+
+def test_hash_is_salted_sha256_and_joins_the_suppression_key() -> None:
+    expected = hashlib.sha256(f"{SALT}|{NUMBER}".encode()).hexdigest()
+    assert rows.hash_phone(NUMBER, SALT) == expected
+    assert rows.hash_phone(NUMBER, SALT) == recipient_hash(NUMBER, SALT)
+    assert rows.hash_phone(NUMBER, "other") != expected
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        pytest.param("+14155550100", "*********00", id="e164"),
+        pytest.param("+1 (415) 555-0199", "*********99", id="formatted"),
+        pytest.param("12", "**", id="two-digits"),
+        pytest.param("", "", id="empty"),
+    ],
+)
+def test_mask_keeps_the_last_two_digits(number: str, masked: str) -> None:
+    assert rows.mask_phone(number) == masked
+
+
+@pytest.mark.parametrize(
+    ("mode", "recipient", "clear"),
+    [
+        pytest.param(
+            "hash", hashlib.sha256(f"{SALT}|{NUMBER}".encode()).hexdigest(), None, id="hash"
+        ),
+        pytest.param("mask", "*********00", None, id="mask"),
+        pytest.param(
+            "clear", hashlib.sha256(f"{SALT}|{NUMBER}".encode()).hexdigest(), NUMBER, id="clear"
+        ),
+    ],
+)
+def test_recipient_per_pii_mode(mode: str, recipient: str, clear: str | None) -> None:
+    row = dict(zip(rows.COLUMNS, rows.to_row(sample(), pii_mode=mode, salt=SALT), strict=True))
+    assert row["recipient"] == recipient
+    assert row["recipient_clear"] == clear
+    assert row["pii_mode"] == mode
+    if mode != "clear":
+        assert NUMBER not in {str(v) for v in row.values()}
+
+
+@pytest.mark.parametrize(
+    ("sender", "mode", "stored", "clear"),
+    [
+        pytest.param("ACME", "hash", "ACME", None, id="alphanumeric-id-kept"),
+        pytest.param("12345", "mask", "12345", None, id="short-code-kept"),
+        pytest.param("+12065550123", "mask", "*********23", None, id="phone-masked"),
+        pytest.param(
+            "+12065550123",
+            "hash",
+            hashlib.sha256(f"{SALT}|+12065550123".encode()).hexdigest(),
+            None,
+            id="phone-hashed",
+        ),
+        pytest.param(
+            "+12065550123",
+            "clear",
+            hashlib.sha256(f"{SALT}|+12065550123".encode()).hexdigest(),
+            "+12065550123",
+            id="phone-clear-copy",
+        ),
+    ],
+)
+def test_sender_is_protected_only_when_it_is_a_phone_number(
+    sender: str, mode: str, stored: str, clear: str | None
+) -> None:
+    row = dict(
+        zip(rows.COLUMNS, rows.to_row(sample(sender=sender), pii_mode=mode, salt=SALT), strict=True)
+    )
+    assert (row["sender"], row["sender_clear"]) == (stored, clear)
+
+
+def test_unknown_pii_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="pii_mode"):
+        rows.to_row(sample(), pii_mode="plain", salt=SALT)
+    with pytest.raises(ValueError, match="pii_mode"):
+        rows.to_row(sample(recipient=None, sender="ACME"), pii_mode="plain", salt=SALT)
