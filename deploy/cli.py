@@ -45,7 +45,7 @@ def _wait_forever(check: Sequence[subprocess.Popen[bytes]] = ()) -> str:
         while True:
             for proc in check:
                 if proc.poll() is not None:
-                    return f"{' '.join(map(str, proc.args))[:60]} exited with {proc.returncode}"
+                    return f"pid {proc.pid} ({proc.args!s:.60}) exited with {proc.returncode}"
             time.sleep(0.5)
     except _Stop as why:
         return str(why)
