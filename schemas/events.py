@@ -92,4 +92,3 @@ class CanonicalEvent:
     def from_json(cls, raw: bytes) -> CanonicalEvent:
         """Parse bytes from `dlr.status.v1`."""
         return cls.from_dict(orjson.loads(raw))
-

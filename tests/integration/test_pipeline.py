@@ -21,8 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path,
-             unique: str) -> Iterator[Pipeline]:
+def pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
+) -> Iterator[Pipeline]:
     p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique)
     try:
         p.start()
@@ -37,8 +38,10 @@ def post_generic(p: Pipeline, bodies: list[bytes]) -> None:
     with httpx.Client(timeout=10) as client:
         for raw in bodies:
             request = generic.sign(
-                InboundRequest("POST", url, {"content-type": "application/json"}, raw), key,
-                int(time.time()))
+                InboundRequest("POST", url, {"content-type": "application/json"}, raw),
+                key,
+                int(time.time()),
+            )
             response = client.post(url, content=raw, headers=dict(request.headers))
             assert response.status_code == 200, response.text
 
@@ -51,23 +54,31 @@ def test_signed_webhooks_reach_clickhouse_exactly(pipeline: Pipeline) -> None:
     client = pipeline.clickhouse()
     rows = client.query(
         f"SELECT message_id, argMax(current_state, emitted_at) FROM {db}.events "
-        f"WHERE transition = 'advanced' GROUP BY message_id").result_rows
+        f"WHERE transition = 'advanced' GROUP BY message_id"
+    ).result_rows
     assert {m: str(s) for m, s in rows} == {t.message_id: t.final_state for t in truths}
     assert int(client.command(f"SELECT count() FROM {db}.events FINAL")) == unique
 
     # Downstream services read the canonical topic: every value is a valid v1 event.
-    records = read_all(pipeline.settings.bootstrap, pipeline.settings.status_topic,
-                       expect=unique)
+    records = read_all(pipeline.settings.bootstrap, pipeline.settings.status_topic, expect=unique)
     events = [CanonicalEvent.from_json(r.value or b"") for r in records]
     assert {e.event_id for e in events} == set(
-        client.query(f"SELECT event_id FROM {db}.events").result_columns[0])
+        client.query(f"SELECT event_id FROM {db}.events").result_columns[0]
+    )
     assert all(r.key == e.message_id.encode() for r, e in zip(records, events, strict=True))
 
 
 def test_duplicate_callbacks_are_counted_once(pipeline: Pipeline) -> None:
-    raw = orjson.dumps({"message_id": "dup-1", "to": "+14155550100", "from": "ACME",
-                        "status": "delivered", "provider_status_code": "0",
-                        "timestamp": "2025-08-12T10:15:00Z"})
+    raw = orjson.dumps(
+        {
+            "message_id": "dup-1",
+            "to": "+14155550100",
+            "from": "ACME",
+            "status": "delivered",
+            "provider_status_code": "0",
+            "timestamp": "2025-08-12T10:15:00Z",
+        }
+    )
     post_generic(pipeline, [raw])
     time.sleep(1.1)  # a provider retry: same body, re-signed later
     post_generic(pipeline, [raw, raw])
