@@ -1,0 +1,71 @@
+"""`dlr demo` against the real pipeline, and the analysts' report equals its ground truth."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.demo import _run
+from schemas.lifecycle import ATTEMPTS
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.report import report
+from tests.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
+) -> Iterator[Pipeline]:
+    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+def test_demo_checks_clickhouse_and_the_report_equals_its_truth(
+    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth_file = tmp_path / "truth.jsonl"
+    code = _run(
+        pipeline.settings,
+        pipeline.base_url,
+        messages=400,
+        seed=5,
+        truth=truth_file,
+        concurrency=16,
+        timeout=180,
+        connect=connect,
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "OK: ClickHouse equals the simulated truth" in out
+    truths = [json.loads(line) for line in truth_file.read_text().splitlines()]
+    assert len(truths) == 400
+    assert {"message_id", "provider", "final_state", "carrier", "country", "campaign"} <= set(
+        truths[0]
+    )
+
+    client = connect(pipeline.settings)
+    db = pipeline.settings.clickhouse_database
+    attempt_states = {str(s) for s in ATTEMPTS}
+    for by in ("carrier", "country", "campaign", "provider"):
+        rows = {r[by]: r for r in report(client, db, by, since_s=24 * 3600)}
+        attempts = Counter(t[by] for t in truths if t["final_state"] in attempt_states)
+        delivered = Counter(t[by] for t in truths if t["final_state"] == "delivered")
+        messages = Counter(t[by] for t in truths)
+        assert set(rows) == set(messages), by
+        for group, row in rows.items():
+            assert row["messages"] == messages[group], (by, group)
+            assert row["attempts"] == attempts[group], (by, group)
+            assert row["delivered"] == delivered[group], (by, group)
+            assert row["delivery_rate"] == pytest.approx(delivered[group] / attempts[group])
+        rates = [r["delivery_rate"] for r in report(client, db, by, since_s=24 * 3600)]
+        assert rates == sorted(rates), "worst first"
