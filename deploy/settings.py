@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
     rate_limit_burst: int = Field(1000, ge=1)
     callback_token_secrets: str = Field("", description="Secrets for per-message callback tokens.")
+    secrets_file: Path | None = Field(
+        None,
+        description="JSON file {provider: {secrets, public_keys, basic, options}} merged "
+        "with the DLR_<PROVIDER>_* variables (e.g. a mounted Kubernetes secret).",
+    )
     dev_secrets: bool = Field(
         False, description="Local mode: create/reuse development secrets under data_dir."
     )

@@ -1,6 +1,8 @@
-"""Active credentials per provider: from settings, or local development secrets.
+"""Active credentials per provider: from settings, a secrets file, or local dev secrets.
 
-Production: only what `DLR_<PROVIDER>_*` variables configure; a provider without any
+Production: only what `DLR_<PROVIDER>_*` variables and the optional `DLR_SECRETS_FILE`
+(JSON `{provider: {"secrets": [...], "public_keys": [...], "basic": [[user, password]],
+"options": {...}}}`) configure, merged; a provider without any
 refuses every request (401, `no_credentials`). Local mode (`DLR_DEV_SECRETS=1`, set by
 `dlr up`): each provider without configured credentials gets development credentials,
 created once with the provider module's `dev_credentials()` and kept in
@@ -36,6 +38,26 @@ def from_settings(settings: Settings, provider: str) -> Credentials:
         options["enabled"] = "true"
     return Credentials(
         secrets=secrets, public_keys=public_keys, basic=tuple(basic), options=options
+    )
+
+
+def from_file(path: Path) -> dict[str, Credentials]:
+    """Credentials per provider from a JSON file (same shape as one dev-secrets entry)."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object keyed by provider")
+    unknown = sorted(set(data) - set(PROVIDERS))
+    if unknown:
+        raise ValueError(f"{path}: unknown providers {unknown}")
+    return {name: _from_json({"credentials": entry, "key": ""})[0] for name, entry in data.items()}
+
+
+def _merge(a: Credentials, b: Credentials) -> Credentials:
+    return Credentials(
+        secrets=a.secrets + tuple(s for s in b.secrets if s not in a.secrets),
+        public_keys=a.public_keys + tuple(k for k in b.public_keys if k not in a.public_keys),
+        basic=a.basic + tuple(p for p in b.basic if p not in a.basic),
+        options={**b.options, **a.options},
     )
 
 
@@ -91,6 +113,9 @@ def dev_secrets(settings: Settings) -> dict[str, tuple[Credentials, str]]:
 def active_credentials(settings: Settings) -> dict[str, Credentials]:
     """What each provider route verifies against."""
     out = {name: from_settings(settings, name) for name in PROVIDERS}
+    if settings.secrets_file is not None:
+        for name, creds in from_file(settings.secrets_file).items():
+            out[name] = _merge(out[name], creds)
     if settings.dev_secrets:
         for name, (creds, _key) in dev_secrets(settings).items():
             if out[name].empty and not (name == "sns" and out[name].options.get("enabled")):

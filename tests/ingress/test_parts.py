@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from starlette.requests import Request
@@ -121,3 +122,29 @@ def test_phone_numbers_never_reach_logs_in_clear() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "sent to *********00"
     assert line["recipient"] == "**********23"
+
+
+def test_secrets_file_merges_with_environment(tmp_path: Path) -> None:
+    from deploy.settings import Settings
+    from ingress.credentials import active_credentials
+
+    path = tmp_path / "secrets.json"
+    path.write_text(
+        json.dumps(
+            {
+                "twilio": {"secrets": ["from-file"]},
+                "bandwidth": {"basic": [["user", "pw"]]},
+                "telnyx": {"public_keys": ["a2V5"]},
+            }
+        )
+    )
+    creds = active_credentials(
+        Settings(twilio_secrets="from-env", secrets_file=path, dev_secrets=False, data_dir=tmp_path)
+    )
+    assert creds["twilio"].secrets == ("from-env", "from-file")
+    assert creds["bandwidth"].basic == (("user", "pw"),)
+    assert creds["telnyx"].public_keys == ("a2V5",)
+    assert creds["plivo"].empty
+    path.write_text(json.dumps({"acme": {"secrets": ["x"]}}))
+    with pytest.raises(ValueError, match="unknown providers"):
+        active_credentials(Settings(secrets_file=path, dev_secrets=False, data_dir=tmp_path))
