@@ -97,7 +97,14 @@ func main() {
 	secret := flag.String("secret", "", "signing secret")
 	conns := flag.Int("c", 64, "connections")
 	duration := flag.Duration("d", 20*time.Second, "duration")
+	rate := flag.Float64("rate", 0, "total requests per second across all connections (0 = as fast as possible)")
 	flag.Parse()
+	var ticks <-chan time.Time
+	if *rate > 0 {
+		ticker := time.NewTicker(time.Duration(float64(time.Second) / *rate))
+		defer ticker.Stop()
+		ticks = ticker.C
+	}
 
 	transport := &http.Transport{MaxIdleConns: *conns, MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
@@ -116,6 +123,9 @@ func main() {
 			localStatus := map[string]int{}
 			localErrors := 0
 			for time.Now().Before(deadline) {
+				if ticks != nil {
+					<-ticks
+				}
 				req, err := build(*mode, *target, *secret)
 				if err != nil {
 					localErrors++
