@@ -300,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--since", default="24h")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    p.add_argument(
+        "--report",
+        default="delivery",
+        choices=["delivery", "stuck", "silent", "spikes", "hourly"],
+        help="delivery (default), messages stuck before a final state, carriers that never "
+        "report delivered, failure-reason spikes, hourly trend",
+    )
+    p.add_argument("--stuck-after", default="6h", help="with --report stuck")
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -333,7 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from deploy.report_cli import run_report
 
-        return run_report(settings, by=args.by, since=args.since, fmt=args.format)
+        return run_report(
+            settings,
+            by=args.by,
+            since=args.since,
+            fmt=args.format,
+            kind=args.report,
+            stuck_after=args.stuck_after,
+        )
     return 2
 
 
