@@ -129,6 +129,7 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
 def cmd_worker(settings: Settings) -> int:
     """Run the faust worker in the foreground."""
     logs.setup(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     asyncio.run(_topics(settings))
     from streams.worker import main
 

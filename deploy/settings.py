@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_heap_mb: int = Field(512, le=4096)
     topic_partitions: int = Field(8, ge=1, description="Partitions of every dlr.* topic.")
+    topic_replication_factor: int = Field(1, ge=1, description="3 on a production cluster.")
     raw_topic: str = "dlr.raw.v1"
     status_topic: str = "dlr.status.v1"
     deadletter_topic: str = "dlr.deadletter.v1"
@@ -104,7 +105,9 @@ class Settings(BaseSettings):
     infobip_credentials: str = Field("", description="user:password list (Basic auth option).")
     bird_secrets: str = ""
     bandwidth_credentials: str = Field("", description="user:password list for Basic auth.")
-    sns_topic_arns: str = Field("", description="Accepted SNS TopicArns; empty = any.")
+    sns_topic_arns: str = Field(
+        "", description="Accepted SNS TopicArns; empty = the SNS route refuses everything."
+    )
     standard_secrets: str = ""
     standard_public_keys: str = ""
     generic_allow_ips: str = ""
@@ -133,6 +136,7 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(5000, ge=1)
     sink_batch_ms: int = Field(250, ge=1)
     sink_metrics_port: int = 9108
+    sink_metrics_host: str = Field("127.0.0.1", description="0.0.0.0 in containers.")
     pii_mode: Literal["hash", "mask", "clear"] = "hash"
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
     retention_days: int = Field(180, ge=1)

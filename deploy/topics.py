@@ -16,16 +16,16 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     All keyed topics share one partition count so that the stream worker's tables are
     co-partitioned with `dlr.raw.v1`. Suppressions are compacted: latest entry per recipient.
     """
-    n = settings.topic_partitions
+    n, rf = settings.topic_partitions, settings.topic_replication_factor
     return [
-        NewTopic(settings.raw_topic, n, 1),
-        NewTopic(settings.status_topic, n, 1),
-        NewTopic(settings.deadletter_topic, n, 1),
-        NewTopic(settings.actions_topic, n, 1),
+        NewTopic(settings.raw_topic, n, rf),
+        NewTopic(settings.status_topic, n, rf),
+        NewTopic(settings.deadletter_topic, n, rf),
+        NewTopic(settings.actions_topic, n, rf),
         NewTopic(
             settings.suppressions_topic,
             n,
-            1,
+            rf,
             topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
         ),
     ]

@@ -285,7 +285,7 @@ async def main_async(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sink.stop)
-    runner = await serve_http(sink, "127.0.0.1", settings.sink_metrics_port)
+    runner = await serve_http(sink, settings.sink_metrics_host, settings.sink_metrics_port)
     try:
         await sink.run()
     finally:
