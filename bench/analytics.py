@@ -18,7 +18,10 @@ into ClickHouse, then time the report queries.
    `dlr sink`). Prints progress, the overall load rate and the rate of `EventWriter.write`
    alone (the sink's share: row building and insert, the server's materialized views
    included).
-4. Times every report of `sinks.clickhouse.report` (report by each dimension over 24 h,
+4. Refreshes the `status_snapshot` the reports read (`report.refresh`) and prints how long
+   that took, then times every report of `sinks.clickhouse.report` with the default
+   `exact=True` (so each includes its freshness check; the snapshot is fresh) (report by each
+   dimension over 24 h, `exact=False` by carrier, the freshness check alone,
    stuck after 6 h, silent carriers, failure-reason spikes, and the approximate hourly trend
    from the pre-aggregated table) `--repeat` times and prints min / median ms against the
    200 ms target, the carrier report itself, and the tables' disk usage (`system.parts`).
@@ -340,6 +343,11 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
         (f"report by {by}", functools.partial(report.report, client, db, by, day, now)) for by in BY
     ]
     calls += [
+        (
+            "carrier exact=False",
+            functools.partial(report.report, client, db, "carrier", day, now, exact=False),
+        ),
+        ("freshness check", lambda: [report.snapshot_behind(client, db)]),
         ("stuck after 6h", lambda: report.stuck(client, db, 6, now)),
         ("silent carriers 24h", lambda: report.silent_carriers(client, db, day, now)),
         ("reason spikes by carrier", lambda: report.reason_spikes(client, db, day, now)),
@@ -390,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database", default="dlr_bench")
     parser.add_argument("--keep-data", action="store_true", help="keep the local server's data")
+    parser.add_argument(
+        "--queries-only",
+        action="store_true",
+        help="with --keep-data: time the queries on the database a previous run loaded",
+    )
     args = parser.parse_args(argv)
     db = check_identifier(args.database)
     settings, own = server_settings(args)
@@ -400,13 +413,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = connect(settings)
         print(f"ClickHouse {client.server_version} at {settings.clickhouse}, database {db}")
-        client.command(f"DROP DATABASE IF EXISTS {db}")
-        migrate(client, db)
-        now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        writer = EventWriter(client, db, pii_mode=settings.pii_mode, salt=settings.pii_salt)
-        print(f"loading {args.events:,} events in batches of {args.batch:,} ...", flush=True)
-        load(writer, args.events, args.batch, args.seed, now)
-        messages = int(client.query(f"SELECT count() FROM {db}.message_status").result_rows[0][0])
+        if args.queries_only:
+            # the previous run's `now`: one second after its newest event
+            newest = client.query(f"SELECT max(received_at) FROM {db}.events").result_rows[0][0]
+            now = newest.replace(tzinfo=UTC, microsecond=0) + timedelta(seconds=1)
+        else:
+            client.command(f"DROP DATABASE IF EXISTS {db}")
+            migrate(client, db)
+            now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+            writer = EventWriter(client, db, pii_mode=settings.pii_mode, salt=settings.pii_salt)
+            print(f"loading {args.events:,} events in batches of {args.batch:,} ...", flush=True)
+            load(writer, args.events, args.batch, args.seed, now)
+        t0 = time.perf_counter()
+        report.refresh(client, db)
+        print(
+            f"status_snapshot refreshed in {time.perf_counter() - t0:.1f}s "
+            "(report.refresh: SYSTEM REFRESH VIEW + WAIT; the view also refreshes every minute)"
+        )
+        messages = int(client.query(f"SELECT count() FROM {db}.status_snapshot").result_rows[0][0])
         print(f"{messages:,} messages ({args.events / max(messages, 1):.2f} events per message)")
         print_parts(client, db)
         run_queries(client, db, now, args.repeat)

@@ -1,10 +1,19 @@
 """Delivery analytics from ClickHouse: the documented SQL in `queries/`, run with parameters.
 
-Every function reads the exact `message_status` view (one row per message, its final
-state after the state machine), never the approximate hourly aggregates, so the numbers
+`report`, `stuck`, `silent_carriers` and `reason_spikes` read `status_snapshot`: the rows of
+the exact `message_status` view (one row per message, its final state after the state
+machine), materialized by a refreshable view every minute and sorted by first event time,
+so a query reads only its window. Never the approximate hourly aggregates, so the numbers
 do not change with duplicated or re-emitted events or superseded finals. A message belongs
 to a window by its first event time. Delivery rate = delivered / attempts, attempts being
 messages whose current state is in `schemas.lifecycle.ATTEMPTS` (see README.md).
+
+Freshness: with `exact=True` (the default) a function first checks (one `system.parts`
+lookup, about a millisecond) whether anything was inserted into `messages` after the
+snapshot's last refresh started, and if so refreshes it and waits (`refresh()`): the
+answer is then exactly what `message_status` says now. Under continuous ingestion that
+means a refresh on most calls (seconds at millions of messages): dashboards polling often
+pass `exact=False` and accept numbers up to a minute (plus one refresh) old.
 
 The SQL files use ClickHouse query parameters (`{name:Type}`), so an analyst can paste
 them into clickhouse-client with `--param_<name>=...`; the group column and the database
@@ -25,7 +34,10 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 GroupBy = Literal["carrier", "country", "region", "campaign", "provider"]
-GROUPS: tuple[str, ...] = get_args(GroupBy)
+GROUPS: tuple[GroupBy, ...] = get_args(GroupBy)
+
+#: The refreshable materialized view that fills `status_snapshot` (ddl/0005).
+SNAPSHOT_VIEW = "status_snapshot_mv"
 
 #: Relative drop of the delivery rate against the previous window that raises `dropped`.
 DROP_THRESHOLD = 0.10
@@ -60,10 +72,54 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _check_group(by: str) -> str:
-    if by not in GROUPS:
-        raise ValueError(f"by must be one of {', '.join(GROUPS)}")
-    return by
+def _check_group(by: str) -> GroupBy:
+    for group in GROUPS:
+        if by == group:
+            return group
+    raise ValueError(f"by must be one of {', '.join(GROUPS)}")
+
+
+_BLOCKS = (
+    "SELECT (SELECT max(max_block_number) FROM system.parts"
+    " WHERE database = {db:String} AND table = 'messages' AND active),"
+    " ifNull((SELECT watermark FROM {db:Identifier}.status_snapshot LIMIT 1), 0)"
+)
+
+
+def _blocks(client: Client, db: str) -> tuple[int, int]:
+    """(highest insert block of `messages` now, highest one the snapshot has seen)."""
+    current, watermark = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    return int(current), int(watermark)
+
+
+def snapshot_behind(client: Client, database: str) -> bool:
+    """True when `messages` holds rows inserted after the snapshot's last refresh started
+    (one `system.parts` lookup; merges keep block numbers, so only inserts count).
+    """
+    current, watermark = _blocks(client, check_identifier(database))
+    return current > watermark
+
+
+def refresh(client: Client, database: str, *, attempts: int = 3) -> None:
+    """Refresh `status_snapshot` now and wait for it (`SYSTEM REFRESH VIEW` + `SYSTEM WAIT
+    VIEW`): afterwards the report functions see everything inserted before this call.
+    Another attempt is made when the refresh that ran had started before the call (a
+    scheduled one already running). Raises the server's error when the refresh fails.
+    """
+    db = check_identifier(database)
+    target, _ = _blocks(client, db)
+    for _ in range(max(1, attempts)):
+        client.command(f"SYSTEM REFRESH VIEW {db}.{SNAPSHOT_VIEW}")
+        client.command(f"SYSTEM WAIT VIEW {db}.{SNAPSHOT_VIEW}")
+        if _blocks(client, db)[1] >= target:
+            return
+    raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
+
+
+def _fresh(client: Client, database: str, exact: bool) -> None:
+    """With `exact`, bring the snapshot up to date first (only when it is behind)."""
+    if exact and snapshot_behind(client, database):
+        refresh(client, database)
 
 
 def _check_window(seconds: int, name: str) -> int:
@@ -88,23 +144,23 @@ def report(
     now: datetime | None = None,
     *,
     drop_threshold: float = DROP_THRESHOLD,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
     against the previous window of the same length. Worst delivery rate first.
+    `exact=False`: read the snapshot as it is (up to a minute old, never refreshes).
     """
     key = _check_group(by)
-    rows = _rows(
-        client,
-        "report",
-        {
-            "db": check_identifier(database),
-            "by": key,
-            "since_s": _check_window(since_s, "since_s"),
-            "now": _now(now),
-            "drop": float(drop_threshold),
-        },
-    )
+    parameters = {
+        "db": check_identifier(database),
+        "by": key,
+        "since_s": _check_window(since_s, "since_s"),
+        "now": _now(now),
+        "drop": float(drop_threshold),
+    }
+    _fresh(client, database, exact)
+    rows = _rows(client, "report", parameters)
     out: list[dict[str, Any]] = []
     for row in rows:
         ttd = row["ttd"] or [None, None]
@@ -137,20 +193,21 @@ def stuck(
     now: datetime | None = None,
     *,
     limit: int = 1000,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
-    """Messages still not final `hours` after their first event, oldest first."""
-    if hours < 0:
+    """Messages still not final `hours` after their first event, oldest first. `hours`
+    may be fractional (1.5 = 90 minutes); it is taken to the second.
+    """
+    if not 0 <= hours <= 4_294_967_295 / 3600:
         raise ValueError("hours must not be negative")
-    return _rows(
-        client,
-        "stuck",
-        {
-            "db": check_identifier(database),
-            "hours": int(hours),
-            "now": _now(now),
-            "limit": max(1, int(limit)),
-        },
-    )
+    parameters = {
+        "db": check_identifier(database),
+        "seconds": round(hours * 3600),
+        "now": _now(now),
+        "limit": max(1, int(limit)),
+    }
+    _fresh(client, database, exact)
+    return _rows(client, "stuck", parameters)
 
 
 def silent_carriers(
@@ -160,18 +217,17 @@ def silent_carriers(
     now: datetime | None = None,
     *,
     min_messages: int = 1,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
     """Carriers with traffic in the window and not one delivered message."""
-    return _rows(
-        client,
-        "silent_carriers",
-        {
-            "db": check_identifier(database),
-            "since_s": _check_window(since_s, "since_s"),
-            "now": _now(now),
-            "min_messages": max(1, int(min_messages)),
-        },
-    )
+    parameters = {
+        "db": check_identifier(database),
+        "since_s": _check_window(since_s, "since_s"),
+        "now": _now(now),
+        "min_messages": max(1, int(min_messages)),
+    }
+    _fresh(client, database, exact)
+    return _rows(client, "silent_carriers", parameters)
 
 
 def reason_spikes(
@@ -183,6 +239,7 @@ def reason_spikes(
     by: GroupBy = "carrier",
     factor: float = 2.0,
     min_count: int = 10,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
     """Failure reasons whose share of a group's attempts grew at least `factor` times
     against the previous window of the same length (largest jump first).
@@ -190,18 +247,16 @@ def reason_spikes(
     if factor < 1:
         raise ValueError("factor must be at least 1")
     key = _check_group(by)
-    rows = _rows(
-        client,
-        "reason_spikes",
-        {
-            "db": check_identifier(database),
-            "by": key,
-            "since_s": _check_window(since_s, "since_s"),
-            "now": _now(now),
-            "factor": float(factor),
-            "min_count": max(1, int(min_count)),
-        },
-    )
+    parameters = {
+        "db": check_identifier(database),
+        "by": key,
+        "since_s": _check_window(since_s, "since_s"),
+        "now": _now(now),
+        "factor": float(factor),
+        "min_count": max(1, int(min_count)),
+    }
+    _fresh(client, database, exact)
+    rows = _rows(client, "reason_spikes", parameters)
     return [
         {
             key: row["grp"],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -183,3 +184,76 @@ def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tupl
         event.raw_sha256,
         int(event.schema_version),
     )
+
+
+#: The plain `str` of a str-enum member (C speed; `str(member)` runs Python code).
+_text = str.__str__
+
+
+def _utc_fast(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else _utc(value)  # type: ignore[return-value]
+
+
+def to_columns(
+    events: Sequence[CanonicalEvent], *, pii_mode: PiiMode | str, salt: str
+) -> list[list[Any]]:
+    """The `<db>.events` rows of a batch as columns (`COLUMNS` order), for a
+    column-oriented insert: the same values as `to_row` (a unit test checks it), built a
+    column at a time, with each phone number protected once per batch.
+    """
+    if pii_mode not in ("hash", "mask", "clear"):
+        raise ValueError(f"unknown pii_mode {pii_mode!r}")
+    recipients: dict[str | None, tuple[str | None, str | None]] = {}
+    senders: dict[str | None, tuple[str | None, str | None]] = {}
+    protected_recipients = []
+    protected_senders = []
+    for e in events:
+        number = e.recipient
+        got = recipients.get(number)
+        if got is None:
+            got = recipients[number] = protect(number, pii_mode=pii_mode, salt=salt)
+        protected_recipients.append(got)
+        sender = e.sender
+        got = senders.get(sender)
+        if got is None:
+            got = senders[sender] = protect_sender(sender, pii_mode=pii_mode, salt=salt)
+        protected_senders.append(got)
+    text = _text
+    return [
+        [e.event_id for e in events],
+        [e.message_id for e in events],
+        [e.provider for e in events],
+        [e.provider_message_id for e in events],
+        [text(e.state) for e in events],
+        [text(e.current_state) for e in events],
+        [None if e.previous_state is None else text(e.previous_state) for e in events],
+        [e.transition for e in events],
+        [bool(e.is_final) for e in events],
+        [None if e.failure_reason is None else text(e.failure_reason) for e in events],
+        [e.provider_status for e in events],
+        [e.provider_error_code for e in events],
+        [e.provider_error_text for e in events],
+        [bool(e.mapped) for e in events],
+        [pii_mode] * len(events),
+        [r[0] for r in protected_recipients],
+        [r[1] for r in protected_recipients],
+        [r[0] for r in protected_senders],
+        [r[1] for r in protected_senders],
+        [e.carrier for e in events],
+        [e.mcc for e in events],
+        [e.mnc for e in events],
+        [e.country for e in events],
+        [e.region for e in events],
+        [e.campaign for e in events],
+        [e.tenant for e in events],
+        [e.client_ref for e in events],
+        [None if e.segments is None else _segments(e.segments) for e in events],
+        [e.price for e in events],
+        [e.currency for e in events],
+        [e.sequence for e in events],
+        [None if e.provider_timestamp is None else _utc_fast(e.provider_timestamp) for e in events],
+        [_utc_fast(e.received_at) for e in events],
+        [_utc_fast(e.emitted_at) for e in events],
+        [e.raw_sha256 for e in events],
+        [int(e.schema_version) for e in events],
+    ]

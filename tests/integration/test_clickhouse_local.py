@@ -28,7 +28,15 @@ from schemas.lifecycle import FailureReason, State, is_final
 from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import ddl_files, migrate
-from sinks.clickhouse.report import hourly, reason_spikes, report, silent_carriers, stuck
+from sinks.clickhouse.report import (
+    hourly,
+    reason_spikes,
+    refresh,
+    report,
+    silent_carriers,
+    snapshot_behind,
+    stuck,
+)
 from streams.state_machine import MessageState, Report, decide
 
 pytestmark = pytest.mark.integration
@@ -288,12 +296,21 @@ def test_migrations_apply_once_with_settings_ttls(client: Any, database: str) ->
             parameters={"db": database},
         ).result_rows
     }
-    assert {"events", "messages", "message_status", "hourly", "messages_mv", "hourly_mv"} <= set(
-        tables
-    )
+    assert {
+        "events",
+        "messages",
+        "message_status",
+        "status_snapshot",
+        "status_snapshot_mv",
+        "hourly",
+        "hourly_v2",
+        "messages_mv",
+        "hourly_v2_mv",
+    } <= set(tables)
+    assert "hourly_mv" not in tables  # replaced by hourly_v2_mv (ddl/0006)
     events = tables["events"]
     assert "toIntervalDay(7)" in events and events.count("toIntervalDay(2)") == 2
-    assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly"]
+    assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly_v2"]
 
 
 def test_events_columns_equal_rows_module(client: Any, database: str) -> None:
@@ -325,7 +342,7 @@ def test_events_and_messages_are_exact(client: Any, database: str) -> None:
     assert status_rows(client, database) == EXPECTED
 
     # merging everything changes nothing
-    for table in ("events", "messages", "hourly"):
+    for table in ("events", "messages", "hourly_v2"):
         client.command(f"OPTIMIZE TABLE {database}.{table} FINAL")
     assert int(client.command(f"SELECT count() FROM {database}.events")) == distinct
     assert int(client.command(f"SELECT count() FROM {database}.messages")) == len(EXPECTED)
@@ -380,10 +397,38 @@ def test_report_is_exact(client: Any, database: str) -> None:
     assert wide[1]["ttd_p50_s"] == pytest.approx(8.0)
 
 
+def test_snapshot_freshness(client: Any, database: str) -> None:
+    migrate(client, database)
+    refresh(client, database)
+    assert not snapshot_behind(client, database)
+    load(client, database)
+    assert snapshot_behind(client, database)
+    # exact=False reads the snapshot as it is (here: refreshed before the load, so empty)
+    assert report(client, database, "carrier", 3600, NOW, exact=False) == []
+    exact = report(client, database, "carrier", 3600, NOW)  # refreshes first
+    assert not snapshot_behind(client, database)
+    assert [(r["carrier"], r["attempts"]) for r in exact] == [("Ycom", 1), ("Xcell", 6)]
+    assert report(client, database, "carrier", 3600, NOW, exact=False) == exact
+    # merging moves no block numbers: still fresh, the same answer
+    client.command(f"OPTIMIZE TABLE {database}.messages FINAL")
+    assert not snapshot_behind(client, database)
+    refresh(client, database)
+    assert report(client, database, "carrier", 3600, NOW, exact=False) == exact
+    snapshot = int(client.command(f"SELECT count() FROM {database}.status_snapshot"))
+    assert snapshot == len(EXPECTED)
+
+
 def test_stuck_silent_and_spikes(client: Any, database: str) -> None:
     migrate(client, database)
     load(client, database)
     assert [m["message_id"] for m in stuck(client, database, 1, NOW)] == ["generic:p5"]
+    # 1.5 h: p5 (first event 1 h 50 min ago) only; 0.75 h: the current window's a4 / b2 too
+    assert [m["message_id"] for m in stuck(client, database, 1.5, NOW)] == ["generic:p5"]
+    assert [m["message_id"] for m in stuck(client, database, 0.75, NOW)] == [
+        "generic:p5",
+        "generic:a4",
+        "generic:b2",
+    ]
     assert [m["message_id"] for m in stuck(client, database, 0, NOW)] == [
         "generic:p5",
         "generic:a4",
@@ -413,7 +458,7 @@ def test_hourly_counts_each_message_once(client: Any, database: str) -> None:
                uniqExactMerge(unknown), uniqExactMerge(superseded),
                uniqExactMapMerge(reasons),
                quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(time_to_deliver)
-        FROM {database}.hourly
+        FROM {database}.hourly_v2
         WHERE hour >= %(start)s
         GROUP BY carrier ORDER BY carrier
         """,

@@ -1,8 +1,9 @@
 """`dlr report` against a real ClickHouse: known events in, exact numbers out, every format.
 
 The events go through the sink's own path (`EventWriter` -> `events` -> materialized views
--> `message_status`), including a batch written twice and an event re-emitted in another
-batch, so nothing here depends on how the report is computed, only on what it must say.
+-> `message_status` -> `status_snapshot`, refreshed on demand by the exact reports),
+including a batch written twice and an event re-emitted in another batch, so nothing here
+depends on how the report is computed, only on what it must say.
 
 Window [now - 24h, now) and the previous one [now - 48h, now - 24h), by first event:
 

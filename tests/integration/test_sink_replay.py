@@ -37,6 +37,7 @@ async def rewind(bootstrap: str, group: str, topic: str, to_fraction: float) -> 
     )
     await consumer.start()
     try:
+        await consumer.topics()  # load metadata
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = await consumer.end_offsets(tps)
         target = {tp: int(ends[tp] * to_fraction) for tp in tps}
@@ -60,7 +61,7 @@ def snapshot(p: Pipeline) -> dict[str, Any]:
             ).result_rows
         ),
         "hourly": client.query(
-            f"SELECT uniqExactMerge(attempts), uniqExactMerge(delivered) FROM {db}.hourly"
+            f"SELECT uniqExactMerge(attempts), uniqExactMerge(delivered) FROM {db}.hourly_v2"
         ).result_rows,
         "report": report(client, db, "campaign", since_s=86400),
     }

@@ -1,4 +1,4 @@
--- Hourly delivery trend from the pre-aggregated {db}.hourly table (fast, for dashboards).
+-- Hourly delivery trend from the pre-aggregated {db}.hourly_v2 table (fast, for dashboards).
 --
 -- Parameters: db, by (carrier | country | region | campaign | provider),
 -- since_s (UInt32), now (DateTime64(3, 'UTC')).
@@ -20,7 +20,7 @@ SELECT
     uniqExactMerge(superseded) AS superseded,
     uniqExactMapMerge(reasons) AS failure_reasons,
     quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(time_to_deliver) AS ttd_p50_p90_p95_p99_s
-FROM {db:Identifier}.hourly
+FROM {db:Identifier}.hourly_v2
 WHERE hour >= toStartOfHour({now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}))
   AND hour < {now:DateTime64(3, 'UTC')}
 GROUP BY hour, grp

@@ -32,7 +32,7 @@ FROM
             failure_reason AS reason,
             countIf(first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})) AS count,
             countIf(first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})) AS previous_count
-        FROM {db:Identifier}.message_status
+        FROM {db:Identifier}.status_snapshot
         WHERE is_attempt
           AND first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {since_s:UInt32})
           AND first_event_at < {now:DateTime64(3, 'UTC')}

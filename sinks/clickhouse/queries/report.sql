@@ -9,7 +9,8 @@
 --   drop     relative drop that raises the flag (0.1 = 10 %)
 --
 -- A message belongs to a window by its first event time (first_event_at). Numbers are exact
--- with respect to each message's final state (read from the message_status view):
+-- with respect to each message's final state (read from status_snapshot, the rows of the
+-- message_status view refreshed every minute; report.refresh() brings it up to date):
 --   attempts         messages whose current state is in lifecycle.ATTEMPTS
 --   delivered        messages whose current state is delivered
 --   delivery_rate    delivered / attempts (NULL without attempts)
@@ -38,7 +39,7 @@ FROM
     SELECT
         *,
         first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}) AS in_current
-    FROM {db:Identifier}.message_status
+    FROM {db:Identifier}.status_snapshot
     WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {since_s:UInt32})
       AND first_event_at < {now:DateTime64(3, 'UTC')}
 )

@@ -14,7 +14,7 @@ SELECT
     countIf(current_state = 'sent' AND NOT is_final) AS stuck_in_sent,
     min(first_event_at) AS first_seen,
     max(last_event_at) AS last_seen
-FROM {db:Identifier}.message_status
+FROM {db:Identifier}.status_snapshot
 WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})
   AND first_event_at < {now:DateTime64(3, 'UTC')}
   AND carrier IS NOT NULL

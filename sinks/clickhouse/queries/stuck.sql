@@ -1,6 +1,6 @@
--- Messages still not final N hours after their first event, oldest first.
+-- Messages still not final N seconds after their first event, oldest first.
 --
--- Parameters: db, hours (UInt32), now (DateTime64(3, 'UTC')), limit (UInt32).
+-- Parameters: db, seconds (UInt32; 6 h = 21600), now (DateTime64(3, 'UTC')), limit (UInt32).
 -- "Not final": current state accepted / queued / sent and the provider never said the
 -- message is final (lifecycle.FINAL; `unknown` counts as final).
 SELECT
@@ -15,8 +15,8 @@ SELECT
     first_event_at,
     last_event_at,
     dateDiff('second', first_event_at, {now:DateTime64(3, 'UTC')}) / 3600. AS age_hours
-FROM {db:Identifier}.message_status
+FROM {db:Identifier}.status_snapshot
 WHERE NOT is_final
-  AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalHour({hours:UInt32})
+  AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalSecond({seconds:UInt32})
 ORDER BY first_event_at ASC, message_id ASC
 LIMIT {limit:UInt32};

@@ -44,11 +44,11 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
 @pytest.mark.parametrize(
     ("name", "source"),
     [
-        ("report", "message_status"),
-        ("stuck", "message_status"),
-        ("silent_carriers", "message_status"),
-        ("reason_spikes", "message_status"),
-        ("hourly", "hourly"),
+        ("report", "status_snapshot"),
+        ("stuck", "status_snapshot"),
+        ("silent_carriers", "status_snapshot"),
+        ("reason_spikes", "status_snapshot"),
+        ("hourly", "hourly_v2"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
@@ -58,3 +58,46 @@ def test_queries_are_parameterized(name: str, source: str) -> None:
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     assert re.findall(r"\{(\w+):", code), name
     assert "{db}" not in code
+
+
+class Recorder:
+    """Answers the freshness check with "up to date" and records the queries."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        self.calls.append((sql, dict(parameters or {})))
+        rows: list[Any] = [[5, 5]] if "system.parts" in sql else []
+
+        class Result:
+            column_names: tuple[str, ...] = ()
+            result_rows: list[Any] = rows
+
+        return Result()
+
+    def command(self, sql: str) -> None:
+        self.calls.append((sql, {}))
+
+
+@pytest.mark.parametrize(("hours", "seconds"), [(1.5, 5400), (0, 0), (6, 21600), (0.0004, 1)])
+def test_stuck_takes_fractional_hours_to_the_second(hours: float, seconds: int) -> None:
+    client = Recorder()
+    client_any = cast(Any, client)
+    report.stuck(client_any, "dlr", hours)
+    (check, _), (sql, parameters) = client.calls
+    assert "system.parts" in check
+    assert "{seconds:UInt32}" in sql
+    assert parameters["seconds"] == seconds
+
+
+def test_exact_false_never_checks_freshness() -> None:
+    client = Recorder()
+    report.stuck(cast(Any, client), "dlr", 2, exact=False)
+    assert len(client.calls) == 1
+
+
+def test_groups_are_group_names() -> None:
+    by: report.GroupBy = report.GROUPS[0]
+    assert by == "carrier"
+    assert report.GROUPS == ("carrier", "country", "region", "campaign", "provider")

@@ -244,3 +244,38 @@ def test_unknown_pii_mode_is_refused() -> None:
         rows.to_row(sample(), pii_mode="plain", salt=SALT)
     with pytest.raises(ValueError, match="pii_mode"):
         rows.to_row(sample(recipient=None, sender="ACME"), pii_mode="plain", salt=SALT)
+
+
+@pytest.mark.parametrize("mode", ["hash", "mask", "clear"])
+def test_columns_are_the_rows_transposed(mode: str) -> None:
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    shifted = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    events = [
+        sample(),
+        sample(event_id="e2", sender="+447700900123", segments=70000),
+        sample(event_id="e3", received_at=naive, emitted_at=shifted, provider_timestamp=None),
+        sample(
+            event_id="e4",
+            previous_state=None,
+            failure_reason=None,
+            recipient=None,
+            sender=None,
+            segments=None,
+            sequence=None,
+        ),
+        sample(event_id="e5"),  # the same numbers again: protected once, same values
+    ]
+    columns = rows.to_columns(events, pii_mode=mode, salt=SALT)
+    expected = [rows.to_row(e, pii_mode=mode, salt=SALT) for e in events]
+    assert len(columns) == len(rows.COLUMNS)
+    assert [tuple(r) for r in zip(*columns, strict=True)] == expected
+    for column, kind in zip(columns, rows.TYPES, strict=True):
+        for value in column:
+            assert not isinstance(value, State | FailureReason)
+            if isinstance(value, datetime):
+                assert value.tzinfo is UTC, kind
+
+
+def test_columns_refuse_an_unknown_pii_mode() -> None:
+    with pytest.raises(ValueError, match="pii_mode"):
+        rows.to_columns([sample()], pii_mode="plain", salt=SALT)
