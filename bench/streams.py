@@ -7,6 +7,9 @@
    envelope's `received_at` to the canonical event's `emitted_at` (p50/p99).
 
     .venv/bin/python -m bench.streams [--events 200000] [--rate 3000] [--seconds 20]
+
+`--seconds 0` skips the latency phase. The worker's CPU time per raw event is printed too:
+unlike events/s it hardly depends on what else the machine is running.
 """
 
 from __future__ import annotations
@@ -115,9 +118,19 @@ async def produce(
 
 
 async def watch(
-    bootstrap: str, topic: str, unique: int, worker: subprocess.Popen[bytes], peak: list[float]
+    bootstrap: str,
+    topic: str,
+    unique: int,
+    worker: subprocess.Popen[bytes],
+    peak: list[float],
+    cpu: list[tuple[float, float, int]],
 ) -> tuple[float, float, int]:
-    """Poll the output topic's end offsets until the backlog is done: (first, last, count)."""
+    """Poll the output topic's end offsets until the backlog is done: (first, last, count).
+
+    `cpu` gets the worker's (process, main thread) CPU seconds and the output count at the
+    first output and at the last change, so the CPU cost per event can be told apart from a
+    busy machine.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
@@ -131,8 +144,11 @@ async def watch(
             peak[0] = max(peak[0], rss_mb(worker.pid))
             if count and first is None:
                 first = now
+                cpu[:] = [(*cpu_s(worker.pid), count)] * 2
             if count != last_count:
                 last_count, last_change = count, now
+                if cpu:
+                    cpu[1] = (*cpu_s(worker.pid), count)
                 print(f"[bench] canonical events {count}/{unique}", flush=True)
             if count >= unique or now - last_change > 60 or worker.poll() is not None:
                 break
@@ -177,6 +193,19 @@ def rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(whole process, main thread) user+system CPU seconds of a running process."""
+
+    def ticks(path: str) -> float:
+        try:
+            fields = Path(path).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return ticks(f"/proc/{pid}/stat"), ticks(f"/proc/{pid}/task/{pid}/stat")
 
 
 def _children(pid: int) -> list[int]:
@@ -232,9 +261,10 @@ def main() -> int:
         start_new_session=True,
     )
     peak = [0.0]
+    cpu: list[tuple[float, float, int]] = []
     try:
         first, last_change, last_count = asyncio.run(
-            watch(settings.bootstrap, settings.status_topic, unique, worker, peak)
+            watch(settings.bootstrap, settings.status_topic, unique, worker, peak, cpu)
         )
         elapsed = max(last_change - first, 1e-9)
         throughput = len(records) / elapsed
@@ -243,6 +273,19 @@ def main() -> int:
             f"{elapsed:.1f}s = {throughput:.0f} raw events/s (one worker)",
             flush=True,
         )
+        if len(cpu) == 2 and cpu[1][2] > cpu[0][2]:
+            # Raw records behind the outputs seen between the two samples (same ratio).
+            done = (cpu[1][2] - cpu[0][2]) * len(records) / max(unique, 1)
+            proc_us = (cpu[1][0] - cpu[0][0]) / done * 1e6
+            main_us = (cpu[1][1] - cpu[0][1]) / done * 1e6
+            print(
+                f"[bench] worker CPU per raw event: {proc_us:.0f} us "
+                f"(main thread {main_us:.0f} us)",
+                flush=True,
+            )
+        if args.seconds <= 0:
+            print(f"[bench] worker peak RSS {peak[0]:.0f} MB")
+            return 0
         since = time.time()
         n = int(args.rate * args.seconds)
         paced = backlog(n, seed=2)

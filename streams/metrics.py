@@ -1,6 +1,13 @@
-"""Prometheus counters of the worker, served by faust's web server at /metrics."""
+"""Prometheus counters of the worker, served by faust's web server at /metrics.
+
+The agent counts into a `Tally` (plain dicts, no locks) and moves the counts to these
+metrics about once a second: a labelled Prometheus update costs ~1 us per call, several
+per record, which is a visible share of the worker's budget at 10,000 records/s.
+"""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 from prometheus_client import Counter, Histogram
 
@@ -18,3 +25,38 @@ latency = Histogram(
     "Ingress receive time to canonical emit time",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+class Tally:
+    """Counts of the records processed since the last `flush()` (one event loop only)."""
+
+    __slots__ = ("actions", "deadletters", "latencies", "records", "transitions", "unmapped")
+
+    def __init__(self) -> None:
+        self.records: defaultdict[str, int] = defaultdict(int)
+        self.transitions: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.unmapped: defaultdict[str, int] = defaultdict(int)
+        self.deadletters = 0
+        self.actions = 0
+        self.latencies: list[float] = []
+
+    def flush(self) -> None:
+        """Add the counts to the Prometheus metrics and start again from zero."""
+        for kind, n in self.records.items():
+            records.labels(kind).inc(n)
+        for (transition, provider), n in self.transitions.items():
+            transitions.labels(transition, provider).inc(n)
+        for provider, n in self.unmapped.items():
+            unmapped.labels(provider).inc(n)
+        if self.deadletters:
+            deadletters.inc(self.deadletters)
+        if self.actions:
+            actions.inc(self.actions)
+        observe = latency.observe
+        for seconds in self.latencies:
+            observe(seconds)
+        self.records.clear()
+        self.transitions.clear()
+        self.unmapped.clear()
+        self.deadletters = self.actions = 0
+        self.latencies.clear()
