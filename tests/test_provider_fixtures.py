@@ -41,7 +41,8 @@ async def test_fixture_maps_to_expected(fixture: provider_fixtures.Fixture) -> N
         got = {
             "message_id": f"{fixture.provider}:{record.message_key}",
             "state": str(normalized.state),
-            "failure_reason": None if normalized.failure_reason is None
+            "failure_reason": None
+            if normalized.failure_reason is None
             else str(normalized.failure_reason),
             "provider_status": normalized.provider_status,
             "provider_error_code": normalized.provider_error_code,
