@@ -142,7 +142,7 @@ def test_dockerfile_base_image_entrypoint_and_command() -> None:
             key, _, value = rest.partition("=")
             args[key] = value
     bases = [
-        re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], rest.split()[0])
+        re.sub(r"\$\{(\w+)\}", lambda m: args[str(m.group(1))], rest.split()[0])
         for keyword, rest in instructions
         if keyword == "FROM"
     ]
