@@ -114,8 +114,8 @@ async def count_records(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        await consumer.topics()  # load metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
+        cluster = await consumer._client.fetch_all_metadata()  # the consumer tracks no topic
+        partitions = cluster.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         return sum(ends.values())

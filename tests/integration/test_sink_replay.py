@@ -37,8 +37,9 @@ async def rewind(bootstrap: str, group: str, topic: str, to_fraction: float) -> 
     )
     await consumer.start()
     try:
-        await consumer.topics()  # load metadata
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        cluster = await consumer._client.fetch_all_metadata()  # the consumer tracks no topic
+        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
+        assert tps, f"no partitions for {topic}"
         ends = await consumer.end_offsets(tps)
         target = {tp: int(ends[tp] * to_fraction) for tp in tps}
         consumer.assign(tps)
