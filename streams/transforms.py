@@ -58,8 +58,7 @@ class Outcome:
     deadletter: list[Pair] = field(default_factory=list)
     actions: list[Pair] = field(default_factory=list)
     suppressions: list[Pair] = field(default_factory=list)
-    transition: str | None = None
-    unmapped: bool = False
+    #: The canonical event emitted, if any (its transition and `mapped` say the rest).
     event: CanonicalEvent | None = None
 
 
@@ -149,14 +148,12 @@ def _event(
 
 
 def _outputs(
-    out: Outcome, env: RawEnvelope, event: CanonicalEvent, raw: bytes, config: Config, now: float
+    out: Outcome, env: RawEnvelope, event: CanonicalEvent, raw: bytes, config: Config
 ) -> None:
     key = env.message_id.encode()
     out.event = event
-    out.transition = event.transition
     out.status.append((key, event.to_json()))
     if not event.mapped:
-        out.unmapped = True
         out.deadletter.append(
             (
                 key,
@@ -263,7 +260,7 @@ def process(
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
-            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, now)
+            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
         return out
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
@@ -276,5 +273,5 @@ def process(
     out = Outcome("new", store={"st": decision.after.to_dict(), "seen": seen, "at": now})
     if decision.transition is not None:
         eid = event_id(env.message_id, ekey)
-        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, now)
+        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
     return out

@@ -186,9 +186,9 @@ def _count(out: Outcome, now: float) -> None:
     tally.records[out.kind] += 1
     event = out.event
     if event is not None:
-        tally.transitions[out.transition or "", event.provider] += 1
+        tally.transitions[event.transition, event.provider] += 1
         tally.latencies.append(max(0.0, now - event.received_at.timestamp()))
-        if out.unmapped:
+        if not event.mapped:
             tally.unmapped[event.provider] += 1
     if out.deadletter:
         tally.deadletters += len(out.deadletter)
