@@ -142,6 +142,7 @@ class Sink:
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         s = self.settings
         batch: list[ConsumerRecord[bytes, bytes]] = []
+        fetched_up_to: dict[TopicPartition, int] = {}
         opened = time.monotonic()
         while not self._stop.is_set():
             timeout = max(0.0, s.sink_batch_ms / 1000 - (time.monotonic() - opened))
@@ -151,26 +152,27 @@ class Sink:
             )
             if not batch:
                 opened = time.monotonic()
-            for records in fetched.values():
+            for tp, records in fetched.items():
                 batch.extend(records)
+                fetched_up_to[tp] = records[-1].offset + 1
             age = time.monotonic() - opened
             if batch and (len(batch) >= s.sink_batch_rows or age * 1000 >= s.sink_batch_ms):
                 await self._flush(consumer, batch)
                 batch = []
                 opened = time.monotonic()
-            self._update_lag(consumer)
+            self._update_lag(consumer, fetched_up_to)
         if batch:
             await self._flush(consumer, batch)
 
-    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+    def _update_lag(
+        self, consumer: AIOKafkaConsumer, fetched_up_to: dict[TopicPartition, int]
+    ) -> None:
+        """Records behind the end of each assigned partition (from the last fetch response)."""
         lag = 0
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            last = consumer.last_stable_offset(tp) if high is None else high
-            with contextlib.suppress(Exception):
-                position = consumer._fetcher._subscriptions.assignment[tp].position
-                if last is not None and position is not None:
-                    lag += max(0, last - position)
+            if high is not None and tp in fetched_up_to:
+                lag += max(0, high - fetched_up_to[tp])
         self.metrics.lag.set(lag)
 
     async def _flush(
