@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## test: lint, type-check and run the whole suite (starts the broker and ClickHouse it needs)
 test: $(STAMP) lint
-	$(BIN)/python -m deploy.local.kafka fetch
+	$(BIN)/dlr kafka fetch
 	$(BIN)/pytest -ra --durations=15
 
 lint: $(STAMP)

@@ -62,6 +62,9 @@ def cmd_kafka(settings: Settings, action: str, detach: bool) -> int:
     if action == "stop":
         kafka.stop(settings)
         return 0
+    if action == "fetch":
+        kafka.fetch(settings)
+        return 0
     kafka.start(settings)
     asyncio.run(_topics(settings))
     if detach:
@@ -277,9 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run everything locally (make run)")
-    for name in ("kafka", "clickhouse"):
+    for name, actions in (
+        ("kafka", ["start", "stop", "status", "fetch"]),
+        ("clickhouse", ["start", "stop", "status"]),
+    ):
         p = sub.add_parser(name, help=f"local {name} server")
-        p.add_argument("action", choices=["start", "stop", "status"])
+        p.add_argument("action", choices=actions)
         p.add_argument("--detach", action="store_true", help="start and return")
     p = sub.add_parser("ingress", help="webhook ingress")
     p.add_argument("--tls-cert")

@@ -12,13 +12,12 @@ Everything else talks to this server through `clickhouse-connect`, exactly as to
 server. When `DLR_CLICKHOUSE_URL` is set the launcher must not be used: callers check
 `settings.clickhouse_url` first (`start()` refuses as well).
 
-    python -m deploy.local.clickhouse serve|start|stop|status
+    dlr clickhouse start|stop|status   (the spawned child runs `... serve`)
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import urllib.error
 import urllib.request
@@ -189,30 +188,10 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m deploy.local.clickhouse serve|start|stop|status`."""
-    args = argv if argv is not None else sys.argv[1:]
-    settings = Settings()
-    command = args[0] if args else "status"
-    if command == "serve":
-        serve(settings)
-    elif command == "start":
-        start(settings)
-    elif command == "stop":
-        stop(settings)
-    elif command == "status":
-        up = status(settings)
-        print(f"clickhouse {'up' if up else 'down'} at {settings.clickhouse}")
-        return 0 if up else 1
-    else:
-        print(__doc__)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["serve"]:
-        # The server keeps SIGTERM's default: a Python handler could never run while the
-        # process sits inside the single blocking `_chdb.query` call.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    raise SystemExit(main())
+    # Only the child process `start()` spawns comes here; people use `dlr clickhouse ...`.
+    # The server keeps SIGTERM's default: a Python handler could never run while the
+    # process sits inside the single blocking `_chdb.query` call.
+    if sys.argv[1:] != ["serve"]:
+        raise SystemExit("usage: python -m deploy.local.clickhouse serve (see `dlr clickhouse`)")
+    serve(Settings())

@@ -3,20 +3,16 @@
 Jars come from Maven Central (`deploy/local/pom.xml`) into `<cache>/kafka/<version>/libs`
 once; the broker runs as `java kafka.Kafka server.properties` with a capped heap; data
 lives in `<data>/kafka`. No Kafka shell scripts exist here, so this is the launcher.
-Unused when `DLR_KAFKA_BOOTSTRAP` points at a real cluster.
-
-    python -m deploy.local.kafka start|stop|status|fetch
+Unused when `DLR_KAFKA_BOOTSTRAP` points at a real cluster. The command line is
+`dlr kafka start|stop|status|fetch` (deploy/cli.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -220,30 +216,3 @@ def stop(settings: Settings, timeout: float = 30.0) -> bool:
 def status(settings: Settings) -> bool:
     """True when the configured broker answers metadata requests."""
     return ready(settings.bootstrap)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m deploy.local.kafka start|stop|status|fetch`."""
-    args = argv if argv is not None else sys.argv[1:]
-    settings = Settings()
-    command = args[0] if args else "status"
-    if command == "fetch":
-        fetch(settings)
-    elif command == "start":
-        start(settings)
-    elif command == "stop":
-        stop(settings)
-    elif command == "status":
-        up = status(settings)
-        print(f"kafka {'up' if up else 'down'} at {settings.bootstrap}")
-        return 0 if up else 1
-    else:
-        print(__doc__)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    raise SystemExit(main())
