@@ -71,9 +71,7 @@ def main() -> int:
         "DLR_DATA_DIR": str(data),
         "DLR_LOG_LEVEL": "WARNING",
     }
-    settings = Settings.model_validate(
-        {k[4:].lower(): v for k, v in env.items() if k.startswith("DLR_")}
-    )
+    settings = Settings.from_vars(env)
     loadgen = build_loadgen()
     stack = subprocess.Popen(
         [sys.executable, "-m", "deploy.cli", "up"], cwd=ROOT, env=env, start_new_session=True

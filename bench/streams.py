@@ -243,7 +243,7 @@ def main() -> int:
         "DLR_LOG_LEVEL": "WARNING",
         "DLR_WORKER_WEB_PORT": "16066",
     }
-    settings = Settings(**{k[4:].lower(): v for k, v in env_vars.items()})
+    settings = Settings.from_vars(env_vars)
     asyncio.run(ensure_topics(settings))
     records = backlog(args.events, seed=1)
     unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})

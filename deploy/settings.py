@@ -7,6 +7,7 @@ List-valued variables are comma separated (`DLR_TWILIO_SECRETS=tok1,tok2`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -141,6 +142,13 @@ class Settings(BaseSettings):
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
     retention_days: int = Field(180, ge=1)
     clear_pii_days: int = Field(30, ge=1)
+
+    @classmethod
+    def from_vars(cls, variables: Mapping[str, str]) -> Settings:
+        """The settings a child process started with these `DLR_*` variables will read."""
+        return cls.model_validate(
+            {k[4:].lower(): v for k, v in variables.items() if k.startswith("DLR_")}
+        )
 
     # -- derived -------------------------------------------------------------------------
     @property

@@ -56,9 +56,7 @@ class Pipeline:
             "DLR_SINK_BATCH_MS": "100",
             **overrides,
         }
-        self.settings = Settings.model_validate(
-            {k[4:].lower(): v for k, v in self.env_vars.items()}
-        )
+        self.settings = Settings.from_vars(self.env_vars)
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = data_dir / "logs"

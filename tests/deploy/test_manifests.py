@@ -88,9 +88,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     """Settings from environment-style variables, without reading the real environment."""
     unknown = sorted(k for k in env if k.startswith("DLR_") and k not in SETTINGS_ENV)
     assert not unknown, f"not settings fields: {unknown}"
-    return Settings.model_validate(
-        {k[4:].lower(): v for k, v in env.items() if k.startswith("DLR_")}
-    )
+    return Settings.from_vars(env)
 
 
 # -- Dockerfile -----------------------------------------------------------------------------
