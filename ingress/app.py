@@ -80,15 +80,19 @@ class IngressState:
     certs: dict[str, bytes] = field(default_factory=dict)
     http: httpx.AsyncClient | None = None
 
+    def client(self) -> httpx.AsyncClient:
+        """The outbound HTTP client, created on first use (most deployments never need it)."""
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        return self.http
+
     async def fetch(self, url: str) -> bytes:
         """HTTPS GET with a per-process cache (SNS signing certificates)."""
         if url in self.certs:
             return self.certs[url]
         if not url.startswith("https://"):
             raise ValueError("only https URLs are fetched")
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        response = await self.http.get(url)
+        response = await self.client().get(url)
         response.raise_for_status()
         self.certs[url] = response.content
         return response.content
@@ -171,7 +175,7 @@ async def webhook(request: Request) -> Response:
         inbound = InboundRequest(
             method=request.method,
             url=external_url(request, state.settings.public_base_url, state.trusted),
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=dict(request.headers.items()),  # ASGI header names are lower-case
             body=body,
             client_ip=ip,
         )
@@ -210,9 +214,7 @@ async def webhook(request: Request) -> Response:
 async def _confirm_subscription(state: IngressState, name: str, url: str) -> None:
     """SNS handshake: GET the SubscribeURL once the confirmation was verified."""
     try:
-        if state.http is None:
-            state.http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        response = await state.http.get(url)
+        response = await state.client().get(url)
         log.info("subscription confirmed", extra={"provider": name, "status": response.status_code})
     except httpx.HTTPError as exc:
         log.warning("subscription confirmation failed", extra={"provider": name, "error": str(exc)})
