@@ -8,7 +8,7 @@ callback-token fields) and the record payload the provider module extracted.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -43,8 +43,8 @@ class RawEnvelope:
     v: int = ENVELOPE_VERSION
 
     def to_json(self) -> bytes:
-        """The wire form on `dlr.raw.v1`."""
-        return orjson.dumps(asdict(self))
+        """The wire form on `dlr.raw.v1` (orjson reads the dataclass; `asdict` would deep-copy)."""
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> RawEnvelope:
