@@ -1,0 +1,103 @@
+"""The ingress while the broker goes away and comes back: 503 meanwhile, no 200 ever lost.
+
+Signed webhooks are posted continuously to a real ingress process; the local Kafka broker is
+stopped for a few seconds and started again. Every request answered 200 must be in the raw
+topic; requests during the outage get 503 + Retry-After (the provider retries them); after
+the restart the ingress acknowledges again without being restarted itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from deploy.local import kafka
+from deploy.settings import Settings
+from ingress.providers import generic
+from ingress.providers._contract import InboundRequest
+from schemas.envelope import RawEnvelope
+from tests.kafka_helpers import read_all
+from tests.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
+) -> Iterator[Pipeline]:
+    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique, DLR_PRODUCE_TIMEOUT_S="1")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(
+    kafka_launcher: Settings | None, pipeline: Pipeline
+) -> None:
+    if kafka_launcher is None:
+        pytest.skip("the broker is external (DLR_KAFKA_BOOTSTRAP or testcontainers)")
+    pipeline.start("ingress")
+    key = pipeline.signing_key("generic")
+    url = f"{pipeline.base_url}/webhooks/generic"
+    outcomes: list[tuple[str, int, float]] = []
+    refusals: list[tuple[str | None, str | None]] = []
+    stop = threading.Event()
+
+    def sender(worker: int) -> None:
+        with httpx.Client(timeout=15) as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                mid = f"outage-{worker}-{n}"
+                raw = orjson.dumps({"message_id": mid, "status": "delivered", "to": "+1555"})
+                request = generic.sign(
+                    InboundRequest("POST", url, {"content-type": "application/json"}, raw),
+                    key,
+                    int(time.time()),
+                )
+                response = client.post(url, content=raw, headers=dict(request.headers))
+                if response.status_code != 200:
+                    refusals.append(
+                        (response.headers.get("retry-after"), response.json().get("error"))
+                    )
+                outcomes.append((mid, response.status_code, time.monotonic()))
+
+    threads = [threading.Thread(target=sender, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        kafka.stop(kafka_launcher)
+        time.sleep(4.0)
+        kafka.start(kafka_launcher)
+        restarted = time.monotonic()
+        deadline = restarted + 60
+        while time.monotonic() < deadline:  # until acknowledgements are flowing again
+            if sum(1 for _, s, t in outcomes if s == 200 and t > restarted) >= 50:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+    statuses = {s for _, s, _ in outcomes}
+    assert statuses <= {200, 503}, statuses
+    accepted = {mid for mid, s, _ in outcomes if s == 200}
+    assert refusals, "the outage was not visible"
+    assert set(refusals) == {("5", "broker_unavailable")}, set(refusals)
+    assert sum(1 for _, s, t in outcomes if s == 200 and t > restarted) >= 50, "no recovery"
+    records = read_all(
+        pipeline.settings.bootstrap, pipeline.settings.raw_topic, expect=len(accepted), timeout=30
+    )
+    produced = {RawEnvelope.from_json(r.value or b"").provider_message_id for r in records}
+    assert accepted - produced == set(), "acknowledged webhooks missing from Kafka"
+    assert pipeline.procs["ingress"].poll() is None, "the ingress died"
