@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -12,6 +13,8 @@ class IngressMetrics:
     """Requests by provider and outcome, verification failures by reason, produce latency."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    #: Labelled children by label values: `labels()` costs more than the update itself.
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -49,3 +52,23 @@ class IngressMetrics:
         self.in_flight = Gauge(
             "dlr_ingress_in_flight", "Webhook requests being handled", registry=r
         )
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def outcome(self, provider: str, outcome: str, status: str) -> None:
+        """Count one webhook request by provider and outcome."""
+        self._child(self.requests, provider, outcome, status).inc()
+
+    def handled(self, provider: str, seconds: float) -> None:
+        """Observe one webhook request's handling time."""
+        self._child(self.request_seconds, provider).observe(seconds)
+
+    def produced(self, provider: str, records: int, seconds: float) -> None:
+        """Count records Kafka acknowledged and how long that took."""
+        self._child(self.records, provider).inc(records)
+        self.produce_seconds.observe(seconds)

@@ -42,11 +42,32 @@ def client_ip(request: Request, trusted: Sequence[Network]) -> str:
     return peer
 
 
+#: Request URLs by the scope parts they are built from: building Starlette's `URL` costs
+#: more than verifying an HMAC, and webhooks arrive again and again at the same few URLs.
+_URLS: dict[tuple[object, ...], tuple[str, str]] = {}
+_URLS_MAX = 4096
+
+
+def _request_url(request: Request) -> tuple[str, str]:
+    """(full URL, path + query) exactly as Starlette reconstructs them, memoized."""
+    scope = request.scope
+    host = next((v for k, v in scope["headers"] if k == b"host"), None)
+    server = scope.get("server")
+    query = scope.get("query_string")
+    key = (scope.get("scheme"), server and tuple(server), scope["path"], query, host)
+    hit = _URLS.get(key)
+    if hit is None:
+        url = request.url
+        hit = (str(url), url.path + (f"?{url.query}" if url.query else ""))
+        if len(_URLS) >= _URLS_MAX:
+            _URLS.clear()
+        _URLS[key] = hit
+    return hit
+
+
 def external_url(request: Request, public_base_url: str | None, trusted: Sequence[Network]) -> str:
     """Full URL (scheme, host, port, path, query) as the provider requested it."""
-    path = request.url.path
-    query = request.url.query
-    tail = path + (f"?{query}" if query else "")
+    full, tail = _request_url(request)
     if public_base_url:
         return public_base_url.rstrip("/") + tail
     peer = request.client.host if request.client else ""
@@ -62,4 +83,4 @@ def external_url(request: Request, public_base_url: str | None, trusted: Sequenc
                 if port != default:
                     netloc = f"{netloc}:{port}"
             return f"{scheme}://{netloc}{tail}"
-    return str(request.url)
+    return full

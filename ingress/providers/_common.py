@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl
 from ingress.errors import MalformedPayload, MissingHeader, StaleTimestamp
 
 
+@functools.lru_cache(maxsize=1024)
 def key_id(secret: str | bytes) -> str:
     """A stable, non-reversible identifier of a secret, safe to log and store."""
     raw = secret.encode() if isinstance(secret, str) else secret
