@@ -79,10 +79,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(
-    loadgen: Path, url: str, mode: str, secret: str, seconds: int, connections: int
+    loadgen: Path, url: str, mode: str, secret: str, seconds: int, connections: int, pid: int
 ) -> dict[str, Any]:
     print(f"[bench] {mode}: {connections} connections for {seconds}s -> {url}", flush=True)
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             str(loadgen),
@@ -102,12 +109,28 @@ def run_load(
         text=True,
     )
     result: dict[str, Any] = json.loads(out.stdout)
+    cpu = cpu_seconds(pid) - cpu_before
+    result["cpu_share"] = cpu / result["seconds"]
+    result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
     print(
         f"[bench]   {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-        f"p99 {result['p99_ms']:.2f} ms  status {result['status']}",
+        f"p99 {result['p99_ms']:.2f} ms  status {result['status']}  server CPU "
+        f"{result['cpu_share']:.0%} of a core, {result['cpu_us_per_request']:.0f} us/request",
         flush=True,
     )
     return result
+
+
+def stack() -> str:
+    """Which event loop and HTTP parser uvicorn picks here ("auto" prefers the C ones)."""
+    found = []
+    for module, fallback in (("uvloop", "asyncio loop"), ("httptools", "h11 parser")):
+        try:
+            __import__(module)
+            found.append(module)
+        except ImportError:
+            found.append(f"{fallback} ({module} not installed)")
+    return ", ".join(found)
 
 
 async def count_records(bootstrap: str, topic: str) -> int:
@@ -159,8 +182,10 @@ def main() -> int:
         for mode in ("generic", "twilio"):
             url = f"http://127.0.0.1:{args.port}/webhooks/{mode}"
             secret = GENERIC_SECRET if mode == "generic" else TWILIO_TOKEN
-            run_load(loadgen, url, mode, secret, 3, args.connections)  # warm-up
-            results[mode] = run_load(loadgen, url, mode, secret, args.seconds, args.connections)
+            run_load(loadgen, url, mode, secret, 3, args.connections, ingress.pid)  # warm-up
+            results[mode] = run_load(
+                loadgen, url, mode, secret, args.seconds, args.connections, ingress.pid
+            )
     finally:
         stop(ingress)
     bare_port = args.port + 1
@@ -181,23 +206,23 @@ def main() -> int:
     )
     try:
         wait_http(f"http://127.0.0.1:{bare_port}/bare")
-        run_load(loadgen, f"http://127.0.0.1:{bare_port}/bare", "bare", "", 3, args.connections)
+        bare_url = f"http://127.0.0.1:{bare_port}/bare"
+        run_load(loadgen, bare_url, "bare", "", 3, args.connections, bare.pid)
         results["bare"] = run_load(
-            loadgen,
-            f"http://127.0.0.1:{bare_port}/bare",
-            "bare",
-            "",
-            args.seconds,
-            args.connections,
+            loadgen, bare_url, "bare", "", args.seconds, args.connections, bare.pid
         )
     finally:
         stop(bare)
     produced = asyncio.run(count_records(settings.bootstrap, settings.raw_topic))
     accepted = sum(r["status"].get("200", 0) for m, r in results.items() if m != "bare")
-    print("\nendpoint          req/s    p50 ms   p99 ms   vs bare")
+    print(f"\nuvicorn: {stack()}")
+    print("endpoint          req/s    p50 ms   p99 ms   vs bare   CPU us/request")
     for mode, r in results.items():
         ratio = r["rps"] / results["bare"]["rps"]
-        print(f"{mode:<14}{r['rps']:>9.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>9.2f}{ratio:>9.0%}")
+        print(
+            f"{mode:<14}{r['rps']:>9.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>9.2f}{ratio:>9.0%}"
+            f"{r['cpu_us_per_request']:>12.0f}"
+        )
     print(
         f"\nacknowledged in the measured runs {accepted}; records in Kafka (incl. warm-up) "
         f"{produced}"
