@@ -91,3 +91,33 @@ def test_readers_ignore_unknown_fields() -> None:
     wire = json.loads(sample().to_json())
     wire["added_in_v1_1"] = True
     assert CanonicalEvent.from_dict(wire) == sample()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": "teleported"},
+        {"current_state": None},
+        {"previous_state": "nope"},
+        {"failure_reason": "bad_luck"},
+        {"failure_reason": ["unreachable"]},
+        {"received_at": "yesterday"},
+        {"message_id": None, "event_id": None, "drop": "provider"},
+    ],
+)
+def test_malformed_wire_events_raise_what_the_sink_dead_letters(change: dict[str, object]) -> None:
+    wire = sample().to_dict()
+    drop = change.pop("drop", None)
+    wire.update(change)
+    if drop:
+        del wire[str(drop)]
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        CanonicalEvent.from_dict(wire)
+
+
+def test_previous_state_and_reason_may_be_absent() -> None:
+    wire = sample(previous_state=None, failure_reason=None).to_dict()
+    del wire["schema_version"]
+    event = CanonicalEvent.from_dict(wire)
+    assert event.previous_state is None and event.failure_reason is None
+    assert event == sample(previous_state=None, failure_reason=None)
