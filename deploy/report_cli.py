@@ -14,7 +14,7 @@ The other reports of the issue have their own entry point until `dlr report` get
     python -m deploy.report_cli --report stuck --stuck-after 6h     # not final after 6 h
     python -m deploy.report_cli --report silent --since 24h         # carriers, no delivered
     python -m deploy.report_cli --report spikes --since 24h --by carrier --min-count 10
-    python -m deploy.report_cli --report hourly --since 6h --by region  # trend, approximate
+    python -m deploy.report_cli --report hourly --since 6h --by region  # per hour, exact
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
@@ -274,10 +274,10 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "hourly": (
         "hour",
         "grp",
+        "messages",
         "attempts",
         "delivered",
         "delivery_rate",
-        "superseded",
         "ttd_p50_s",
         "ttd_p95_s",
         "failure_reasons",
@@ -301,7 +301,6 @@ _NUMERIC = {
     "previous_count",
     "previous_attempts",
     "age_hours",
-    "superseded",
     "delivered",
 }
 _SHARES = {"share", "previous_share", "delivery_rate"}
@@ -427,8 +426,8 @@ def produce(
     elif kind == "hourly":
         rows = _fetch(settings, kind, lambda c: report.hourly(c, db, group, since_s, now))
         title = (
-            f"hourly delivery by {by} over the {since} before {_iso(now)}, by the hour events "
-            "arrived (pre-aggregated, approximate: see sinks/clickhouse/README.md)"
+            f"hourly delivery by {by}, messages first seen in the {since} before {_iso(now)}, "
+            "by the hour of their first event (exact, as the delivery report)"
         )
     else:
         rows = _fetch(

@@ -1,12 +1,14 @@
 """Delivery analytics from ClickHouse: the documented SQL in `queries/`, run with parameters.
 
-`report`, `stuck`, `silent_carriers` and `reason_spikes` read `status_snapshot`: the rows of
-the exact `message_status` view (one row per message, its final state after the state
-machine), materialized by a refreshable view every minute and sorted by first event time,
-so a query reads only its window. Never the approximate hourly aggregates, so the numbers
-do not change with duplicated or re-emitted events or superseded finals. A message belongs
-to a window by its first event time. Delivery rate = delivered / attempts, attempts being
-messages whose current state is in `schemas.lifecycle.ATTEMPTS` (see README.md).
+`report`, `stuck`, `silent_carriers`, `reason_spikes` and `hourly` (the hourly trend) read
+`status_snapshot`: the rows of the exact `message_status` view (one row per message, its
+final state after the state machine), materialized by a refreshable view every minute and
+sorted by first event time, so a query reads only its window. Never the approximate hourly
+aggregates, so the numbers do not change with duplicated or re-emitted events or superseded
+finals. Only `hourly_rollup` reads the pre-aggregated `hourly_v2` table (for dashboards;
+approximate, bucketed by event hour, see README.md). A message belongs to a window by its
+first event time. Delivery rate = delivered / attempts, attempts being messages whose
+current state is in `schemas.lifecycle.ATTEMPTS` (see README.md).
 
 Freshness: with `exact=True` (the default) a function first checks (one `system.parts`
 lookup, about a millisecond) whether anything was inserted into `messages` after the
@@ -272,35 +274,90 @@ def reason_spikes(
     ]
 
 
+_QUANTILES = ("ttd_p50_s", "ttd_p90_s", "ttd_p95_s", "ttd_p99_s")
+_HOURLY_COUNTS = (
+    "messages",
+    "attempts",
+    "delivered",
+    "undelivered",
+    "failed",
+    "rejected",
+    "expired",
+    "unknown",
+    "ttd_samples",
+)
+
+
+def _hourly_params(database: str, by: str, since_s: int, now: datetime | None) -> dict[str, Any]:
+    return {
+        "db": check_identifier(database),
+        "by": _check_group(by),
+        "since_s": _check_window(since_s, "since_s"),
+        "now": _now(now),
+    }
+
+
 def hourly(
     client: Client,
     database: str,
     by: GroupBy,
     since_s: int,
     now: datetime | None = None,
+    *,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
-    """Hourly trend per group from the pre-aggregated table: fast, but bucketed by event
-    hour and not exact per message window (use `report()` for that).
+    """Hourly trend per group (`queries/hourly.sql`, what `dlr report --report hourly`
+    prints): the messages first seen in `[now - since_s, now)`, bucketed by the hour of
+    their first event, from `status_snapshot` like `report()`, so exact: summed over a
+    group's hours, attempts, delivered and the failure-reason mix equal `report()`'s for
+    the same window. Per row: hour, group, messages, attempts, delivered, delivery_rate,
+    undelivered, failed, rejected, expired, unknown, failure_reasons, ttd_samples and the
+    exact ttd_p50_s / ttd_p90_s / ttd_p95_s / ttd_p99_s (None without samples). Oldest
+    hour first. `exact=False`: read the snapshot as it is (never refreshes).
     """
     key = _check_group(by)
-    rows = _rows(
-        client,
-        "hourly",
-        {
-            "db": check_identifier(database),
-            "by": key,
-            "since_s": _check_window(since_s, "since_s"),
-            "now": _now(now),
-        },
-    )
+    parameters = _hourly_params(database, key, since_s, now)
+    _fresh(client, database, exact)
     out: list[dict[str, Any]] = []
-    for row in rows:
+    for row in _rows(client, "hourly", parameters):
+        samples = int(row["ttd_samples"])
+        quantiles = row.pop("ttd_p50_p90_p95_p99_s") or [None] * len(_QUANTILES)
+        row[key] = row.pop("grp")
+        for name in _HOURLY_COUNTS:
+            row[name] = int(row[name])
+        row["delivery_rate"] = _number(row["delivery_rate"])
+        row["failure_reasons"] = {
+            str(k): int(v) for k, v in sorted(dict(row["failure_reasons"]).items())
+        }
+        row.update(
+            (name, _number(q) if samples else None)
+            for name, q in zip(_QUANTILES, quantiles, strict=True)
+        )
+        out.append(row)
+    return out
+
+
+def hourly_rollup(
+    client: Client,
+    database: str,
+    by: GroupBy,
+    since_s: int,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Hourly rollup per group from the pre-aggregated `hourly_v2` table
+    (`queries/hourly_rollup.sql`, for dashboards): current at every insert (the table is
+    fed by a materialized view, nothing is refreshed), but bucketed by the hour events
+    arrived, a superseded final stays in its old column, and the quantiles are t-digest
+    estimates (see README.md). Whole hours from the one holding `now - since_s`. Use
+    `hourly()` for exact numbers.
+    """
+    key = _check_group(by)
+    out: list[dict[str, Any]] = []
+    for row in _rows(client, "hourly_rollup", _hourly_params(database, key, since_s, now)):
         quantiles = [_number(q) for q in row.pop("ttd_p50_p90_p95_p99_s")]
         row[key] = row.pop("grp")
         row["delivery_rate"] = _number(row["delivery_rate"])
         row["failure_reasons"] = {str(k): int(v) for k, v in dict(row["failure_reasons"]).items()}
-        row.update(
-            zip(("ttd_p50_s", "ttd_p90_s", "ttd_p95_s", "ttd_p99_s"), quantiles, strict=True)
-        )
+        row.update(zip(_QUANTILES, quantiles, strict=True))
         out.append(row)
     return out

@@ -30,6 +30,7 @@ from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import ddl_files, migrate
 from sinks.clickhouse.report import (
     hourly,
+    hourly_rollup,
     reason_spikes,
     refresh,
     report,
@@ -476,15 +477,89 @@ def test_hourly_counts_each_message_once(client: Any, database: str) -> None:
     assert 4.0 <= xs[8][0] <= 30.0
     assert ys[:7] == [1, 0, 1, 0, 0, 0, 0]
 
-    trend = hourly(client, database, "carrier", 7200, NOW)
-    assert [(r["carrier"], r["attempts"], r["delivered"]) for r in trend] == [
+    # the dashboards' rollup (queries/hourly_rollup.sql) reads exactly these states
+    rollup = hourly_rollup(client, database, "carrier", 7200, NOW)
+    assert [(r["carrier"], r["attempts"], r["delivered"]) for r in rollup] == [
         ("Xcell", 4, 4),  # previous hour: p1..p4
         ("Xcell", 6, 4),
         ("Ycom", 1, 0),
     ]
-    assert trend[0]["hour"] == NOW - timedelta(hours=2)
+    assert rollup[0]["hour"] == NOW - timedelta(hours=2)
+    assert rollup[0]["ttd_p50_s"] == pytest.approx(8.0)
+    assert rollup[1]["failure_reasons"] == dict(xs[7])  # superseded unreachable / unknown too
+
+
+def test_hourly_trend_is_exact(client: Any, database: str) -> None:
+    """`hourly()` (what `dlr report --report hourly` prints) reads the per-message snapshot:
+    every message once, in its final state, in the hour of its first event; summed over the
+    hours, the same numbers as `report()` for the window.
+    """
+    migrate(client, database)
+    load(client, database)
+    trend = hourly(client, database, "carrier", 7200, NOW)
+    got = [
+        (
+            r["hour"],
+            r["carrier"],
+            r["messages"],
+            r["attempts"],
+            r["delivered"],
+            r["undelivered"],
+            r["failed"],
+            r["rejected"],
+            r["unknown"],
+            r["failure_reasons"],
+            r["ttd_samples"],
+        )
+        for r in trend
+    ]
+    assert got == [
+        # p1..p4 delivered in 8 s, p5 still sent
+        (NOW - timedelta(hours=2), "Xcell", 5, 4, 4, 0, 0, 0, 0, {}, 4),
+        # a1 a2 a6 a7 delivered (a2 after undelivered: counted once, delivered), a3 failed,
+        # a5 rejected (after unknown: not unknown any more), a4 still sent
+        (
+            NOW - timedelta(hours=1),
+            "Xcell",
+            7,
+            6,
+            4,
+            0,
+            1,
+            1,
+            0,
+            {"carrier_filtered": 1, "invalid_number": 1},
+            3,
+        ),
+        (NOW - timedelta(hours=1), "Ycom", 2, 1, 0, 1, 0, 0, 0, {"unreachable": 1}, 0),
+    ]
+    assert trend[0]["hour"].tzinfo is UTC
     assert trend[0]["ttd_p50_s"] == pytest.approx(8.0)
-    assert trend[1]["failure_reasons"] == dict(xs[7])
+    assert trend[0]["delivery_rate"] == 1.0
+    # delivered with an earlier report: 4, 10, 30 s (linear interpolation, as report())
+    assert trend[1]["ttd_p50_s"] == pytest.approx(10.0)
+    assert trend[1]["ttd_p95_s"] == pytest.approx(28.0)
+    assert trend[1]["delivery_rate"] == pytest.approx(4 / 6)
+    assert trend[2]["ttd_p50_s"] is None and trend[2]["ttd_p99_s"] is None
+
+    whole = {r["carrier"]: r for r in report(client, database, "carrier", 7200, NOW)}
+    for carrier, row in whole.items():
+        hours = [r for r in trend if r["carrier"] == carrier]
+        assert sum(r["messages"] for r in hours) == row["messages"]
+        assert sum(r["attempts"] for r in hours) == row["attempts"]
+        assert sum(r["delivered"] for r in hours) == row["delivered"]
+        reasons: dict[str, int] = {}
+        for r in hours:
+            for reason, count in r["failure_reasons"].items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        assert reasons == row["failure_reasons"]
+    # one hour: only the current one (first events from NOW - 59 min on)
+    assert [
+        (r["carrier"], r["attempts"]) for r in hourly(client, database, "carrier", 3600, NOW)
+    ] == [
+        ("Xcell", 6),
+        ("Ycom", 1),
+    ]
 
 
 def test_phone_numbers_follow_the_pii_mode(client: Any, database: str) -> None:

@@ -325,19 +325,88 @@ def test_stuck_silent_and_spikes(settings: Settings, capsys: pytest.CaptureFixtu
     assert text.splitlines()[0].startswith("message_id,provider,current_state,carrier")
 
 
-def test_hourly_trend_counts_each_message_once(
+#: Final state of every message of the current window: (carrier, age of its first event,
+#: state, failure reason, time to deliver in s); state None = still sent (not an attempt).
+CURRENT_TRUTH: list[tuple[str, timedelta, State | None, str | None, float | None]] = [
+    *[("Vodafone", 2 * H + i * 60 * S, State.DELIVERED, None, i + 1.0) for i in range(9)],
+    ("Vodafone", 3 * H, State.UNDELIVERED, "unreachable", None),
+    ("O2", 4 * H, State.DELIVERED, None, 30.0),  # undelivered first: counted once, delivered
+    ("O2", 5 * H, State.DELIVERED, None, 10.0),
+    ("O2", 6 * H, State.FAILED, "provider_error", None),
+    ("O2", 7 * H, State.EXPIRED, "expired", None),
+    ("O2", 10 * H, None, None, None),
+    *[("EE", 8 * H + i * S, State.DELIVERED, None, 2.0) for i in range(4)],
+    ("EE", 9 * H, State.REJECTED, "carrier_filtered", None),
+    ("Silent", 3 * H, None, None, None),
+    ("Silent", 5 * H, State.EXPIRED, "expired", None),
+]
+
+
+FINAL_COLUMNS = ("undelivered", "failed", "rejected", "expired", "unknown")
+
+
+def test_hourly_trend_is_exact_per_first_event_hour(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = orjson.loads(run(settings, capsys, fmt="json", kind="hourly"))
-    totals: dict[str, list[int]] = {}
+    expected: dict[tuple[str, str], dict[str, Any]] = {}
+    for carrier, age, state, reason, ttd in CURRENT_TRUTH:
+        first = NOW - age
+        hour = first.replace(minute=0, second=0, microsecond=0).isoformat().replace("+00:00", "Z")
+        row = expected.setdefault(
+            (hour, carrier),
+            {"messages": 0, "attempts": 0, "delivered": 0, "failure_reasons": {}, "ttd": []},
+        )
+        row["messages"] += 1
+        if state is not None:
+            row["attempts"] += 1
+            if state is State.DELIVERED:
+                row["delivered"] += 1
+            else:
+                row[str(state)] = row.get(str(state), 0) + 1
+        if reason is not None:
+            row["failure_reasons"][reason] = row["failure_reasons"].get(reason, 0) + 1
+        if ttd is not None:
+            row["ttd"].append(ttd)
+    got: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        got[(r["hour"].replace(".000", ""), r["carrier"])] = {
+            "messages": r["messages"],
+            "attempts": r["attempts"],
+            "delivered": r["delivered"],
+            "failure_reasons": r["failure_reasons"],
+            "ttd": r["ttd_samples"],
+            **{k: r[k] for k in FINAL_COLUMNS if r[k]},
+        }
+    for row in expected.values():
+        row["ttd"] = len(row["ttd"])
+    assert got == expected  # the previous window and the re-sent / re-emitted events: no trace
+    assert [(r["hour"], r["carrier"]) for r in rows] == sorted(
+        (r["hour"], r["carrier"]) for r in rows
+    )
+    vodafone = [r for r in rows if r["carrier"] == "Vodafone" and r["delivered"] == 9]
+    if vodafone:  # the nine delivered ones share an hour unless NOW is in its first 8 minutes
+        assert vodafone[0]["ttd_p50_s"] == 5.0 and vodafone[0]["delivery_rate"] == 1.0
+        assert _round(vodafone[0]["ttd_p95_s"]) == 8.6
+    # summed over the hours, exactly the delivery report of the same window
+    delivery = orjson.loads(run(settings, capsys, fmt="json"))
+    totals: dict[str, list[Any]] = {}
     for row in rows:
-        total = totals.setdefault(row["carrier"], [0, 0])
-        total[0] += row["attempts"]
-        total[1] += row["delivered"]
-    assert totals == {"Silent": [1, 0], "O2": [4, 2], "EE": [5, 4], "Vodafone": [10, 9]}
+        total = totals.setdefault(row["carrier"], [0, 0, 0, {}])
+        total[0] += row["messages"]
+        total[1] += row["attempts"]
+        total[2] += row["delivered"]
+        for reason, count in row["failure_reasons"].items():
+            total[3][reason] = total[3].get(reason, 0) + count
+    assert totals == {
+        r["carrier"]: [r["messages"], r["attempts"], r["delivered"], r["failure_reasons"]]
+        for r in delivery
+    }
     table = run(settings, capsys, kind="hourly")
     assert table.startswith("hourly delivery by carrier")
-    assert "hour" in table.splitlines()[2] and "carrier" in table.splitlines()[2]
+    assert "exact" in table.splitlines()[0]
+    header = re.split(r"\s{2,}", table.splitlines()[2])
+    assert header[:6] == ["hour", "carrier", "messages", "attempts", "delivered", "delivery_rate"]
 
 
 @pytest.mark.parametrize(

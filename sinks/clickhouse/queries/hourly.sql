@@ -1,27 +1,41 @@
--- Hourly delivery trend from the pre-aggregated {db}.hourly_v2 table (fast, for dashboards).
+-- Hourly delivery trend per group: what `dlr report --report hourly` prints (report.hourly()).
 --
 -- Parameters: db, by (carrier | country | region | campaign | provider),
 -- since_s (UInt32), now (DateTime64(3, 'UTC')).
--- Buckets are the hours events arrived in; each message counts once per column within the
--- merged range, but a final state that was later replaced stays in its old column and a
--- message's attempt may fall in another hour than its first event. For exact numbers per
--- window use report.sql (what report() runs). Unknown dimensions are ''.
+-- Exact, from the same per-message source as report.sql (status_snapshot, the rows of the
+-- message_status view; report.refresh() brings it up to date): the messages first seen in
+-- [now - since_s, now), bucketed by the hour of their first event, each counted once, in its
+-- final state. Summed over the hours of a group, the columns equal report.sql's for the same
+-- window (the first and last buckets are partial hours when now is not on the hour):
+--   messages         messages whose first event falls in the hour
+--   attempts         messages whose current state is in lifecycle.ATTEMPTS
+--   delivered        messages whose current state is delivered
+--   delivery_rate    delivered / attempts (NULL without attempts)
+--   undelivered .. unknown   messages whose current state is that final state
+--   failure_reasons  reason -> messages, over the attempts that were not delivered
+--   ttd_p50_p90_p95_p99_s  exact quantiles (linear interpolation) of time_to_deliver_s
+--   ttd_samples      delivered messages with a time to deliver
+-- Unknown dimensions are NULL. For the pre-aggregated rollup for dashboards (hourly_v2:
+-- current at every insert, approximate, by event hour), see hourly_rollup.sql.
 SELECT
-    hour,
+    toStartOfHour(first_event_at) AS hour,
     {by:Identifier} AS grp,
-    uniqExactMerge(attempts) AS attempts,
-    uniqExactMerge(delivered) AS delivered,
+    count() AS messages,
+    countIf(is_attempt) AS attempts,
+    countIf(current_state = 'delivered') AS delivered,
     if(attempts = 0, NULL, delivered / attempts) AS delivery_rate,
-    uniqExactMerge(undelivered) AS undelivered,
-    uniqExactMerge(failed) AS failed,
-    uniqExactMerge(rejected) AS rejected,
-    uniqExactMerge(expired) AS expired,
-    uniqExactMerge(unknown) AS unknown,
-    uniqExactMerge(superseded) AS superseded,
-    uniqExactMapMerge(reasons) AS failure_reasons,
-    quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(time_to_deliver) AS ttd_p50_p90_p95_p99_s
-FROM {db:Identifier}.hourly_v2
-WHERE hour >= toStartOfHour({now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}))
-  AND hour < {now:DateTime64(3, 'UTC')}
+    countIf(current_state = 'undelivered') AS undelivered,
+    countIf(current_state = 'failed') AS failed,
+    countIf(current_state = 'rejected') AS rejected,
+    countIf(current_state = 'expired') AS expired,
+    countIf(current_state = 'unknown') AS unknown,
+    sumMapIf(map(ifNull(failure_reason, 'unknown'), toUInt64(1)),
+             is_attempt AND current_state != 'delivered') AS failure_reasons,
+    quantilesExactInclusiveIf(0.5, 0.9, 0.95, 0.99)(assumeNotNull(time_to_deliver_s),
+             time_to_deliver_s IS NOT NULL) AS ttd_p50_p90_p95_p99_s,
+    countIf(time_to_deliver_s IS NOT NULL) AS ttd_samples
+FROM {db:Identifier}.status_snapshot
+WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})
+  AND first_event_at < {now:DateTime64(3, 'UTC')}
 GROUP BY hour, grp
 ORDER BY hour ASC, grp ASC;

@@ -48,7 +48,8 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
         ("stuck", "status_snapshot"),
         ("silent_carriers", "status_snapshot"),
         ("reason_spikes", "status_snapshot"),
-        ("hourly", "hourly_v2"),
+        ("hourly", "status_snapshot"),
+        ("hourly_rollup", "hourly_v2"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
@@ -95,6 +96,26 @@ def test_exact_false_never_checks_freshness() -> None:
     client = Recorder()
     report.stuck(cast(Any, client), "dlr", 2, exact=False)
     assert len(client.calls) == 1
+
+
+def test_hourly_trend_reads_the_snapshot_with_the_same_freshness_check() -> None:
+    client = Recorder()
+    report.hourly(cast(Any, client), "dlr", "region", 3600)
+    (check, _), (sql, parameters) = client.calls
+    assert "system.parts" in check
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    assert "{db:Identifier}.status_snapshot" in code and "hourly_v2" not in code
+    assert parameters["by"] == "region" and parameters["since_s"] == 3600
+    client = Recorder()
+    report.hourly(cast(Any, client), "dlr", "region", 3600, exact=False)
+    assert len(client.calls) == 1
+
+
+def test_hourly_rollup_reads_the_preaggregated_table_without_a_refresh() -> None:
+    client = Recorder()
+    report.hourly_rollup(cast(Any, client), "dlr", "carrier", 3600)
+    ((sql, _),) = client.calls
+    assert "{db:Identifier}.hourly_v2" in sql
 
 
 def test_groups_are_group_names() -> None:
