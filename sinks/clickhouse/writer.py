@@ -4,6 +4,21 @@ A batch is written with an insert deduplication token derived from its event ids
 identical retry is dropped by the server; rows re-emitted in another batch are absorbed
 by the tables themselves (keyed by event_id, see ddl/). clickhouse-connect errors are
 mapped to `SinkUnavailable` (retry) or `SinkRejected` (dead letter).
+
+Insert settings (`INSERT_SETTINGS`), both about server CPU per batch, neither about what
+is stored in the end:
+
+- `parallel_view_processing=1`: the two materialized views of `events` (`messages_mv`,
+  `hourly_v2_mv`) run concurrently instead of one after the other. Their results do not
+  depend on the order: `hourly_v2_mv` reads `messages` only for the start time of
+  messages delivered in the batch without a sent report in it, i.e. what earlier batches
+  wrote (`min`, so seeing this batch's rows as well changes nothing).
+- `optimize_on_insert=0`: the server does not run a merge (Replacing / Aggregating) over
+  each new block before writing it. Every reader is already exact whether or not parts
+  are merged (`events`: `FINAL` or `uniqExact(event_id)`; `messages`: grouped by
+  message_id; `hourly_v2`: merged states), and the view outputs already hold one row per
+  key per block, so this only drops work: a copy of an event repeated inside one batch
+  is collapsed by the background merge instead of at insert.
 """
 
 from __future__ import annotations
@@ -20,6 +35,9 @@ from clickhouse_connect.driver.exceptions import (
 from schemas.events import CanonicalEvent
 from sinks.clickhouse import rows
 from sinks.errors import SinkRejected, SinkUnavailable
+
+#: Settings of every batch insert (see the module docstring), besides the dedup token.
+INSERT_SETTINGS: dict[str, int] = {"parallel_view_processing": 1, "optimize_on_insert": 0}
 
 
 class EventWriter:
@@ -46,7 +64,7 @@ class EventWriter:
                 column_names=list(rows.COLUMNS),
                 column_type_names=list(rows.TYPES),
                 column_oriented=True,
-                settings={"insert_deduplication_token": token},
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
         except OperationalError as exc:
             raise SinkUnavailable(f"ClickHouse unavailable: {exc}"[:300]) from exc
