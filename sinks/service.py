@@ -127,8 +127,11 @@ class Sink:
             max_poll_interval_ms=3_600_000,
             fetch_max_wait_ms=50,
         )
+        # Not idempotent: aiokafka cannot reset its producer id, so after a broker restart
+        # with a batch in flight an idempotent producer is refused forever (see
+        # ingress/producer.py); a dead letter written twice is harmless.
         producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True
+            bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=False
         )
         self._consumer, self._producer = consumer, producer
         await consumer.start()
