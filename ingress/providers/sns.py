@@ -116,7 +116,7 @@ def _envelope(body: bytes) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise MalformedPayload("SNS envelope must be a JSON object")
     kind = parsed.get("Type")
-    if kind not in _SIGNED_KEYS:
+    if not isinstance(kind, str) or kind not in _SIGNED_KEYS:  # a list is unhashable
         raise InvalidPayload("Type is not an SNS message type")
     return parsed
 

@@ -325,6 +325,9 @@ def _message(**changes: Any) -> str:
         pytest.param(
             _after(_signed(), Type="Something"), ENABLED, None, InvalidPayload, id="unknown-type"
         ),
+        pytest.param(  # found by tests/ingress/test_fuzz.py: a list is unhashable (was a 500)
+            _after(_signed(), Type=[]), ENABLED, None, InvalidPayload, id="type-is-a-list"
+        ),
     ],
 )
 def test_refused(
