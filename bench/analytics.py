@@ -53,6 +53,7 @@ from sinks.clickhouse import report
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import check_identifier, migrate
 from sinks.clickhouse.writer import EventWriter
+from sinks.service import tune_gc
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ROWS_S = 50_000
@@ -265,6 +266,7 @@ def load(writer: EventWriter, n: int, batch: int, seed: int, now: datetime) -> N
     insert, the server's materialized views), then the next batch. The wire bytes are made
     before the clock starts (the worker's job, not the sink's); generation is outside it too.
     """
+    tune_gc()  # what `dlr sink` does at start
     written = 0
     sink_s = 0.0
     parse_s = 0.0

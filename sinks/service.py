@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -284,8 +285,22 @@ async def serve_http(sink: Sink, host: str, port: int) -> web.AppRunner:
     return runner
 
 
+def tune_gc() -> None:
+    """Garbage collection for a process that turns batches of records into objects.
+
+    A batch allocates thousands of event objects that live until its insert; with the
+    default thresholds (700 allocations) the collector runs over them again and again:
+    `from_json` took 10.9 us per event in bulk, 8.6 with this (bench.analytics, 1 M events:
+    sink path 45.7 k -> 51.0 k rows/s). Startup objects are frozen out of every collection.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+
+
 async def main_async(settings: Settings) -> None:
     """Run the sink with its HTTP endpoints until SIGINT/SIGTERM."""
+    tune_gc()
     sink = Sink(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
