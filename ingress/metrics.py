@@ -14,7 +14,7 @@ class IngressMetrics:
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: Labelled children by label values: `labels()` costs more than the update itself.
-    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -54,7 +54,7 @@ class IngressMetrics:
         )
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
+        key = (metric, *labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
