@@ -101,8 +101,7 @@ class RawProducer:
         self.topic = topic
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
-        self._producer: AIOKafkaProducer | None = None
-        self._started = False
+        self._producer: AIOKafkaProducer | None = None  # None until started
         self._lock = asyncio.Lock()
         self._partitions: list[int] = []
         self._open: dict[int, _OpenBatch] = {}
@@ -126,7 +125,7 @@ class RawProducer:
     async def start(self) -> None:
         """Connect; failures here are retried lazily on the next request."""
         async with self._lock:
-            if self._started:
+            if self._producer is not None:
                 return
             producer = self._new()
             try:
@@ -138,7 +137,6 @@ class RawProducer:
                 raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
             self._partitions = sorted(producer.client.cluster.partitions_for_topic(self.topic))
             self._producer = producer
-            self._started = True
             self._closing = False
             self._flusher = asyncio.create_task(self._flush_forever(producer))
 
@@ -149,15 +147,14 @@ class RawProducer:
             self._wake.set()
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
-        if self._started and self._producer is not None:
+        if self._producer is not None:
             await self._flush_once(self._producer)
             await self._producer.stop()
-        self._started = False
         self._producer = None
 
     async def ready(self) -> bool:
         """True when the broker answers a metadata request."""
-        if not self._started:
+        if self._producer is None:
             try:
                 await self.start()
             except BrokerUnavailable:
@@ -171,7 +168,7 @@ class RawProducer:
 
     async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         """Produce (key, value) pairs; return only once every one is acknowledged."""
-        if not self._started:
+        if self._producer is None:
             await self.start()
         producer = self._producer
         assert producer is not None
