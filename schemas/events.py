@@ -85,8 +85,7 @@ class CanonicalEvent:
             if values[i] is not None:
                 values[i] = datetime.fromisoformat(values[i])
         for i, table in _ENUMS:
-            if values[i] is not None or i in _REQUIRED_ENUMS:
-                values[i] = table[values[i]]
+            values[i] = table[values[i]]
         return cls(*values)
 
     @classmethod
@@ -100,13 +99,13 @@ _DEFAULTS = {f.name: f.default for f in fields(CanonicalEvent) if f.default is n
 _TIMES = tuple(_NAMES.index(n) for n in ("provider_timestamp", "received_at", "emitted_at"))
 _STATES: dict[Any, Any] = {s.value: s for s in State}
 _REASONS: dict[Any, Any] = {r.value: r for r in FailureReason}
+#: (field index, wire value -> enum); the optional fields also map null to None.
 _ENUMS = tuple(
     (_NAMES.index(name), table)
     for name, table in (
         ("state", _STATES),
         ("current_state", _STATES),
-        ("previous_state", _STATES),
-        ("failure_reason", _REASONS),
+        ("previous_state", {**_STATES, None: None}),
+        ("failure_reason", {**_REASONS, None: None}),
     )
 )
-_REQUIRED_ENUMS = frozenset(_NAMES.index(n) for n in ("state", "current_state"))
