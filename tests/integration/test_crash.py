@@ -12,8 +12,6 @@ import asyncio
 import random
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -54,17 +52,6 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
-) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def check_clickhouse(p: Pipeline, truth: set[tuple[str, str]]) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -28,15 +26,7 @@ from tests.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
-) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique, DLR_PRODUCE_TIMEOUT_S="1")
-    try:
-        yield p
-    finally:
-        p.stop()
+PIPELINE_ENV = {"DLR_PRODUCE_TIMEOUT_S": "1"}
 
 
 def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(

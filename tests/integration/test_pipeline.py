@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -20,16 +18,7 @@ from tests.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
-) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique)
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
+PIPELINE_STARTED = True
 
 
 def post_generic(p: Pipeline, bodies: list[bytes]) -> None:

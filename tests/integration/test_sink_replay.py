@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +17,7 @@ from tests.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
-) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique, DLR_SINK_BATCH_ROWS="700")
-    try:
-        yield p
-    finally:
-        p.stop()
+PIPELINE_ENV = {"DLR_SINK_BATCH_ROWS": "700"}
 
 
 async def rewind(bootstrap: str, group: str, topic: str, to_fraction: float) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,17 +15,6 @@ from tests.integration.test_crash import produce, workload
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path, unique: str
-) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def metric(p: Pipeline, name: str) -> float:

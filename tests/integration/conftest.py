@@ -1,0 +1,33 @@
+"""Fixtures of the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline import Pipeline
+
+
+@pytest.fixture
+def pipeline(
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    clickhouse_url: str,
+    tmp_path: Path,
+    unique: str,
+) -> Iterator[Pipeline]:
+    """The pipeline's services on test-private topics and database, stopped afterwards.
+
+    A test module may set `PIPELINE_ENV` (extra `DLR_*` variables for every service) and
+    `PIPELINE_STARTED = True` (start all services before the test instead of in it).
+    """
+    env: dict[str, str] = getattr(request.module, "PIPELINE_ENV", {})
+    p = Pipeline(kafka_bootstrap, clickhouse_url, tmp_path, unique, **env)
+    try:
+        if getattr(request.module, "PIPELINE_STARTED", False):
+            p.start()
+        yield p
+    finally:
+        p.stop()
