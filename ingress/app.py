@@ -121,6 +121,7 @@ def _envelopes(
 ) -> list[tuple[bytes, bytes]]:
     body_sha = hashlib.sha256(inbound.body).hexdigest()
     headers = {k: v for k, v in inbound.headers.items() if k not in _SECRET_HEADERS}
+    content_type = inbound.content_type  # a property that parses the header: once per request
     items = []
     for index, record in enumerate(records):
         raw = inbound.body if record.body is None else record.body
@@ -137,7 +138,7 @@ def _envelopes(
             method=inbound.method,
             url=inbound.url,
             headers=headers,
-            content_type=inbound.content_type,
+            content_type=content_type,
             body=body,
             body_encoding=encoding,
             body_sha256=body_sha,
