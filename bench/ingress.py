@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -123,13 +124,10 @@ def run_load(
 
 def stack() -> str:
     """Which event loop and HTTP parser uvicorn picks here ("auto" prefers the C ones)."""
-    found = []
-    for module, fallback in (("uvloop", "asyncio loop"), ("httptools", "h11 parser")):
-        try:
-            __import__(module)
-            found.append(module)
-        except ImportError:
-            found.append(f"{fallback} ({module} not installed)")
+    found = [
+        module if importlib.util.find_spec(module) else f"{fallback} ({module} not installed)"
+        for module, fallback in (("uvloop", "asyncio loop"), ("httptools", "h11 parser"))
+    ]
     return ", ".join(found)
 
 
