@@ -182,7 +182,7 @@ async def _same_partitions(producer: Any, topic: str, source: str) -> bool:
 
 
 def _count(out: Outcome, now: float) -> None:
-    """What the agent used to add to the Prometheus metrics per record."""
+    """Count one record into the tally (moved to Prometheus once a second by the timer)."""
     tally.records[out.kind] += 1
     event = out.event
     if event is not None:
