@@ -14,7 +14,7 @@ into ClickHouse, then time the report queries.
    carrier that never reports delivered (SilentTel) and one whose delivery rate collapses in
    the last 24 h (Glo), first events spread over the last 48 h. Each batch is built and
    serialized to its wire form (outside the clock), then goes through the sink path, as
-   `dlr sink` does it: `CanonicalEvent.from_json` per record, then the sink's `EventWriter`
+   `dlr sink` does it: `rows.parse` per record, then the sink's `EventWriter`
    (`rows.to_columns` + clickhouse-connect insert with the writer's insert settings, the
    server's materialized views included), one batch after the other. Prints progress, the
    overall load rate and the rate of the sink path.
@@ -49,7 +49,7 @@ from deploy.report_cli import delivery_table
 from deploy.settings import Settings
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State
-from sinks.clickhouse import report
+from sinks.clickhouse import report, rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import check_identifier, migrate
 from sinks.clickhouse.writer import EventWriter
@@ -262,9 +262,10 @@ def load(writer: EventWriter, n: int, batch: int, seed: int, now: datetime) -> N
     """Write n events through the sink path in batches and print progress and rates.
 
     The sink path is what `dlr sink` does per batch (sinks/service.py `_flush`): parse every
-    record of dlr.status.v1 (`CanonicalEvent.from_json`), then `EventWriter.write` (columns,
-    insert, the server's materialized views), then the next batch. The wire bytes are made
-    before the clock starts (the worker's job, not the sink's); generation is outside it too.
+    record of dlr.status.v1 (`rows.parse`), then `EventWriter.write` (columns straight from
+    the parsed records, insert, the server's materialized views), then the next batch. The
+    wire bytes are made before the clock starts (the worker's job, not the sink's);
+    generation is outside it too.
     """
     tune_gc()  # what `dlr sink` does at start
     written = 0
@@ -275,9 +276,9 @@ def load(writer: EventWriter, n: int, batch: int, seed: int, now: datetime) -> N
     for chunk in batches(synthetic_events(n, seed, now), batch):
         wire = [event.to_json() for event in chunk]
         t0 = time.perf_counter()
-        events = [CanonicalEvent.from_json(raw) for raw in wire]
+        records = [rows.parse(raw) for raw in wire]
         t1 = time.perf_counter()
-        written += writer.write(events)
+        written += writer.write(records)
         t2 = time.perf_counter()
         parse_s += t1 - t0
         sink_s += t2 - t0
@@ -294,7 +295,7 @@ def load(writer: EventWriter, n: int, batch: int, seed: int, now: datetime) -> N
     print(
         f"loaded {written:,} events in {wall:.1f}s: {written / wall:,.0f} rows/s overall "
         f"(generating and serializing each batch, then the sink path), "
-        f"{written / sink_s:,.0f} rows/s in the sink path ({sink_s:.1f}s: from_json "
+        f"{written / sink_s:,.0f} rows/s in the sink path ({sink_s:.1f}s: parse "
         f"{parse_s / max(written, 1) * 1e6:.1f} us/event + to_columns + insert + materialized "
         f"views); target >= {TARGET_ROWS_S:,}. EventWriter.write alone (without the parse): "
         f"{written / max(sink_s - parse_s, 1e-9):,.0f} rows/s"
@@ -324,10 +325,10 @@ def print_parts(client: Any, db: str) -> None:
         f"\n{'table':<20}{'rows':>14}{'parts':>7}{'compressed':>13}{'uncompressed':>14}"
         f"{'on disk':>12}{'bytes/row':>11}"
     )
-    for table, rows, parts, comp, uncomp, disk in result.result_rows:
-        per_row = disk / rows if rows else 0
+    for table, count, parts, comp, uncomp, disk in result.result_rows:
+        per_row = disk / count if count else 0
         print(
-            f"{table:<20}{rows:>14,}{parts:>7}{_mb(comp):>13}{_mb(uncomp):>14}{_mb(disk):>12}"
+            f"{table:<20}{count:>14,}{parts:>7}{_mb(comp):>13}{_mb(uncomp):>14}{_mb(disk):>12}"
             f"{per_row:>11.1f}"
         )
 

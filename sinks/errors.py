@@ -3,6 +3,7 @@
 SinkError
 ├── SinkUnavailable   retryable: ClickHouse down, timeout, network (carries retry_after)
 └── SinkRejected      not retryable: the server refused the data (type/schema error)
+    └── SinkInvalid   not retryable: a record breaks the canonical contract (never sent)
 """
 
 from __future__ import annotations
@@ -22,3 +23,7 @@ class SinkUnavailable(SinkError):
 
 class SinkRejected(SinkError):
     """ClickHouse refused the batch; retrying the same data cannot succeed."""
+
+
+class SinkInvalid(SinkRejected):
+    """A record of the batch breaks the canonical contract (missing field, wrong type)."""

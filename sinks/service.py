@@ -3,8 +3,10 @@
 Batches close by size (`DLR_SINK_BATCH_ROWS`) or age (`DLR_SINK_BATCH_MS`). Offsets are
 committed only after ClickHouse accepted the batch; while ClickHouse is down the same batch
 is retried with exponential backoff and full jitter and nothing more is fetched, so memory
-stays bounded by one batch. A batch ClickHouse refuses as data (not as availability) is
-split to isolate the bad events, which go to the dead-letter topic.
+stays bounded by one batch. A record that is not a JSON object goes to the dead-letter
+topic at once; a batch ClickHouse refuses as data (not as availability), or with a record
+that breaks the canonical contract, is split to isolate the bad events, which go there too:
+one bad record never stops the sink.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -24,11 +27,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from deploy.settings import Settings
-from schemas.events import CanonicalEvent
+from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import EventWriter
-from sinks.errors import SinkRejected, SinkUnavailable
+from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 
 log = logging.getLogger("dlr.sink")
 
@@ -45,7 +48,9 @@ class SinkMetrics:
         self.batches = Counter("dlr_sink_batches", "Batches inserted", registry=r)
         self.retries = Counter("dlr_sink_retries", "Batch insert retries", registry=r)
         self.rejected = Counter("dlr_sink_rejected", "Events ClickHouse refused", registry=r)
-        self.invalid = Counter("dlr_sink_invalid", "Unparseable status records", registry=r)
+        self.invalid = Counter(
+            "dlr_sink_invalid", "Status records that are not canonical events", registry=r
+        )
         self.batch_seconds = Histogram(
             "dlr_sink_batch_seconds",
             "Insert time per batch",
@@ -182,27 +187,27 @@ class Sink:
     async def _flush(
         self, consumer: AIOKafkaConsumer, batch: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        events: list[CanonicalEvent] = []
+        records: list[dict[str, Any]] = []
         for record in batch:
             try:
-                events.append(CanonicalEvent.from_json(record.value or b""))
-            except (ValueError, TypeError, KeyError) as exc:
+                records.append(rows.parse(record.value or b""))
+            except ValueError as exc:
                 self.metrics.invalid.inc()
                 await self._dead(record, f"unparseable canonical event: {exc}")
-        await self._write(events)
+        await self._write(records)
         offsets: dict[TopicPartition, int] = {}
         for record in batch:
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
         await consumer.commit(offsets)
 
-    async def _write(self, events: list[CanonicalEvent]) -> None:
+    async def _write(self, records: list[dict[str, Any]]) -> None:
         assert self.writer is not None
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                written = await asyncio.to_thread(self.writer.write, events)
+                written = await asyncio.to_thread(self.writer.write, records)
             except SinkUnavailable as exc:
                 self.metrics.up.set(0)
                 self.metrics.retries.inc()
@@ -214,14 +219,14 @@ class Sink:
                         "error": str(exc)[:200],
                         "attempt": attempt,
                         "retry_in": round(delay, 2),
-                        "rows": len(events),
+                        "rows": len(records),
                     },
                 )
                 if await self._sleep(delay):  # keep the batch: never commit past it
                     raise
                 continue
             except SinkRejected as exc:
-                await self._isolate(events, str(exc))
+                await self._isolate(records, exc)
                 return
             self.metrics.up.set(1)
             self.metrics.rows.inc(written)
@@ -229,25 +234,27 @@ class Sink:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
             return
 
-    async def _isolate(self, events: list[CanonicalEvent], reason: str) -> None:
+    async def _isolate(self, records: list[dict[str, Any]], error: SinkRejected) -> None:
         """Bisect a refused batch so that only the bad events are dead-lettered."""
-        if len(events) == 1:
-            self.metrics.rejected.inc()
+        if len(records) == 1:
+            invalid = isinstance(error, SinkInvalid)
+            (self.metrics.invalid if invalid else self.metrics.rejected).inc()
+            message_id = records[0].get("message_id")
             assert self._producer is not None
             await self._producer.send_and_wait(
                 self.settings.deadletter_topic,
-                key=events[0].message_id.encode(),
+                key=message_id.encode() if isinstance(message_id, str) else None,
                 value=orjson.dumps(
                     {
-                        "reason": "sink_rejected",
-                        "detail": reason[:500],
-                        "event": events[0].to_dict(),
+                        "reason": "sink_invalid" if invalid else "sink_rejected",
+                        "detail": str(error)[:500],
+                        "event": records[0],
                     }
                 ),
             )
             return
-        middle = len(events) // 2
-        for part in (events[:middle], events[middle:]):
+        middle = len(records) // 2
+        for part in (records[:middle], records[middle:]):
             await self._write(part)
 
     async def _dead(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import Any, Literal, get_args
 
-from schemas.events import CanonicalEvent
+import orjson
+
+from schemas.events import SCHEMA_VERSION, CanonicalEvent, Transition
+from schemas.lifecycle import FailureReason, State
 
 PiiMode = Literal["hash", "mask", "clear"]
 
@@ -133,13 +137,28 @@ def _segments(value: int | None) -> int | None:
     return min(max(int(value), 0), _UINT16_MAX)
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime) -> datetime:
     """Aware UTC; a naive time is taken as UTC (the contract's times are UTC)."""
-    if value is None:
-        return None
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _millis(value: datetime | None) -> int | None:
+    """A time as what a DateTime64(3) column stores: whole milliseconds since the epoch."""
+    return None if value is None else (_utc(value) - _EPOCH) // _MS
+
+
+def _wire_millis(text: str) -> int:
+    """`_millis` of a wire timestamp (ISO-8601; without an offset it is UTC)."""
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - _EPOCH) // _MS
 
 
 def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tuple[Any, ...]:
@@ -178,82 +197,153 @@ def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tupl
         event.price,
         event.currency,
         event.sequence,
-        _utc(event.provider_timestamp),
-        _utc(event.received_at),
-        _utc(event.emitted_at),
+        _millis(event.provider_timestamp),
+        _millis(event.received_at),
+        _millis(event.emitted_at),
         event.raw_sha256,
         int(event.schema_version),
     )
 
 
-#: The plain `str` of a str-enum member (C speed; `str(member)` runs Python code).
-_text = str.__str__
+def parse(value: bytes) -> dict[str, Any]:
+    """One record of `dlr.status.v1` as its JSON object (ValueError when it is not one)."""
+    record = orjson.loads(value)
+    if not isinstance(record, dict):
+        raise ValueError(f"a canonical event is a JSON object, not {type(record).__name__}")
+    return record
 
 
-def _utc_fast(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else _utc(value)  # type: ignore[return-value]
+#: The contract's fields, in the order `to_columns` unpacks them; all are required
+#: (null where the schema allows it) except `schema_version`.
+_WIRE = itemgetter(
+    "event_id", "message_id", "provider", "provider_message_id", "state", "current_state",
+    "previous_state", "transition", "is_final", "failure_reason", "provider_status",
+    "provider_error_code", "provider_error_text", "mapped", "recipient", "sender", "carrier",
+    "mcc", "mnc", "country", "region", "campaign", "tenant", "client_ref", "segments", "price",
+    "currency", "sequence", "provider_timestamp", "received_at", "emitted_at", "raw_sha256",
+)  # fmt: skip
+_STATES = frozenset(s.value for s in State)
+_REASONS = frozenset(r.value for r in FailureReason)
+_TRANSITIONS = frozenset(get_args(Transition))
+
+
+def _known(column: Sequence[Any], allowed: frozenset[Any], name: str) -> None:
+    if not allowed.issuperset(column):
+        bad = next(v for v in column if v not in allowed)
+        raise ValueError(f"{name} {bad!r} is not in the contract")
+
+
+#: Records per pass of `to_columns`: small enough that a chunk's dicts stay in the CPU
+#: cache while every column is taken from them (100,000 records at once: 4.7 us per
+#: record; in chunks of 1,000: 2.0 us).
+_CHUNK = 1024
+
+#: A batch's protected phone numbers, so each distinct number is hashed once.
+_Seen = dict[str | None, tuple[str | None, str | None]]
 
 
 def to_columns(
-    events: Sequence[CanonicalEvent], *, pii_mode: PiiMode | str, salt: str
+    records: Sequence[Mapping[str, Any]], *, pii_mode: PiiMode | str, salt: str
 ) -> list[list[Any]]:
-    """The `<db>.events` rows of a batch as columns (`COLUMNS` order), for a
-    column-oriented insert: the same values as `to_row` (a unit test checks it), built a
-    column at a time, with each phone number protected once per batch.
+    """The `<db>.events` columns (`COLUMNS` order) of a batch of wire records (`parse`).
+
+    The sink's hot path: columns come straight from the parsed JSON, with no event
+    object per record (building those took more time than the insert). The values equal
+    `to_row` of the same events (a unit test checks it). A record that breaks the
+    contract (a missing field, an unknown state, a bad time) raises KeyError /
+    ValueError / TypeError; a value of the wrong JSON type fails when clickhouse-connect
+    encodes it.
     """
     if pii_mode not in ("hash", "mask", "clear"):
         raise ValueError(f"unknown pii_mode {pii_mode!r}")
-    recipients: dict[str | None, tuple[str | None, str | None]] = {}
-    senders: dict[str | None, tuple[str | None, str | None]] = {}
-    protected_recipients = []
-    protected_senders = []
-    for e in events:
-        number = e.recipient
-        got = recipients.get(number)
-        if got is None:
-            got = recipients[number] = protect(number, pii_mode=pii_mode, salt=salt)
-        protected_recipients.append(got)
-        sender = e.sender
-        got = senders.get(sender)
-        if got is None:
-            got = senders[sender] = protect_sender(sender, pii_mode=pii_mode, salt=salt)
-        protected_senders.append(got)
-    text = _text
+    columns: list[list[Any]] = [[] for _ in COLUMNS]
+    recipients: _Seen = {}
+    senders: _Seen = {}
+    for start in range(0, len(records), _CHUNK):
+        chunk = records[start : start + _CHUNK]
+        for column, part in zip(
+            columns, _chunk_columns(chunk, pii_mode, salt, recipients, senders), strict=True
+        ):
+            column.extend(part)
+    return columns
+
+
+def _chunk_columns(
+    records: Sequence[Mapping[str, Any]],
+    pii_mode: str,
+    salt: str,
+    recipients: _Seen,
+    senders: _Seen,
+) -> list[Sequence[Any]]:
+    (event_id, message_id, provider, provider_message_id, state, current_state,
+     previous_state, transition, is_final, failure_reason, provider_status,
+     provider_error_code, provider_error_text, mapped, recipient, sender, carrier,
+     mcc, mnc, country, region, campaign, tenant, client_ref, segments, price,
+     currency, sequence, provider_timestamp, received_at, emitted_at,
+     raw_sha256) = zip(*map(_WIRE, records), strict=True)  # fmt: skip
+    _known(state, _STATES, "state")
+    _known(current_state, _STATES, "current_state")
+    _known(previous_state, _STATES | {None}, "previous_state")
+    _known(failure_reason, _REASONS | {None}, "failure_reason")
+    _known(transition, _TRANSITIONS, "transition")
+    recipient_stored, recipient_clear = _protect_all(recipient, protect, pii_mode, salt, recipients)
+    sender_stored, sender_clear = _protect_all(sender, protect_sender, pii_mode, salt, senders)
+    millis = _wire_millis
     return [
-        [e.event_id for e in events],
-        [e.message_id for e in events],
-        [e.provider for e in events],
-        [e.provider_message_id for e in events],
-        [text(e.state) for e in events],
-        [text(e.current_state) for e in events],
-        [None if e.previous_state is None else text(e.previous_state) for e in events],
-        [e.transition for e in events],
-        [bool(e.is_final) for e in events],
-        [None if e.failure_reason is None else text(e.failure_reason) for e in events],
-        [e.provider_status for e in events],
-        [e.provider_error_code for e in events],
-        [e.provider_error_text for e in events],
-        [bool(e.mapped) for e in events],
-        [pii_mode] * len(events),
-        [r[0] for r in protected_recipients],
-        [r[1] for r in protected_recipients],
-        [r[0] for r in protected_senders],
-        [r[1] for r in protected_senders],
-        [e.carrier for e in events],
-        [e.mcc for e in events],
-        [e.mnc for e in events],
-        [e.country for e in events],
-        [e.region for e in events],
-        [e.campaign for e in events],
-        [e.tenant for e in events],
-        [e.client_ref for e in events],
-        [None if e.segments is None else _segments(e.segments) for e in events],
-        [e.price for e in events],
-        [e.currency for e in events],
-        [e.sequence for e in events],
-        [None if e.provider_timestamp is None else _utc_fast(e.provider_timestamp) for e in events],
-        [_utc_fast(e.received_at) for e in events],
-        [_utc_fast(e.emitted_at) for e in events],
-        [e.raw_sha256 for e in events],
-        [int(e.schema_version) for e in events],
+        event_id,
+        message_id,
+        provider,
+        provider_message_id,
+        state,
+        current_state,
+        previous_state,
+        transition,
+        [bool(v) for v in is_final],
+        failure_reason,
+        provider_status,
+        provider_error_code,
+        provider_error_text,
+        [bool(v) for v in mapped],
+        [pii_mode] * len(records),
+        recipient_stored,
+        recipient_clear,
+        sender_stored,
+        sender_clear,
+        carrier,
+        mcc,
+        mnc,
+        country,
+        region,
+        campaign,
+        tenant,
+        client_ref,
+        [
+            v if v is None or (type(v) is int and 0 <= v <= _UINT16_MAX) else _segments(v)
+            for v in segments
+        ],
+        price,
+        currency,
+        sequence,
+        [None if v is None else millis(v) for v in provider_timestamp],
+        [millis(v) for v in received_at],
+        [millis(v) for v in emitted_at],
+        raw_sha256,
+        [r.get("schema_version", SCHEMA_VERSION) for r in records],
     ]
+
+
+def _protect_all(
+    numbers: Sequence[str | None],
+    how: Callable[..., tuple[str | None, str | None]],
+    pii_mode: str,
+    salt: str,
+    seen: _Seen,
+) -> tuple[list[str | None], list[str | None]]:
+    """(stored, clear) columns of a column of phone numbers, each number protected once."""
+    pairs = []
+    for number in numbers:
+        got = seen.get(number)
+        if got is None:
+            got = seen[number] = how(number, pii_mode=pii_mode, salt=salt)
+        pairs.append(got)
+    return [p[0] for p in pairs], [p[1] for p in pairs]

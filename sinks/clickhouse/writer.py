@@ -1,9 +1,11 @@
 """Writes batches of canonical events into ClickHouse, idempotently.
 
-A batch is written with an insert deduplication token derived from its event ids, so an
-identical retry is dropped by the server; rows re-emitted in another batch are absorbed
-by the tables themselves (keyed by event_id, see ddl/). clickhouse-connect errors are
-mapped to `SinkUnavailable` (retry) or `SinkRejected` (dead letter).
+A batch is a list of wire records (`rows.parse` of each `dlr.status.v1` value). It is
+written with an insert deduplication token derived from its event ids, so an identical
+retry is dropped by the server; rows re-emitted in another batch are absorbed by the
+tables themselves (keyed by event_id, see ddl/). Errors are mapped to `SinkUnavailable`
+(retry), `SinkInvalid` (a record breaks the contract, found before or while encoding) or
+`SinkRejected` (the server refused the data); the last two go to the dead letter.
 
 Insert settings (`INSERT_SETTINGS`), both about server CPU per batch, neither about what
 is stored in the end:
@@ -24,20 +26,25 @@ is stored in the end:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import struct
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import (
     DatabaseError,
+    DataError,
     OperationalError,
 )
 
-from schemas.events import CanonicalEvent
 from sinks.clickhouse import rows
-from sinks.errors import SinkRejected, SinkUnavailable
+from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 
 #: Settings of every batch insert (see the module docstring), besides the dedup token.
 INSERT_SETTINGS: dict[str, int] = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+
+#: What a record that breaks the contract raises in `rows.to_columns` or while
+#: clickhouse-connect encodes its values (a string where a number goes, a list, ...).
+_DATA_ERRORS = (KeyError, ValueError, TypeError, AttributeError, ArithmeticError, struct.error)
 
 
 class EventWriter:
@@ -49,13 +56,16 @@ class EventWriter:
         self.pii_mode = pii_mode
         self.salt = salt
 
-    def write(self, events: Sequence[CanonicalEvent]) -> int:
+    def write(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Insert one batch; returns rows sent. Raises SinkUnavailable / SinkRejected."""
-        if not events:
+        if not records:
             return 0
-        # column-oriented: built a column at a time and encoded without transposing rows
-        data = rows.to_columns(events, pii_mode=self.pii_mode, salt=self.salt)
-        token = hashlib.sha256("".join(e.event_id for e in events).encode()).hexdigest()
+        try:
+            # column-oriented: built a column at a time and encoded without transposing rows
+            data = rows.to_columns(records, pii_mode=self.pii_mode, salt=self.salt)
+            token = hashlib.sha256("".join(data[0]).encode()).hexdigest()
+        except _DATA_ERRORS as exc:
+            raise SinkInvalid(f"breaks the canonical contract: {_describe(exc)}") from exc
         try:
             self.client.insert(
                 rows.TABLE,
@@ -68,6 +78,8 @@ class EventWriter:
             )
         except OperationalError as exc:
             raise SinkUnavailable(f"ClickHouse unavailable: {exc}"[:300]) from exc
+        except (DataError, *_DATA_ERRORS) as exc:  # raised by the client's encoder
+            raise SinkInvalid(f"a value cannot be encoded: {_describe(exc)}") from exc
         except DatabaseError as exc:
             message = str(exc)
             if _looks_transient(message):
@@ -75,7 +87,12 @@ class EventWriter:
             raise SinkRejected(f"ClickHouse refused the batch: {message}"[:500]) from exc
         except OSError as exc:
             raise SinkUnavailable(f"ClickHouse unreachable: {exc}"[:300]) from exc
-        return len(events)
+        return len(records)
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's type and text, short."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _looks_transient(message: str) -> bool:

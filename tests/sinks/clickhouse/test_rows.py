@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,11 @@ def table_columns(sql: str, table: str) -> list[tuple[str, str, bool]]:
         computed = re.search(r"\b(DEFAULT|MATERIALIZED|ALIAS|EPHEMERAL)\b", tail) is not None
         out.append((name, kind, not computed))
     return out
+
+
+def millis(at: datetime) -> int:
+    """What a DateTime64(3) column stores for an aware time with whole milliseconds."""
+    return round(at.timestamp() * 1000)
 
 
 def sample(**changes: object) -> CanonicalEvent:
@@ -114,8 +120,10 @@ def test_row_follows_the_column_order() -> None:
     assert row["provider_error_text"] == "Unreachable destination handset"
     assert row["is_final"] is True and row["mapped"] is True
     assert row["segments"] == 2 and row["price"] == 0.0075 and row["sequence"] == 7
-    assert row["provider_timestamp"] == event.provider_timestamp
-    assert row["received_at"] == event.received_at and row["emitted_at"] == event.emitted_at
+    assert event.provider_timestamp is not None
+    assert row["provider_timestamp"] == millis(event.provider_timestamp)
+    assert row["received_at"] == millis(event.received_at)
+    assert row["emitted_at"] == millis(event.emitted_at)
     assert row["schema_version"] == 1
     assert all(not isinstance(v, State | FailureReason) for v in row.values())
 
@@ -151,15 +159,16 @@ def test_optional_fields_stay_null() -> None:
         assert row[name] is None, name
 
 
-def test_times_are_utc_aware() -> None:
+def test_times_are_utc_milliseconds() -> None:
     naive = datetime(2026, 1, 2, 3, 4, 5)
     shifted = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
-    event = sample(received_at=naive, emitted_at=shifted, provider_timestamp=None)
+    sub_ms = datetime(2026, 1, 2, 3, 4, 5, 678999, tzinfo=UTC)
+    event = sample(received_at=naive, emitted_at=shifted, provider_timestamp=sub_ms)
     row = dict(zip(rows.COLUMNS, rows.to_row(event, pii_mode="hash", salt=SALT), strict=True))
-    assert row["received_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert row["received_at"].tzinfo is UTC
-    assert row["emitted_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert row["emitted_at"].utcoffset() == timedelta(0)
+    assert row["received_at"] == millis(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert row["emitted_at"] == millis(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    # DateTime64(3) keeps whole milliseconds: truncated, as clickhouse-connect does
+    assert row["provider_timestamp"] == millis(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
 
 
 def test_segments_are_clamped_to_the_column_range() -> None:
@@ -246,10 +255,16 @@ def test_unknown_pii_mode_is_refused() -> None:
         rows.to_row(sample(recipient=None, sender="ACME"), pii_mode="plain", salt=SALT)
 
 
+def wire(*events: CanonicalEvent) -> list[dict[str, Any]]:
+    """The events as the sink receives them: parsed records of dlr.status.v1."""
+    return [rows.parse(e.to_json()) for e in events]
+
+
 @pytest.mark.parametrize("mode", ["hash", "mask", "clear"])
 def test_columns_are_the_rows_transposed(mode: str) -> None:
     naive = datetime(2026, 1, 2, 3, 4, 5)
     shifted = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    sub_ms = datetime(2026, 1, 2, 3, 4, 5, 678999, tzinfo=UTC)
     events = [
         sample(),
         sample(event_id="e2", sender="+447700900123", segments=70000),
@@ -264,18 +279,77 @@ def test_columns_are_the_rows_transposed(mode: str) -> None:
             sequence=None,
         ),
         sample(event_id="e5"),  # the same numbers again: protected once, same values
+        sample(event_id="e6", provider_timestamp=sub_ms, segments=-3),
     ]
-    columns = rows.to_columns(events, pii_mode=mode, salt=SALT)
+    columns = rows.to_columns(wire(*events), pii_mode=mode, salt=SALT)
     expected = [rows.to_row(e, pii_mode=mode, salt=SALT) for e in events]
     assert len(columns) == len(rows.COLUMNS)
     assert [tuple(r) for r in zip(*columns, strict=True)] == expected
     for column, kind in zip(columns, rows.TYPES, strict=True):
         for value in column:
-            assert not isinstance(value, State | FailureReason)
-            if isinstance(value, datetime):
-                assert value.tzinfo is UTC, kind
+            assert not isinstance(value, State | FailureReason | datetime), kind
+            if kind.startswith(("DateTime64", "Nullable(DateTime64")):
+                assert value is None or isinstance(value, int), kind
+
+
+def test_columns_of_a_batch_larger_than_a_chunk_keep_every_record_in_order() -> None:
+    states = list(State)
+    events = [
+        sample(
+            event_id=f"e{i:05d}",
+            state=states[i % len(states)],
+            recipient=f"+1415555{i % 700:04d}",
+            received_at=datetime(2026, 1, 2, tzinfo=UTC) + timedelta(milliseconds=i),
+        )
+        for i in range(2 * rows._CHUNK + 7)
+    ]
+    columns = rows.to_columns(wire(*events), pii_mode="hash", salt=SALT)
+    assert [tuple(r) for r in zip(*columns, strict=True)] == [
+        rows.to_row(e, pii_mode="hash", salt=SALT) for e in events
+    ]
+
+
+def test_a_record_without_schema_version_is_version_1() -> None:
+    (record,) = wire(sample())
+    del record["schema_version"]
+    columns = rows.to_columns([record], pii_mode="hash", salt=SALT)
+    assert columns[rows.COLUMNS.index("schema_version")] == [1]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"carrier": KeyError}, KeyError, "carrier"),
+        ({"state": "arrived"}, ValueError, "state 'arrived'"),
+        ({"current_state": None}, ValueError, "current_state None"),
+        ({"previous_state": "gone"}, ValueError, "previous_state 'gone'"),
+        ({"failure_reason": "bad_luck"}, ValueError, "failure_reason 'bad_luck'"),
+        ({"transition": "sideways"}, ValueError, "transition 'sideways'"),
+        ({"received_at": "yesterday"}, ValueError, "yesterday"),
+        ({"emitted_at": 1767323045}, TypeError, "must be str"),
+    ],
+)
+def test_a_record_that_breaks_the_contract_raises(
+    change: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    good, bad = wire(sample(), sample(event_id="e2"))
+    for name, value in change.items():
+        if value is KeyError:
+            del bad[name]
+        else:
+            bad[name] = value
+    assert len(rows.to_columns([good], pii_mode="hash", salt=SALT)[0]) == 1
+    with pytest.raises(error, match=match):
+        rows.to_columns([good, bad], pii_mode="hash", salt=SALT)
+
+
+def test_parse_takes_only_a_json_object() -> None:
+    assert rows.parse(b'{"event_id": "e1"}') == {"event_id": "e1"}
+    for raw in (b"[1, 2]", b'"text"', b"null", b"{not json", b""):
+        with pytest.raises(ValueError):
+            rows.parse(raw)
 
 
 def test_columns_refuse_an_unknown_pii_mode() -> None:
     with pytest.raises(ValueError, match="pii_mode"):
-        rows.to_columns([sample()], pii_mode="plain", salt=SALT)
+        rows.to_columns(wire(sample()), pii_mode="plain", salt=SALT)
