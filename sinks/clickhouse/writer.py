@@ -48,13 +48,33 @@ _DATA_ERRORS = (KeyError, ValueError, TypeError, AttributeError, ArithmeticError
 
 
 class EventWriter:
-    """Turns canonical events into rows of `<db>.events` and inserts them."""
+    """Turns canonical events into rows of `<db>.events` and inserts them.
+
+    One insert context serves every batch. A context clickhouse-connect makes per insert
+    holds the batch's columns in a reference cycle (it keeps a bound method of itself), so
+    each batch stayed in memory until a full garbage collection: with the sink's GC
+    tuning that was never, and `bench.analytics` grew to 17 GB. The reused context holds
+    at most the last batch.
+    """
 
     def __init__(self, client: Any, database: str, *, pii_mode: str, salt: str) -> None:
         self.client = client
         self.database = database
         self.pii_mode = pii_mode
         self.salt = salt
+        self._context: Any = None
+
+    def _insert_context(self) -> Any:
+        if self._context is None:
+            self._context = self.client.create_insert_context(
+                rows.TABLE,
+                column_names=list(rows.COLUMNS),
+                database=self.database,
+                column_type_names=list(rows.TYPES),
+                column_oriented=True,
+                settings=dict(INSERT_SETTINGS),
+            )
+        return self._context
 
     def write(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Insert one batch; returns rows sent. Raises SinkUnavailable / SinkRejected."""
@@ -67,15 +87,9 @@ class EventWriter:
         except _DATA_ERRORS as exc:
             raise SinkInvalid(f"breaks the canonical contract: {_describe(exc)}") from exc
         try:
-            self.client.insert(
-                rows.TABLE,
-                data,
-                database=self.database,
-                column_names=list(rows.COLUMNS),
-                column_type_names=list(rows.TYPES),
-                column_oriented=True,
-                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
-            )
+            context = self._insert_context()
+            context.settings["insert_deduplication_token"] = token
+            self.client.insert(data=data, context=context)
         except OperationalError as exc:
             raise SinkUnavailable(f"ClickHouse unavailable: {exc}"[:300]) from exc
         except (DataError, *_DATA_ERRORS) as exc:  # raised by the client's encoder
