@@ -226,6 +226,22 @@ def run_demo(
             stack.wait(60)
 
 
+def _clickhouse_view(client: Any, db: str, pattern: str) -> tuple[dict[str, str], int]:
+    """What analysts see of the run: each message's state, and the events after dedupe."""
+    # one exact row per message (sinks/clickhouse/ddl/0003_message_status.sql)
+    rows = client.query(
+        f"SELECT message_id, current_state FROM {db}.message_status WHERE message_id LIKE %(p)s",
+        parameters={"p": pattern},
+    ).result_rows
+    total_rows = int(
+        client.command(
+            f"SELECT count() FROM {db}.events FINAL WHERE message_id LIKE %(p)s",
+            parameters={"p": pattern},
+        )
+    )
+    return {r[0]: str(r[1]) for r in rows}, total_rows
+
+
 def _run(
     settings: Settings,
     base: str,
@@ -278,20 +294,16 @@ def _run(
             break
         time.sleep(1.0)
     drain_s = time.monotonic() - sent_at
-    # What analysts see: one exact row per message (sinks/clickhouse/ddl/0003_message_status).
-    rows = client.query(
-        f"SELECT message_id, current_state FROM {db}.message_status WHERE message_id LIKE %(p)s",
-        parameters={"p": pattern},
-    ).result_rows
-    got = {r[0]: str(r[1]) for r in rows}
-    total_rows = int(
-        client.command(
-            f"SELECT count() FROM {db}.events FINAL WHERE message_id LIKE %(p)s",
-            parameters={"p": pattern},
-        )
-    )
     expected = {t.message_id: t.final_state for t in truths}
-    wrong = {m: (expected[m], got.get(m)) for m in expected if got.get(m) != expected[m]}
+    # An insert's materialized-view parts can become visible a moment after its `events`
+    # part: compare again for a few seconds before calling a difference a mismatch.
+    settle_until = time.monotonic() + 10
+    while True:
+        got, total_rows = _clickhouse_view(client, db, pattern)
+        wrong = {m: (expected[m], got.get(m)) for m in expected if got.get(m) != expected[m]}
+        if (not wrong and total_rows == events) or time.monotonic() >= settle_until:
+            break
+        time.sleep(0.5)
     counts_truth = Counter(expected.values())
     counts_got = Counter(got.get(m, "missing") for m in expected)
     print(f"\n{'state':<12}{'truth':>8}{'clickhouse':>12}")
