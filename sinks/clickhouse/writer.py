@@ -26,6 +26,7 @@ is stored in the end:
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,11 @@ from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 
 #: Settings of every batch insert (see the module docstring), besides the dedup token.
 INSERT_SETTINGS: dict[str, int] = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+
+# clickhouse-connect logs every encoding failure at ERROR with a traceback quoting the
+# value; the writer reports it itself as SinkInvalid (dead letter + dlr_sink_invalid), and
+# an isolated bad record fails once per bisection step, so the library's lines are noise.
+logging.getLogger("clickhouse_connect.driver.transform").setLevel(logging.CRITICAL)
 
 #: What a record that breaks the contract raises in `rows.to_columns` or while
 #: clickhouse-connect encodes its values (a string where a number goes, a list, ...).
@@ -101,6 +107,12 @@ class EventWriter:
             raise SinkRejected(f"ClickHouse refused the batch: {message}"[:500]) from exc
         except OSError as exc:
             raise SinkUnavailable(f"ClickHouse unreachable: {exc}"[:300]) from exc
+        finally:
+            # clickhouse-connect empties the context after a failed insert, but not when
+            # sizing the batch fails (it samples values while taking the data): a context
+            # left holding data would refuse every later batch.
+            if self._context is not None and not self._context.empty:
+                self._context.data = None
         return len(records)
 
 

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.integration
 PIPELINE_ENV = {"DLR_SINK_BATCH_ROWS": "200"}
 
 VALID = 600
+#: A phone number in the wrong field: the encoder's error quotes it, no log may.
+PHONE = "+44 7700 900555"  # float() refuses it, as it would "abc"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
@@ -67,7 +69,7 @@ BAD: list[tuple[bytes, str]] = [
     (broken(1, carrier=KeyError), "sink_invalid"),  # a required field missing
     (broken(2, state="arrived"), "sink_invalid"),  # not a canonical state
     (broken(3, received_at="yesterday"), "sink_invalid"),  # not a time
-    (broken(4, price="abc"), "sink_invalid"),  # wrong JSON type: found by the encoder
+    (broken(4, price=PHONE), "sink_invalid"),  # wrong JSON type: found by the encoder
     (broken(5, carrier=5), "sink_invalid"),  # wrong JSON type for a string column
     (broken(6, campaign=["a", "list"]), "sink_invalid"),  # unhashable where a string goes
 ]
@@ -103,6 +105,7 @@ def test_bad_records_are_dead_lettered_and_the_sink_keeps_going(pipeline: Pipeli
     assert metric(pipeline, "dlr_sink_invalid_total") == len(BAD)
     assert metric(pipeline, "dlr_sink_rows_total") == VALID
     assert pipeline.procs["sink"].poll() is None, pipeline.log_tail("sink")
+    assert PHONE[1:] not in pipeline.log_tail("sink", size=1_000_000)
     assert httpx.get(pipeline.health_url("sink")).status_code == 200
     # committed past the bad records: a restarted sink would not meet them again
     deadline = time.monotonic() + 10
