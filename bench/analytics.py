@@ -1,7 +1,7 @@
 """Analytics benchmark (not a test): load synthetic canonical events through the sink path
 into ClickHouse, then time the report queries.
 
-    .venv/bin/python -m bench.analytics [--events 10000000] [--batch 100000] [--repeat 5]
+    .venv/bin/python -m bench.analytics [--events 10000000] [--batch ROWS] [--repeat 5]
 
 1. Uses `DLR_CLICKHOUSE_URL` when set; otherwise starts the local ClickHouse 26.9 launcher
    (`deploy.local.clickhouse`) on free ports with its own data directory
@@ -404,7 +404,12 @@ def server_settings(args: argparse.Namespace) -> tuple[Settings, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().sink_batch_rows,
+        help="rows per batch (default: DLR_SINK_BATCH_ROWS, what a catching-up sink inserts)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database", default="dlr_bench")

@@ -134,7 +134,12 @@ class Settings(BaseSettings):
 
     # -- sink ----------------------------------------------------------------------------
     sink_group: str = "dlr-sink-clickhouse"
-    sink_batch_rows: int = Field(5000, ge=1)
+    sink_batch_rows: int = Field(
+        20_000,
+        ge=1,
+        description="Largest batch: reached only when catching up (age closes batches first "
+        "at steady rates); 5,000-row batches made the sink path ~30 % slower.",
+    )
     sink_batch_ms: int = Field(250, ge=1)
     sink_metrics_port: int = 9108
     sink_metrics_host: str = Field("127.0.0.1", description="0.0.0.0 in containers.")
