@@ -3,10 +3,10 @@
 Batches close by size (`DLR_SINK_BATCH_ROWS`) or age (`DLR_SINK_BATCH_MS`). Offsets are
 committed only after ClickHouse accepted the batch; while ClickHouse is down the same batch
 is retried with exponential backoff and full jitter and nothing more is fetched, so memory
-stays bounded by one batch. A record that is not a JSON object goes to the dead-letter
-topic at once; a batch ClickHouse refuses as data (not as availability), or with a record
-that breaks the canonical contract, is split to isolate the bad events, which go there too:
-one bad record never stops the sink.
+stays bounded by two batches (that one and the next, parsed). A record that is not a JSON
+object goes to the dead-letter topic at once; a batch ClickHouse refuses as data (not as
+availability), or with a record that breaks the canonical contract, is split to isolate
+the bad events, which go there too: one bad record never stops the sink.
 """
 
 from __future__ import annotations
@@ -164,6 +164,9 @@ class Sink:
         opened = time.monotonic()
         try:
             while not self._stop.is_set():
+                if in_flight is not None and in_flight.done():
+                    in_flight.result()  # what the insert or its commit raised, at once
+                    in_flight = None
                 timeout = max(0.0, s.sink_batch_ms / 1000 - (time.monotonic() - opened))
                 fetched = await consumer.getmany(
                     timeout_ms=int(timeout * 1000) if batch else 200,
