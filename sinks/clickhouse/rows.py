@@ -5,6 +5,11 @@ the writer can build its insert context without a `DESCRIBE` per batch; a unit t
 them equal to `ddl/0001_events.sql`. Columns with a DEFAULT in the DDL (`inserted_at`) are
 not sent.
 
+The sink reads wire records, never event objects: `parse` (a record of `dlr.status.v1` as
+its JSON object) and `to_columns` (a batch's columns straight from those objects, its hot
+path). `to_row` is the same mapping for one `CanonicalEvent`, the readable reference the
+tests hold `to_columns` to.
+
 Phone numbers (PII) are stored as `pii_mode` says:
 - `hash` (default): `recipient` is the salted SHA-256 hex digest, the same formula as the
   worker's suppression key (`streams.transforms.recipient_hash`), so the two join;
