@@ -13,7 +13,7 @@ carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` a
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -76,17 +76,19 @@ class CanonicalEvent:
     def from_dict(cls, data: dict[str, Any]) -> CanonicalEvent:
         """Parse the wire form; unknown extra keys are ignored (forward compatible).
 
-        The sink parses every event, so this avoids what dominated it: 31 keyword
-        arguments (matching them cost more than the JSON parse), an Enum call per state
-        and `fields()` per event. KeyError/ValueError/TypeError on a malformed event.
+        KeyError / ValueError / TypeError on a malformed event.
         """
-        values = [data[name] if name in data else _DEFAULTS[name] for name in _NAMES]
-        for i in _TIMES:
-            if values[i] is not None:
-                values[i] = datetime.fromisoformat(values[i])
-        for i, table in _ENUMS:
-            values[i] = table[values[i]]
-        return cls(*values)
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        for name in ("provider_timestamp", "received_at", "emitted_at"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        for name in ("state", "current_state"):
+            values[name] = State(values[name])
+        if values.get("previous_state") is not None:
+            values["previous_state"] = State(values["previous_state"])
+        if values.get("failure_reason") is not None:
+            values["failure_reason"] = FailureReason(values["failure_reason"])
+        return cls(**values)
 
     @classmethod
     def from_json(cls, raw: bytes) -> CanonicalEvent:
@@ -94,18 +96,4 @@ class CanonicalEvent:
         return cls.from_dict(orjson.loads(raw))
 
 
-_NAMES = tuple(f.name for f in fields(CanonicalEvent))
-_DEFAULTS = {f.name: f.default for f in fields(CanonicalEvent) if f.default is not MISSING}
-_TIMES = tuple(_NAMES.index(n) for n in ("provider_timestamp", "received_at", "emitted_at"))
-_STATES: dict[Any, Any] = {s.value: s for s in State}
-_REASONS: dict[Any, Any] = {r.value: r for r in FailureReason}
-#: (field index, wire value -> enum); the optional fields also map null to None.
-_ENUMS = tuple(
-    (_NAMES.index(name), table)
-    for name, table in (
-        ("state", _STATES),
-        ("current_state", _STATES),
-        ("previous_state", {**_STATES, None: None}),
-        ("failure_reason", {**_REASONS, None: None}),
-    )
-)
+_FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
