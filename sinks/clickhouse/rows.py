@@ -142,28 +142,18 @@ def _segments(value: int | None) -> int | None:
     return min(max(int(value), 0), _UINT16_MAX)
 
 
-def _utc(value: datetime) -> datetime:
-    """Aware UTC; a naive time is taken as UTC (the contract's times are UTC)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
 def _millis(value: datetime | None) -> int | None:
-    """A time as what a DateTime64(3) column stores: whole milliseconds since the epoch."""
-    return None if value is None else (_utc(value) - _EPOCH) // _MS
-
-
-def _wire_millis(text: str) -> int:
-    """`_millis` of a wire timestamp (ISO-8601; without an offset it is UTC)."""
-    at = datetime.fromisoformat(text)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return (at - _EPOCH) // _MS
+    """A time as what a DateTime64(3) column stores: whole milliseconds since the epoch
+    (truncated, as clickhouse-connect does). A naive time is UTC (the contract's times are)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MS
 
 
 def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tuple[Any, ...]:
@@ -229,6 +219,8 @@ _WIRE = itemgetter(
 )  # fmt: skip
 _STATES = frozenset(s.value for s in State)
 _REASONS = frozenset(r.value for r in FailureReason)
+_STATES_OR_NULL = _STATES | {None}
+_REASONS_OR_NULL = _REASONS | {None}
 _TRANSITIONS = frozenset(get_args(Transition))
 
 
@@ -288,12 +280,12 @@ def _chunk_columns(
      raw_sha256) = zip(*map(_WIRE, records), strict=True)  # fmt: skip
     _known(state, _STATES, "state")
     _known(current_state, _STATES, "current_state")
-    _known(previous_state, _STATES | {None}, "previous_state")
-    _known(failure_reason, _REASONS | {None}, "failure_reason")
+    _known(previous_state, _STATES_OR_NULL, "previous_state")
+    _known(failure_reason, _REASONS_OR_NULL, "failure_reason")
     _known(transition, _TRANSITIONS, "transition")
     recipient_stored, recipient_clear = _protect_all(recipient, protect, pii_mode, salt, recipients)
     sender_stored, sender_clear = _protect_all(sender, protect_sender, pii_mode, salt, senders)
-    millis = _wire_millis
+    millis, iso = _millis, datetime.fromisoformat
     return [
         event_id,
         message_id,
@@ -329,9 +321,9 @@ def _chunk_columns(
         price,
         currency,
         sequence,
-        [None if v is None else millis(v) for v in provider_timestamp],
-        [millis(v) for v in received_at],
-        [millis(v) for v in emitted_at],
+        [None if v is None else millis(iso(v)) for v in provider_timestamp],
+        [millis(iso(v)) for v in received_at],
+        [millis(iso(v)) for v in emitted_at],
         raw_sha256,
         [r.get("schema_version", SCHEMA_VERSION) for r in records],
     ]
