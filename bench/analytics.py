@@ -380,14 +380,15 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
         print(delivery_table(carrier_rows[:5], "carrier"))
 
 
-def server_settings(args: argparse.Namespace) -> tuple[Settings, bool]:
-    """The configured server, or a fresh local launcher (True: we start and stop it)."""
+def server_settings(name: str, keep_data: bool = False) -> tuple[Settings, bool]:
+    """The configured server, or a fresh local launcher with its data in `.data/bench/<name>`
+    (True: we start and stop it)."""
     configured = Settings()
     if configured.clickhouse_url:
         return configured, False
     from deploy.local import clickhouse
 
-    data = ROOT / ".data" / "bench" / "analytics"
+    data = ROOT / ".data" / "bench" / name
     settings = Settings(
         data_dir=data,
         clickhouse_url=None,
@@ -396,7 +397,7 @@ def server_settings(args: argparse.Namespace) -> tuple[Settings, bool]:
     )
     # a server an interrupted run left behind still holds the directory: stop it first
     clickhouse.stop(settings)
-    if data.exists() and not args.keep_data:
+    if data.exists() and not keep_data:
         shutil.rmtree(data)
     return settings, True
 
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     db = check_identifier(args.database)
-    settings, own = server_settings(args)
+    settings, own = server_settings("analytics", args.keep_data)
     if own:
         from deploy.local import clickhouse
 

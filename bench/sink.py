@@ -24,7 +24,6 @@ import asyncio
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.analytics import ROOT, TARGET_ROWS_S, free_port, synthetic_events
+from bench.analytics import ROOT, TARGET_ROWS_S, free_port, server_settings, synthetic_events
 from bench.streams import cpu_s, rss_mb
 from deploy.local import clickhouse, kafka
 from deploy.settings import Settings
@@ -87,18 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     if not base.kafka_bootstrap and not kafka.status(base):
         kafka.start(base)
         started_kafka = True
-    own_clickhouse = not base.clickhouse_url
-    data = ROOT / ".data" / "bench" / "sink"
-    server = Settings(
-        data_dir=data,
-        clickhouse_url=base.clickhouse_url,
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    server, own_clickhouse = server_settings("sink")
     if own_clickhouse:
-        clickhouse.stop(server)  # one an interrupted run left behind
-        shutil.rmtree(data, ignore_errors=True)
         clickhouse.start(server)
+    data = ROOT / ".data" / "bench" / "sink"
     run = uuid.uuid4().hex[:8]
     port = free_port()
     env_vars = {

@@ -1,4 +1,4 @@
-"""The Kafka side of the ingress: acks=all, idempotent, bounded wait, errors -> 503.
+"""The Kafka side of the ingress: acks=all, bounded wait, errors -> 503.
 
 Requests do not call `AIOKafkaProducer.send()` one record at a time: its per-record path
 (metadata wait, partitioner, accumulator coroutine, one future and one RecordMetadata per
