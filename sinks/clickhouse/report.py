@@ -315,8 +315,8 @@ def hourly(
     exact ttd_p50_s / ttd_p90_s / ttd_p95_s / ttd_p99_s (None without samples). Oldest
     hour first. `exact=False`: read the snapshot as it is (never refreshes).
     """
-    key = _check_group(by)
-    parameters = _hourly_params(database, key, since_s, now)
+    parameters = _hourly_params(database, by, since_s, now)
+    key = parameters["by"]
     _fresh(client, database, exact)
     out: list[dict[str, Any]] = []
     for row in _rows(client, "hourly", parameters):
@@ -351,9 +351,10 @@ def hourly_rollup(
     estimates (see README.md). Whole hours from the one holding `now - since_s`. Use
     `hourly()` for exact numbers.
     """
-    key = _check_group(by)
+    parameters = _hourly_params(database, by, since_s, now)
+    key = parameters["by"]
     out: list[dict[str, Any]] = []
-    for row in _rows(client, "hourly_rollup", _hourly_params(database, key, since_s, now)):
+    for row in _rows(client, "hourly_rollup", parameters):
         quantiles = [_number(q) for q in row.pop("ttd_p50_p90_p95_p99_s")]
         row[key] = row.pop("grp")
         row["delivery_rate"] = _number(row["delivery_rate"])
