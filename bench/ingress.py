@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.streams import cpu_s
 from deploy.local import kafka
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -80,17 +81,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_load(
     loadgen: Path, url: str, mode: str, secret: str, seconds: int, connections: int, pid: int
 ) -> dict[str, Any]:
     print(f"[bench] {mode}: {connections} connections for {seconds}s -> {url}", flush=True)
-    cpu_before = cpu_seconds(pid)
+    cpu_before = cpu_s(pid)[0]
     out = subprocess.run(
         [
             str(loadgen),
@@ -110,7 +105,7 @@ def run_load(
         text=True,
     )
     result: dict[str, Any] = json.loads(out.stdout)
-    cpu = cpu_seconds(pid) - cpu_before
+    cpu = cpu_s(pid)[0] - cpu_before
     result["cpu_share"] = cpu / result["seconds"]
     result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
     print(

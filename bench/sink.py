@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.25)
         if first is None or sink.poll() is not None:
             raise SystemExit(f"the sink wrote nothing or died; see {data / 'sink.log'}")
+        if last[1] <= first[1]:
+            raise SystemExit("every row arrived within one poll: too few --events to time")
         seconds = max(last[0] - first[0], 1e-9)
         rows = last[1] - first[1]
         rate = rows / seconds
