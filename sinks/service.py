@@ -213,16 +213,18 @@ class Sink:
     ) -> tuple[list[dict[str, Any]], dict[TopicPartition, int]]:
         """The batch's records as JSON objects (others to the dead letter), and its offsets."""
         records: list[dict[str, Any]] = []
-        for record in batch:
-            try:
-                records.append(rows.parse(record.value or b""))
-            except ValueError as exc:
-                self.metrics.invalid.inc()
-                await self._dead(record, f"unparseable canonical event: {exc}")
         offsets: dict[TopicPartition, int] = {}
         for record in batch:
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+            try:
+                records.append(rows.parse(record.value or b""))
+            except ValueError as exc:
+                self.metrics.invalid.inc()
+                raw = (record.value or b"").decode("utf-8", "replace")
+                await self._dead_letter(
+                    record.key, "sink_unparseable", f"unparseable canonical event: {exc}", raw=raw
+                )
         return records, offsets
 
     async def _store(
@@ -274,35 +276,24 @@ class Sink:
             invalid = isinstance(error, SinkInvalid)
             (self.metrics.invalid if invalid else self.metrics.rejected).inc()
             message_id = records[0].get("message_id")
-            assert self._producer is not None
-            await self._producer.send_and_wait(
-                self.settings.deadletter_topic,
-                key=message_id.encode() if isinstance(message_id, str) else None,
-                value=orjson.dumps(
-                    {
-                        "reason": "sink_invalid" if invalid else "sink_rejected",
-                        "detail": str(error)[:500],
-                        "event": records[0],
-                    }
-                ),
+            await self._dead_letter(
+                message_id.encode() if isinstance(message_id, str) else None,
+                "sink_invalid" if invalid else "sink_rejected",
+                str(error),
+                event=records[0],
             )
             return
         middle = len(records) // 2
         for part in (records[:middle], records[middle:]):
             await self._write(part)
 
-    async def _dead(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _dead_letter(self, key: bytes | None, reason: str, detail: str, **what: Any) -> None:
+        """One record to the dead-letter topic: why, and the record (raw text or event)."""
         assert self._producer is not None
         await self._producer.send_and_wait(
             self.settings.deadletter_topic,
-            key=record.key,
-            value=orjson.dumps(
-                {
-                    "reason": "sink_unparseable",
-                    "detail": reason[:500],
-                    "raw": (record.value or b"").decode("utf-8", "replace"),
-                }
-            ),
+            key=key,
+            value=orjson.dumps({"reason": reason, "detail": detail[:500], **what}),
         )
 
 
