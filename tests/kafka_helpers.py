@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -13,6 +13,14 @@ from deploy.topics import ensure_topics
 def create_topics(settings: Settings) -> None:
     """Create the settings' topics on the test broker."""
     asyncio.run(ensure_topics(settings))
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic`, for a consumer that does not subscribe to it."""
+    cluster = await consumer._client.fetch_all_metadata()
+    tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+    assert tps, f"no partitions for {topic}"
+    return tps
 
 
 async def _read(

@@ -36,10 +36,10 @@ from deploy.report_cli import parse_duration, run_report
 from deploy.settings import Settings
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State, is_final
-from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import EventWriter
+from tests.sinks.clickhouse.test_rows import wire
 
 pytestmark = pytest.mark.integration
 
@@ -161,11 +161,6 @@ def previous_window() -> list[list[CanonicalEvent]]:
     return msgs
 
 
-def wire(events: list[CanonicalEvent]) -> list[dict[str, Any]]:
-    """The events as the sink receives them: parsed records of dlr.status.v1."""
-    return [rows.parse(e.to_json()) for e in events]
-
-
 @pytest.fixture(scope="module")
 def settings(clickhouse_url: str) -> Iterator[Settings]:
     """A migrated random database holding the events above; dropped afterwards."""
@@ -176,11 +171,11 @@ def settings(clickhouse_url: str) -> Iterator[Settings]:
         writer = EventWriter(client, s.clickhouse_database, pii_mode="hash", salt="test")
         now_batch = [e for m in current_window() for e in m]
         before_batch = [e for m in previous_window() for e in m]
-        assert writer.write(wire(now_batch)) == len(now_batch)
-        assert writer.write(wire(before_batch)) == len(before_batch)
-        writer.write(wire(now_batch))  # an identical retry of a batch
+        assert writer.write(wire(*now_batch)) == len(now_batch)
+        assert writer.write(wire(*before_batch)) == len(before_batch)
+        writer.write(wire(*now_batch))  # an identical retry of a batch
         again = [replace(e, emitted_at=e.emitted_at + H) for e in now_batch if e.carrier == "O2"]
-        writer.write(wire(again))  # re-emitted events in another batch
+        writer.write(wire(*again))  # re-emitted events in another batch
         yield s
     finally:
         client.command(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from schemas.lifecycle import State
 from tests.integration.test_crash import produce
 from tests.integration.test_sink_resilience import metric
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import read_all, topic_partitions
 from tests.pipeline import Pipeline
 from tests.sinks.clickhouse.test_rows import sample
 
@@ -120,12 +120,7 @@ async def uncommitted(p: Pipeline) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=s.sink_group)
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # the consumer tracks no topic
-        tps = [
-            TopicPartition(s.status_topic, n)
-            for n in cluster.partitions_for_topic(s.status_topic) or ()
-        ]
-        assert tps
+        tps = await topic_partitions(consumer, s.status_topic)
         ends = await consumer.end_offsets(tps)
         behind = 0
         for tp in tps:

@@ -7,11 +7,12 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from sinks.clickhouse.report import report
 from tests.integration.test_crash import produce, workload
 from tests.integration.test_sink_resilience import metric
+from tests.kafka_helpers import topic_partitions
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -27,9 +28,7 @@ async def rewind(bootstrap: str, group: str, topic: str, to_fraction: float) -> 
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # the consumer tracks no topic
-        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or ()]
-        assert tps, f"no partitions for {topic}"
+        tps = await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets(tps)
         target = {tp: int(ends[tp] * to_fraction) for tp in tps}
         consumer.assign(tps)
