@@ -220,7 +220,6 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=3000.0)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--store", default="rocksdb://")
     args = parser.parse_args()
 
     base = Settings()
@@ -239,7 +238,6 @@ def main() -> int:
         "DLR_SUPPRESSIONS_TOPIC": f"bench.supp.{run}",
         "DLR_WORKER_ID": f"bench-{run}",
         "DLR_DATA_DIR": str(data),
-        "DLR_STORE": args.store,
         "DLR_LOG_LEVEL": "WARNING",
         "DLR_WORKER_WEB_PORT": "16066",
     }

@@ -136,7 +136,7 @@ def cmd_worker(settings: Settings) -> int:
     asyncio.run(_topics(settings))
     from streams.worker import main
 
-    main()
+    main(settings)
     return 0
 
 

@@ -28,7 +28,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from deploy.settings import Settings
 from ingress import tokens
 from ingress.body import read_limited
 from ingress.credentials import active_credentials
@@ -47,6 +46,7 @@ from ingress.producer import RawProducer
 from ingress.providers import PROVIDERS, Credentials, InboundRequest, Provider, VerifyContext
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
+from ingress.settings import IngressSettings
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
 from schemas.envelope import RawEnvelope
 
@@ -69,7 +69,7 @@ class JSONResponse(Response):
 class IngressState:
     """Everything the endpoints share, built once per app from the settings."""
 
-    settings: Settings
+    settings: IngressSettings
     producer: RawProducer
     credentials: dict[str, Credentials]
     metrics: IngressMetrics = field(default_factory=IngressMetrics)
@@ -287,7 +287,7 @@ async def on_disconnect(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-def build_state(settings: Settings, producer: RawProducer | None = None) -> IngressState:
+def build_state(settings: IngressSettings, producer: RawProducer | None = None) -> IngressState:
     """Everything the app needs, from settings (no I/O besides reading dev secrets)."""
     allow = {
         name: parse_networks(settings.provider_setting(name, "allow_ips")) for name in PROVIDERS
@@ -305,9 +305,11 @@ def build_state(settings: Settings, producer: RawProducer | None = None) -> Ingr
     )
 
 
-def create_app(settings: Settings | None = None, producer: RawProducer | None = None) -> Starlette:
+def create_app(
+    settings: IngressSettings | None = None, producer: RawProducer | None = None
+) -> Starlette:
     """The ASGI app. Kafka being down at start is not fatal: /readyz says so, webhooks get 503."""
-    settings = settings or Settings()
+    settings = settings or IngressSettings()
     state = build_state(settings, producer)
 
     @asynccontextmanager

@@ -17,11 +17,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deploy.settings import Settings, split_list
 from ingress.providers import PROVIDERS, Credentials
+from ingress.settings import IngressSettings
+from schemas.settings import split_list
 
 
-def from_settings(settings: Settings, provider: str) -> Credentials:
+def from_settings(settings: IngressSettings, provider: str) -> Credentials:
     """Credentials configured through the environment for one provider."""
     secrets = settings.provider_setting(provider, "secrets")
     public_keys = settings.provider_setting(provider, "public_keys")
@@ -61,7 +62,7 @@ def _merge(a: Credentials, b: Credentials) -> Credentials:
     )
 
 
-def dev_secrets_path(settings: Settings) -> Path:
+def dev_secrets_path(settings: IngressSettings) -> Path:
     """Where local development credentials are kept."""
     return settings.data_dir / "dev-secrets.json"
 
@@ -89,7 +90,7 @@ def _from_json(data: dict[str, Any]) -> tuple[Credentials, str]:
     return creds, str(data["key"])
 
 
-def dev_secrets(settings: Settings) -> dict[str, tuple[Credentials, str]]:
+def dev_secrets(settings: IngressSettings) -> dict[str, tuple[Credentials, str]]:
     """Load (creating what is missing) development credentials and signing keys."""
     path = dev_secrets_path(settings)
     stored: dict[str, Any] = {}
@@ -110,7 +111,7 @@ def dev_secrets(settings: Settings) -> dict[str, tuple[Credentials, str]]:
     return {name: _from_json(stored[name]) for name in PROVIDERS if name in stored}
 
 
-def active_credentials(settings: Settings) -> dict[str, Credentials]:
+def active_credentials(settings: IngressSettings) -> dict[str, Credentials]:
     """What each provider route verifies against."""
     out = {name: from_settings(settings, name) for name in PROVIDERS}
     if settings.secrets_file is not None:

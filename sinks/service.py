@@ -26,12 +26,12 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from deploy.settings import Settings
 from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import EventWriter
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
+from sinks.settings import SinkSettings
 
 log = logging.getLogger("dlr.sink")
 
@@ -69,7 +69,7 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
 class Sink:
     """The consume -> batch -> insert -> commit loop."""
 
-    def __init__(self, settings: Settings, database: str | None = None) -> None:
+    def __init__(self, settings: SinkSettings, database: str | None = None) -> None:
         self.settings = settings
         self.database = database or settings.clickhouse_database
         self.metrics = SinkMetrics()
@@ -332,7 +332,7 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
-async def main_async(settings: Settings) -> None:
+async def main_async(settings: SinkSettings) -> None:
     """Run the sink with its HTTP endpoints until SIGINT/SIGTERM."""
     tune_gc()
     sink = Sink(settings)

@@ -1,227 +1,55 @@
-"""The Faust application of the stream worker; broker and store come from settings."""
+"""The Faust application of the stream worker, built from the settings it is given."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.sensors import SensorDelegate
-from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from deploy.settings import Settings
+from streams import _faust
+from streams.settings import WorkerSettings
 
-settings = Settings()
+__all__ = ["create_app"]
 
 
-class LeanSensors(SensorDelegate):
-    """faust's sensor delegate without the per-message and per-event hooks.
+def create_app(settings: WorkerSettings) -> faust.App:
+    """A new faust App configured from `settings` (no I/O; agents are added by the caller).
 
-    faust calls these for every record (message in/out, stream event in/out, table
-    get/set, every changelog send); the default Monitor and the Prometheus monitor then
-    update several dicts, deques and labelled metrics each time: ~28 us of CPU per
-    record (measured: 109 vs 81 us for the whole worker). Our own counters
-    (streams/metrics.py) cover what we watch per record. Commit,
-    rebalance, assignment and web-request hooks still reach the sensors, and faust keeps
-    calling the monitor directly for committed and end offsets (consumer lag).
+    Every topic faust creates itself (the table's changelog, the assignor's leader topic)
+    gets `settings.topic_replication_factor`.
     """
+    app = faust.App(
+        settings.worker_id,
+        autodiscover=False,
+        broker=f"kafka://{settings.bootstrap}",
+        store="rocksdb://",
+        datadir=str((settings.data_dir / "streams").resolve()),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_commit_every=5000,
+        stream_buffer_maxsize=16384,
+        stream_wait_empty=True,
+        producer_acks=-1,
+        # 20 ms instead of 5: fewer, fuller produce requests for the 2 x N status and
+        # changelog partitions, ~14 us less CPU per record (95 vs 81 us measured; 50 ms
+        # gained nothing more); outputs reach the sink at most 15 ms later.
+        producer_linger=0.020,
+        producer_max_batch_size=512 * 1024,
+        table_cleanup_interval=60.0,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        web_in_thread=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    _faust.install(app)
 
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        """Not recorded."""
+    @app.page("/healthz")  # type: ignore[untyped-decorator]
+    async def healthz(web: Any, request: Any) -> Any:
+        """Process up (faust answers this page only while the worker runs)."""
+        return web.json({"status": "ok"})
 
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
-        """Not recorded."""
-
-    def on_stream_event_out(
-        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
-    ) -> None:
-        """Not recorded."""
-
-    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
-        """Not recorded."""
-
-    def on_table_get(self, table: Any, key: Any) -> None:
-        """Not recorded."""
-
-    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
-        """Not recorded."""
-
-    def on_table_del(self, table: Any, key: Any) -> None:
-        """Not recorded."""
-
-    def on_send_initiated(
-        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
-    ) -> None:
-        """Not recorded."""
-
-    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
-        """Not recorded."""
-
-    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
-        """Not recorded here: faust logs a warning for every failed send."""
-
-
-class Consumer(aiokafka_driver.Consumer):
-    """faust's aiokafka consumer, handing a record to the conductor without 4 tasks.
-
-    faust's fetch loop delivers every record as
-    `await self.wait_first(callback(message), self.suspend_flow.wait())`, which creates
-    four tasks (callback, suspend, stopped, crashed), waits, then cancels three: with the
-    extra event loop rounds that costs ~55 us per record (measured: 137 vs 81 us of CPU
-    per record for the whole worker). `wait_first` is there so that a rebalance
-    (suspend_flow) can abandon a callback that is blocked. When the callback cannot
-    block, awaiting it directly is the same: flow control active, no suspend pending,
-    the conductor's callback map not being rebuilt, faust's producer buffer within its
-    limit and no queue of the partition's channels full are exactly the conditions under
-    which faust's ConductorHandler runs to the end without suspending (decoding is
-    synchronous). Otherwise the record takes faust's path unchanged.
-
-    The loop is `faust.transport.consumer.Consumer._drain_messages` of faust 0.15.3 with
-    only that call changed (faust-streaming is pinned to <0.16 in pyproject.toml).
-    """
-
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
-        callback = self.callback
-        getmany = self.getmany
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
-
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        flag_consumer_fetching = CONSUMER_FETCHING
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-
-        # What may make faust's ConductorHandler suspend (see the class docstring).
-        app = cast(Any, self.app)
-        flow_active = app.flow_control.is_active
-        suspended = self.suspend_flow.is_set
-        conductor = app.topics
-        callbacks_locked = conductor._tp_to_callback_lock.locked
-        channels_of = conductor._tp_index.get
-        producer_buffer = app.producer.buffer
-        # ProducerBuffer.size reads a setting per call; this is the same count.
-        buffered = (
-            (lambda: producer_buffer.size)
-            if app.conf.producer_threaded
-            else producer_buffer.pending.qsize
-        )
-        max_buffered = producer_buffer.max_messages
-        no_channels: tuple[Any, ...] = ()
-
-        yield_every = 100
-        num_since_yield = 0
-        sleep = asyncio.sleep
-
-        try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(flag_consumer_fetching)
-                ait = cast(Any, getmany(timeout=1.0))
-
-                # Sleeping because sometimes getmany is called in a loop
-                # never releasing to the event loop
-                await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            # We have a gap in income messages
-                            if gap > 1 and r_offset:
-                                acks_enabled = acks_enabled_for(message.topic)
-                                if acks_enabled:
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            if (
-                                flow_active()
-                                and not suspended()
-                                and not callbacks_locked()
-                                and buffered() <= max_buffered
-                                and not any(c.queue.full() for c in channels_of(tp, no_channels))
-                            ):
-                                await callback(message)
-                            else:
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
-                            self.log.dev(
-                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
-                                offset,
-                                message.key,
-                                message.value,
-                            )
-                    unset_flag(flag_consumer_fetching)
-
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                # we're already stopping so ignore
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                # we're already stopping so ignore
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(flag_consumer_fetching)
-
-
-class Transport(aiokafka_driver.Transport):
-    """faust's aiokafka transport with the consumer above."""
-
-    Consumer = Consumer
-
-
-app = faust.App(
-    settings.worker_id,
-    autodiscover=False,
-    broker=f"kafka://{settings.bootstrap}",
-    store=settings.store,
-    datadir=str((settings.data_dir / "streams").resolve()),
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=1,
-    processing_guarantee="at_least_once",
-    consumer_auto_offset_reset="earliest",
-    broker_commit_interval=1.0,
-    broker_commit_every=5000,
-    stream_buffer_maxsize=16384,
-    stream_wait_empty=True,
-    producer_acks=-1,
-    # 20 ms instead of 5: fewer, fuller produce requests for the 2 x N status and changelog
-    # partitions, ~14 us less CPU per record (95 vs 81 us measured; 50 ms gained nothing
-    # more); outputs reach the sink at most 15 ms later.
-    producer_linger=0.020,
-    producer_max_batch_size=512 * 1024,
-    table_cleanup_interval=60.0,
-    web_host="127.0.0.1",
-    web_port=settings.worker_web_port,
-    web_in_thread=False,
-    key_serializer="raw",
-    value_serializer="raw",
-)
-# Both before anything is created from the defaults: the conductor and the consumer
-# take the transport, streams, tables and the consumer bind the sensor hooks.
-app.transport = Transport(app.conf.broker_consumer, app)
-app.sensors = LeanSensors(app)
-
-
-@app.page("/healthz")
-async def healthz(web: Any, request: Any) -> Any:
-    """Process up (faust answers this page only while the worker runs)."""
-    return web.json({"status": "ok"})
+    return app

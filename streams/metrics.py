@@ -8,8 +8,12 @@ per record, which is a visible share of the worker's budget at 10,000 records/s.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
+
+if TYPE_CHECKING:
+    from streams.transforms import Outcome
 
 records = Counter("dlr_streams_records", "Raw records by outcome", ["kind"])
 transitions = Counter(
@@ -39,6 +43,20 @@ class Tally:
         self.deadletters = 0
         self.actions = 0
         self.latencies: list[float] = []
+
+    def count(self, out: Outcome, now: float) -> None:
+        """Count one record's outcome."""
+        self.records[out.kind] += 1
+        event = out.event
+        if event is not None:
+            self.transitions[event.transition, event.provider] += 1
+            self.latencies.append(max(0.0, now - event.received_at.timestamp()))
+            if not event.mapped:
+                self.unmapped[event.provider] += 1
+        if out.deadletter:
+            self.deadletters += len(out.deadletter)
+        if out.actions:
+            self.actions += len(out.actions)
 
     def flush(self) -> None:
         """Add the counts to the Prometheus metrics and start again from zero."""

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from streams.app import app, settings
+from dataclasses import dataclass
+from typing import Any
 
-#: Verified raw envelopes from the ingress, keyed by message id.
-raw = app.topic(
-    settings.raw_topic, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
-)
-#: Canonical events (schemas/canonical_event.v1.json), keyed by message id.
-status = app.topic(
-    settings.status_topic, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
-)
-#: Unparseable, unknown-provider and unmapped records with the reason and the raw envelope.
-deadletter = app.topic(
-    settings.deadletter_topic,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-)
-#: Commands for downstream services: `fallback`, `suppress`.
-actions = app.topic(
-    settings.actions_topic, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
-)
-#: Compacted suppression list keyed by salted recipient hash.
-suppressions = app.topic(
-    settings.suppressions_topic,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-)
+import faust
+
+from schemas.settings import CommonSettings
+
+__all__ = ["Topics", "declare"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The worker's topics (raw bytes in and out: the transforms do the encoding)."""
+
+    #: Verified raw envelopes from the ingress, keyed by message id.
+    raw: Any
+    #: Canonical events (schemas/canonical_event.v1.json), keyed by message id.
+    status: Any
+    #: Unparseable, unknown-provider and unmapped records with the reason and the envelope.
+    deadletter: Any
+    #: Commands for downstream services: `fallback`, `suppress`.
+    actions: Any
+    #: Compacted suppression list keyed by salted recipient hash.
+    suppressions: Any
+
+
+def declare(app: faust.App, settings: CommonSettings) -> Topics:
+    """Declare the topics on `app` with the names and partitions the settings give."""
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+        )
+
+    return Topics(
+        raw=topic(settings.raw_topic),
+        status=topic(settings.status_topic),
+        deadletter=topic(settings.deadletter_topic),
+        actions=topic(settings.actions_topic),
+        suppressions=topic(settings.suppressions_topic),
+    )

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from deploy.settings import PROVIDERS
 from ingress.providers import PROVIDERS as ADAPTERS
 from ingress.providers._contract import VerifyContext
-from schemas.providers import MAPPERS
+from schemas.providers import MAPPERS, PROVIDERS
 from tests import provider_fixtures
 
 CASES = [

@@ -1,6 +1,8 @@
 """Provider adapters by slug: how each provider's webhook arrives (verify, extract, sign).
 
-Each `ingress/providers/<name>.py` module is a `Provider` (see `_contract.py`).
+Each `ingress/providers/<name>.py` module is a `Provider` (see `_contract.py`); the list
+of slugs is `schemas.providers.PROVIDERS`, and a slug whose module is missing fails here
+at import.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from deploy.settings import PROVIDERS as NAMES
 from ingress.providers._contract import (
     Credentials,
     InboundRequest,
@@ -17,6 +18,7 @@ from ingress.providers._contract import (
     Verified,
     VerifyContext,
 )
+from schemas.providers import PROVIDERS as NAMES
 
 __all__ = [
     "PROVIDERS",
@@ -31,22 +33,11 @@ __all__ = [
 
 
 def load(name: str) -> Provider:
-    """Import one provider module by slug."""
+    """Import one provider module by slug (a known slug without a module raises)."""
     if name not in NAMES:
         raise KeyError(name)
     return cast(Provider, importlib.import_module(f"ingress.providers.{name}"))
 
 
-def _load_all() -> dict[str, Provider]:
-    out: dict[str, Provider] = {}
-    for name in NAMES:
-        try:
-            out[name] = load(name)
-        except ModuleNotFoundError as exc:  # a provider module not written yet
-            if exc.name != f"ingress.providers.{name}":
-                raise
-    return out
-
-
 #: Every known provider, keyed by URL slug.
-PROVIDERS: dict[str, Provider] = _load_all()
+PROVIDERS: dict[str, Provider] = {name: load(name) for name in NAMES}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from deploy.settings import Settings
+from schemas.settings import CommonSettings
 
 _DEFAULT_PORTS = {"http": 8123, "https": 8443}
 _TRUE = {"1", "true", "yes", "on"}
@@ -60,7 +60,7 @@ def parse_url(url: str) -> Target:
     )
 
 
-def connect(settings: Settings, database: str | None = None, **options: Any) -> Client:
+def connect(settings: CommonSettings, database: str | None = None, **options: Any) -> Client:
     """A synchronous clickhouse-connect client for `settings.clickhouse`.
 
     No session id is generated, so one client may be used from several threads; extra

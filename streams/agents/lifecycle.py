@@ -1,19 +1,21 @@
 """The lifecycle agent: dedupe, map, apply the state machine, emit (one per partition).
 
-Thin on purpose: `streams.transforms.process` decides; this loop produces the outputs
-first and then writes the table (see that module for why this order is crash safe).
-`concurrency=1` because faust can commit past in-flight events with more (faust #606).
+Thin on purpose: `streams.transforms.process` decides; `Lifecycle.handle` produces the
+outputs first and then writes the table (see that module for why this order is crash
+safe). `concurrency=1` because faust can commit past in-flight events with more (#606 in
+faust's tracker).
 
-Per record the loop talks to aiokafka's producer and to the table's RocksDB directly,
+Per record `handle` talks to aiokafka's producer and to the table's RocksDB directly,
 doing what faust's Producer.send and `Table.__setitem__` do without their layers
-(FutureMessage, producer buffer task, per-record callbacks, sensors): ~65 us of CPU
-per record (measured: 148 vs 81 us for the whole worker).
+(FutureMessage, producer buffer task, per-record callbacks, sensors): ~65 us of CPU per
+record (measured: 148 vs 81 us for the whole worker). The private names this needs are
+all in `streams/_faust.py`.
 
 - Outputs and the changelog record go through faust's own aiokafka producer, so faust's
-  offset commit still flushes them first (`Consumer._commit_offsets` awaits
-  `app.producer.flush()`, which awaits `AIOKafkaProducer.flush()`, before committing;
-  `aiokafka.send()` has put the record into the accumulator by the time it returns, and
-  the record is acked, i.e. committable, only when the loop asks for the next one).
+  offset commit still flushes them first (faust's consumer awaits `app.producer.flush()`,
+  which awaits `AIOKafkaProducer.flush()`, before committing; `send()` has put the
+  record into the accumulator by the time it returns, and the record is acked, i.e.
+  committable, only when the loop asks for the next one).
 - The table write is what faust's Table does: the value in the partition's RocksDB,
   the same key and value bytes (raw serializers) on the changelog partition of the
   source record, and, once a changelog record is acknowledged, its offset as the
@@ -32,45 +34,154 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
-from typing import Any
+from typing import Any, Protocol
 
+import faust
 import orjson
-from faust.stores.rocksdb import Store as RocksStore
-from faust.types import TP
 
-from streams import metrics
-from streams.app import app, settings
-from streams.tables import messages
-from streams.topics import raw
+from streams import _faust, metrics
+from streams.settings import WorkerSettings
+from streams.tables import NO_WAL
+from streams.topics import Topics
 from streams.transforms import Config, Outcome, process
 
-STATUS = settings.status_topic
-DEADLETTER = settings.deadletter_topic
-ACTIONS = settings.actions_topic
-SUPPRESSIONS = settings.suppressions_topic
-CONFIG = Config(
-    fallback_campaigns=frozenset(c for c in settings.fallback_campaigns.split(",") if c),
-    salt=settings.pii_salt,
-)
+__all__ = ["Lifecycle", "PartitionStore", "RocksPartitions", "register"]
+
 log = logging.getLogger(__name__)
-tally = metrics.Tally()
 
 
-class Sends:
-    """The agent's sends in flight: failures are logged, changelog offsets stored.
+class PartitionStore(Protocol):
+    """The table as the agent uses it: bytes per (partition, key), plus stored offsets."""
 
-    `check()` (every second, by the timer below) drops what is done. For each changelog
-    partition it stores the offset of the latest acknowledged record as the store's
-    persisted offset, as faust's Table does after every record (aiokafka completes a
-    partition's records in order). A partition revoked meanwhile (its database closed)
-    is left alone rather than opened again.
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """The stored value of a key, or None."""
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        """Store a value (the changelog record is the caller's)."""
+
+    def store_offset(self, partition: int, offset: int) -> None:
+        """Remember the changelog offset up to which this partition's data is stored."""
+
+
+class RocksPartitions:
+    """A faust RocksDB table's partition databases, written without the WAL."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.offset_key: bytes = table.data.offset_key
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """Read from the partition's database."""
+        value: bytes | None = _faust.partition_db(self.table, partition).get(key)
+        return value
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        """Write to the partition's database, skipping the write-ahead log."""
+        _faust.partition_db(self.table, partition).put(key, value, NO_WAL)
+
+    def store_offset(self, partition: int, offset: int) -> None:
+        """What faust's `Store.set_persisted_offset` writes, also without the WAL.
+
+        A partition revoked meanwhile (its database closed) is left alone rather than
+        opened again.
+        """
+        if _faust.is_assigned(self.table, partition):
+            db = _faust.partition_db(self.table, partition)
+            db.put(self.offset_key, str(offset).encode(), NO_WAL)
+
+
+class Lifecycle:
+    """One raw record at a time: decide with `process`, produce, then store.
+
+    `producer` is an aiokafka producer (`send`, `partitions_for`); `store` the table's
+    partitions. Sends in flight are tracked: `check()` (every second, by the worker's
+    timer) logs failures, forgets finished sends and stores, per changelog partition,
+    the offset of the latest acknowledged record (aiokafka completes a partition's
+    records in order).
     """
 
-    def __init__(self, store: Any, changelog: str) -> None:
-        self.store = store  # None: faust's Table API stores the offsets itself
-        self.changelog_topic = changelog
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        producer: Any,
+        store: PartitionStore,
+        changelog: str,
+    ) -> None:
+        self.producer = producer
+        self.store = store
+        self.changelog = changelog
+        self.config = Config(fallback_campaigns=settings.fallback_campaign_set, salt=settings.pii_salt)
+        self.outputs_of = (
+            settings.status_topic,
+            settings.deadletter_topic,
+            settings.actions_topic,
+            settings.suppressions_topic,
+        )
+        self.tally = metrics.Tally()
         self.outputs: list[Any] = []
-        self.changelog: defaultdict[int, deque[Any]] = defaultdict(deque)
+        self.changelog_sent: defaultdict[int, deque[Any]] = defaultdict(deque)
+        self._same: dict[tuple[str, str], bool] = {}
+        self._verified: set[str] = set()
+
+    async def handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+    ) -> Outcome:
+        """Process one raw record: outputs first, then the table (see the module doc)."""
+        if topic not in self._verified:
+            await self._verify_source(topic)
+        now = time.time()
+        stored = self.store.get(partition, key) if key else None
+        out = process(
+            value,
+            key,
+            orjson.loads(stored) if stored else None,
+            partition,
+            offset,
+            now,
+            self.config,
+        )
+        send = self.producer.send
+        append = self.outputs.append
+        status, deadletter, actions, suppressions = self.outputs_of
+        for out_topic, pairs in (
+            (status, out.status),
+            (deadletter, out.deadletter),
+            (actions, out.actions),
+            (suppressions, out.suppressions),
+        ):
+            for k, v in pairs:
+                same = self._same.get((out_topic, topic))
+                if same is None:  # once per output topic
+                    same = await self._same_partitions(out_topic, topic)
+                to = partition if same and k == key else None
+                append(await send(out_topic, v, key=k, partition=to))
+        if out.store is not None and key:
+            stored_value = orjson.dumps(out.store)
+            self.store.put(partition, key, stored_value)
+            self.changelog_sent[partition].append(
+                await send(self.changelog, stored_value, key=key, partition=partition)
+            )
+        self.tally.count(out, now)
+        return out
+
+    async def _verify_source(self, topic: str) -> None:
+        """What faust's Table checks before its first write: the changelog has the
+        source topic's partitions (else keys would land on the wrong partition)."""
+        source = await self.producer.partitions_for(topic)
+        changelog = await self.producer.partitions_for(self.changelog)
+        if source != changelog:
+            raise RuntimeError(
+                f"{topic} has {len(source)} partitions but the table's changelog "
+                f"{self.changelog} has {len(changelog)}: the table must be co-partitioned"
+            )
+        self._verified.add(topic)
+
+    async def _same_partitions(self, topic: str, source: str) -> bool:
+        """Whether `topic` has the partitions of `source` (then a key maps to the same one)."""
+        ours = await self.producer.partitions_for(topic)
+        same = bool(ours) and ours == await self.producer.partitions_for(source)
+        self._same[topic, source] = same
+        return same
 
     def check(self) -> None:
         """Log failed sends, forget finished ones, store acknowledged changelog offsets."""
@@ -81,14 +192,14 @@ class Sends:
             else:
                 _log_failure(sent)
         self.outputs[:] = unfinished
-        for partition, in_order in self.changelog.items():
+        for partition, in_order in self.changelog_sent.items():
             offset = None
             while in_order and in_order[0].done():
                 sent = in_order.popleft()
                 if not _log_failure(sent):
                     offset = sent.result().offset
-            if offset is not None and self.store is not None and partition in self.store._dbs:
-                self.store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
+            if offset is not None:
+                self.store.store_offset(partition, offset)
 
 
 def _log_failure(sent: Any) -> bool:
@@ -99,98 +210,27 @@ def _log_failure(sent: Any) -> bool:
     return False
 
 
-sends: Sends | None = None
+def register(app: faust.App, topics: Topics, table: Any, settings: WorkerSettings) -> Any:
+    """Add the lifecycle agent and its once-a-second timer to `app`; returns the agent."""
+    running: list[Lifecycle] = []
 
+    @app.timer(1.0, traced=False)  # type: ignore[untyped-decorator]
+    async def flush_metrics() -> None:
+        """Move the agent's counts to Prometheus; check its sends (also while idle)."""
+        for lifecycle in running:
+            lifecycle.tally.flush()
+            lifecycle.check()
 
-@app.timer(1.0, traced=False)  # type: ignore[untyped-decorator]
-async def flush_metrics() -> None:
-    """Move the agent's counts to Prometheus; check its sends (also while idle)."""
-    tally.flush()
-    if sends is not None:
-        sends.check()
-
-
-@app.agent(raw, concurrency=1)
-async def lifecycle(stream: Any) -> None:
-    """Consume dlr.raw.v1; produce dlr.status.v1 (+ dead letters, actions, suppressions)."""
-    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-    send = producer.send
-    store: Any = messages.data
-    rocks = isinstance(store, RocksStore)
-    changelog = messages.changelog_topic_name
-    same_partitions: dict[str, bool] = {}
-    verified: set[str] = set()
-    global sends
-    sends = tracker = Sends(store if rocks else None, changelog)
-    outputs = tracker.outputs
-    async for event in stream.events():
-        message = event.message
-        key: bytes | None = event.key
-        partition: int = message.partition
-        if message.topic not in verified:
-            # What the Table checks before its first write: the changelog has the
-            # source topic's partitions.
-            messages._verify_source_topic_partitions(message.topic)
-            verified.add(message.topic)
-        now = time.time()
-        if not key:
-            stored = None
-        elif rocks:
-            stored = store._db_for_partition(partition).get(key)
-        else:
-            stored = messages.get(key)
-        out = process(
-            event.value,
-            key,
-            orjson.loads(stored) if stored else None,
-            partition,
-            message.offset,
-            now,
-            CONFIG,
+    @app.agent(topics.raw, concurrency=1)  # type: ignore[untyped-decorator]
+    async def lifecycle(stream: Any) -> None:
+        """Consume dlr.raw.v1; produce dlr.status.v1 (+ dead letters, actions, suppressions)."""
+        loop = Lifecycle(
+            settings, _faust.raw_producer(app), RocksPartitions(table), table.changelog_topic_name
         )
-        for topic, pairs in (
-            (STATUS, out.status),
-            (DEADLETTER, out.deadletter),
-            (ACTIONS, out.actions),
-            (SUPPRESSIONS, out.suppressions),
-        ):
-            for k, v in pairs:
-                same = same_partitions.get(topic)
-                if same is None:  # once per output topic
-                    same = await _same_partitions(producer, topic, message.topic)
-                    same_partitions[topic] = same
-                to = partition if same and k == key else None
-                outputs.append(await send(topic, v, key=k, partition=to))
-        if out.store is not None and key:
-            value = orjson.dumps(out.store)
-            if rocks:
-                store._db_for_partition(partition).put(key, value)
-                tracker.changelog[partition].append(
-                    await send(changelog, value, key=key, partition=partition)
-                )
-            else:
-                messages[key] = value
-        _count(out, now)
+        running[:] = [loop]
+        handle = loop.handle
+        async for event in stream.events():
+            message = event.message
+            await handle(message.topic, message.partition, message.offset, event.key, event.value)
 
-
-async def _same_partitions(producer: Any, topic: str, source: str) -> bool:
-    """Whether `topic` has the partitions of `source` (then a key maps to the same one)."""
-    await producer.client._wait_on_metadata(topic)
-    await producer.client._wait_on_metadata(source)
-    ours = producer._metadata.partitions_for_topic(topic)
-    return bool(ours) and ours == producer._metadata.partitions_for_topic(source)
-
-
-def _count(out: Outcome, now: float) -> None:
-    """Count one record into the tally (moved to Prometheus once a second by the timer)."""
-    tally.records[out.kind] += 1
-    event = out.event
-    if event is not None:
-        tally.transitions[event.transition, event.provider] += 1
-        tally.latencies.append(max(0.0, now - event.received_at.timestamp()))
-        if not event.mapped:
-            tally.unmapped[event.provider] += 1
-    if out.deadletter:
-        tally.deadletters += len(out.deadletter)
-    if out.actions:
-        tally.actions += len(out.actions)
+    return lifecycle

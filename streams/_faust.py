@@ -1,0 +1,239 @@
+"""Every private name of faust and aiokafka that the worker uses, and nothing else.
+
+The worker's hot path does per record only what it needs; faust's public path costs
+about three times the CPU. Each use below is listed with why and what it saves, measured
+with `bench.streams` as the worker's CPU per raw record (81 us with all of them). The
+versions they were checked against are pinned exactly in `pyproject.toml`, and
+`tests/streams/test_faust_boundary.py` fails with a clear message when an upgrade
+removes or changes any of them.
+
+| private name | why | saves per record |
+|---|---|---|
+| `faust.transport.consumer.Consumer._drain_messages` (overridden, copied from 0.15.3) | hand each record to the conductor without `wait_first`'s four tasks when nothing can block | ~55 us |
+| `App.sensors` replaced by `LeanSensors` (faust sets it in `App.__init__`) | no per-message, per-event and per-send sensor hooks | ~28 us |
+| `faust.producer.Producer._ensure_producer` | send outputs and changelog records straight to aiokafka, without faust's buffer, FutureMessage and callbacks | ~65 us, together with the next |
+| `faust.stores.rocksdb.Store._db_for_partition` | read and write the table's RocksDB of a partition directly, without `Table.__getitem__`/`__setitem__` | (above) |
+| `faust.stores.rocksdb.Store._dbs` | know whether a partition's database is still assigned before storing its changelog offset (faust drops revoked ones from it) | (correctness) |
+
+Public alternatives in use where they cost less than 10 %: the source/changelog and
+output partition checks use `AIOKafkaProducer.partitions_for` (once per topic); the
+RocksDB write-ahead log is skipped with rocksdict's public per-write `WriteOptions`; the
+consumer-lag gauge is a `PrometheusMonitor` subclass built from public `FaustMetrics`;
+the worker starts with `faust.Worker(...).execute_from_commandline()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import faust
+from faust.sensors import SensorDelegate
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+__all__ = [
+    "FastConsumer",
+    "FastTransport",
+    "LeanSensors",
+    "install",
+    "is_assigned",
+    "partition_db",
+    "raw_producer",
+]
+
+
+class LeanSensors(SensorDelegate):
+    """faust's sensor delegate without the per-message and per-event hooks.
+
+    faust calls these for every record (message in/out, stream event in/out, table
+    get/set, every changelog send); the default Monitor and the Prometheus monitor then
+    update several dicts, deques and labelled metrics each time: ~28 us of CPU per
+    record. Our own counters (streams/metrics.py) cover what we watch per record.
+    Commit, rebalance, assignment and web-request hooks still reach the sensors, and
+    faust keeps calling the monitor directly for committed and end offsets (lag).
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        """Not recorded."""
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        """Not recorded."""
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        """Not recorded."""
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        """Not recorded."""
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        """Not recorded."""
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        """Not recorded."""
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        """Not recorded."""
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> None:
+        """Not recorded."""
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        """Not recorded."""
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        """Not recorded here: faust logs a warning for every failed send."""
+
+
+class FastConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer, handing a record to the conductor without 4 tasks.
+
+    faust's fetch loop delivers every record as
+    `await self.wait_first(callback(message), self.suspend_flow.wait())`, which creates
+    four tasks (callback, suspend, stopped, crashed), waits, then cancels three: with the
+    extra event loop rounds that costs ~55 us per record. `wait_first` is there so that
+    a rebalance (suspend_flow) can abandon a callback that is blocked. When the callback
+    cannot block, awaiting it directly is the same: flow control active, no suspend
+    pending, the conductor's callback map not being rebuilt, faust's producer buffer
+    within its limit and no queue of the partition's channels full are exactly the
+    conditions under which faust's ConductorHandler runs to the end without suspending
+    (decoding is synchronous). Otherwise the record takes faust's path unchanged.
+
+    The loop is `faust.transport.consumer.Consumer._drain_messages` of faust 0.15.3 with
+    only that call changed.
+    """
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+
+        # What may make faust's ConductorHandler suspend (see the class docstring).
+        app = cast(Any, self.app)
+        flow_active = app.flow_control.is_active
+        suspended = self.suspend_flow.is_set
+        conductor = app.topics
+        callbacks_locked = conductor._tp_to_callback_lock.locked
+        channels_of = conductor._tp_index.get
+        producer_buffer = app.producer.buffer
+        # ProducerBuffer.size reads a setting per call; this is the same count.
+        buffered = (
+            (lambda: producer_buffer.size)
+            if app.conf.producer_threaded
+            else producer_buffer.pending.qsize
+        )
+        max_buffered = producer_buffer.max_messages
+        no_channels: tuple[Any, ...] = ()
+
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = cast(Any, getmany(timeout=1.0))
+
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            # We have a gap in income messages
+                            if gap > 1 and r_offset:
+                                acks_enabled = acks_enabled_for(message.topic)
+                                if acks_enabled:
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            if (
+                                flow_active()
+                                and not suspended()
+                                and not callbacks_locked()
+                                and buffered() <= max_buffered
+                                and not any(c.queue.full() for c in channels_of(tp, no_channels))
+                            ):
+                                await callback(message)
+                            else:
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev(
+                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                offset,
+                                message.key,
+                                message.value,
+                            )
+                    unset_flag(flag_consumer_fetching)
+
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)
+
+
+class FastTransport(aiokafka_driver.Transport):
+    """faust's aiokafka transport with the consumer above."""
+
+    Consumer = FastConsumer
+
+
+def install(app: faust.App) -> None:
+    """Give a new app the fast consumer and the lean sensors.
+
+    Both before anything is created from the defaults: the conductor and the consumer
+    take the transport; streams, tables and the consumer bind the sensor hooks.
+    """
+    app.transport = FastTransport(app.conf.broker_consumer, app)
+    app.sensors = LeanSensors(app)
+
+
+def raw_producer(app: faust.App) -> Any:
+    """The started aiokafka producer inside faust's producer (the one faust flushes)."""
+    return cast(Any, app.producer)._ensure_producer()
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """The rocksdict database of one partition of a RocksDB-backed table."""
+    return table.data._db_for_partition(partition)
+
+
+def is_assigned(table: Any, partition: int) -> bool:
+    """Whether the table's database of this partition is open (not revoked since)."""
+    return partition in table.data._dbs

@@ -1,0 +1,30 @@
+"""The stream worker's settings: its group, its web port, its state's lifetime, its actions.
+
+Extends the shared `CommonSettings` (Kafka, topics, PII salt); a field `x` is `DLR_X`.
+`dlr worker` builds it once and hands it to `streams.worker.main`; nothing is read at
+import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from schemas.settings import CommonSettings, split_list
+
+__all__ = ["WorkerSettings"]
+
+
+class WorkerSettings(CommonSettings):
+    """Everything the faust worker reads. Field name `x` is environment variable `DLR_X`."""
+
+    worker_id: str = Field("dlr-streams", description="faust app id: consumer group, changelogs.")
+    worker_web_port: int = Field(6066, description="faust web server (/healthz, /metrics).")
+    dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="How long event keys are kept.")
+    fallback_campaigns: str = Field(
+        "", description="Campaigns whose failed messages get a `fallback` action."
+    )
+
+    @property
+    def fallback_campaign_set(self) -> frozenset[str]:
+        """`fallback_campaigns` as a set."""
+        return frozenset(split_list(self.fallback_campaigns))

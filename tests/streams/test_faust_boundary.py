@@ -1,0 +1,113 @@
+"""Every private faust/aiokafka name `streams/_faust.py` relies on, checked against this install.
+
+An upgrade of faust-streaming, mode-streaming or aiokafka that removes or changes one of
+them fails here with a message naming what to re-check, instead of silently changing
+what the worker does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from faust.sensors import SensorDelegate
+from faust.transport import conductor, consumer
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from streams import _faust
+from streams.app import create_app
+from streams.settings import WorkerSettings
+from streams.tables import messages_table
+
+#: The versions streams/_faust.py was checked against (pinned in pyproject.toml).
+CHECKED = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"}
+
+#: sha256 of faust 0.15.3's `Consumer._drain_messages` source, which FastConsumer copies.
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+@pytest.mark.parametrize("dist", sorted(CHECKED))
+def test_installed_versions_are_the_checked_ones(dist: str) -> None:
+    assert version(dist) == CHECKED[dist], (
+        f"{dist} {version(dist)} is installed; streams/_faust.py was checked against "
+        f"{CHECKED[dist]}: re-check every name it lists, then update CHECKED and pyproject.toml"
+    )
+
+
+def test_pyproject_pins_exactly_the_checked_versions() -> None:
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    for dist, pinned in CHECKED.items():
+        extra = "[rocksdict]" if dist == "faust-streaming" else ""
+        assert f'"{dist}{extra}=={pinned}"' in text, f"pyproject.toml must pin {dist}=={pinned}"
+
+
+def test_drain_messages_is_still_the_loop_fast_consumer_copies() -> None:
+    source = inspect.getsource(consumer.Consumer._drain_messages)
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    assert digest == DRAIN_MESSAGES_SHA256, (
+        "faust changed Consumer._drain_messages: copy the new loop into "
+        "streams._faust.FastConsumer (changing only the direct callback), then update the hash"
+    )
+    assert issubclass(_faust.FastConsumer, aiokafka_driver.Consumer)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["_read_offset", "_add_gap", "_n_acked", "_commit_every", "_stopped", "suspend_flow"],
+)
+def test_consumer_attributes_the_drain_loop_reads_exist(name: str) -> None:
+    source = inspect.getsource(consumer.Consumer)
+    assert f"self.{name}" in source or f"def {name}" in source, (
+        f"faust's Consumer no longer has {name}, used by streams._faust.FastConsumer"
+    )
+
+
+@pytest.mark.parametrize("name", ["_tp_to_callback_lock", "_tp_index"])
+def test_conductor_attributes_the_drain_loop_reads_exist(name: str) -> None:
+    assert f"self.{name}" in inspect.getsource(conductor.Conductor.__init__), (
+        f"faust's Conductor no longer sets {name}, used by streams._faust.FastConsumer"
+    )
+
+
+def test_install_swaps_transport_and_sensors(tmp_path: Path) -> None:
+    app = create_app(WorkerSettings(data_dir=tmp_path))
+    assert isinstance(app.transport, _faust.FastTransport)
+    assert app.transport.Consumer is _faust.FastConsumer
+    assert isinstance(app.sensors, _faust.LeanSensors)
+    assert isinstance(app.sensors, SensorDelegate)
+    buffer = app.producer.buffer
+    assert hasattr(buffer, "pending") and hasattr(buffer, "max_messages")
+
+
+def test_lean_sensors_silence_only_per_record_hooks() -> None:
+    per_record = {
+        name
+        for name, value in vars(_faust.LeanSensors).items()
+        if callable(value) and not name.startswith("_")
+    }
+    delegate = {name for name in vars(SensorDelegate) if not name.startswith("_")}
+    assert per_record <= delegate, f"hooks faust no longer has: {per_record - delegate}"
+    kept = {"on_commit_initiated", "on_commit_completed", "on_rebalance_start"}
+    assert kept <= delegate - per_record
+
+
+def test_producer_has_ensure_producer() -> None:
+    assert callable(getattr(aiokafka_driver.Producer, "_ensure_producer", None)), (
+        "faust's aiokafka Producer lost _ensure_producer, used by streams._faust.raw_producer"
+    )
+
+
+def test_rocksdb_store_partition_databases(tmp_path: Path) -> None:
+    settings = WorkerSettings(data_dir=tmp_path, topic_partitions=2)
+    app = create_app(settings)
+    table = messages_table(app, settings)
+    assert not _faust.is_assigned(table, 1)
+    db = _faust.partition_db(table, 1)
+    assert _faust.is_assigned(table, 1) and db is _faust.partition_db(table, 1)
+    db.put(b"k", b"v")
+    assert db.get(b"k") == b"v"
+    assert isinstance(table.data.offset_key, bytes)
+    db.close()
