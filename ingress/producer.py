@@ -130,12 +130,13 @@ class RawProducer:
             producer = self._new()
             try:
                 await asyncio.wait_for(producer.start(), self.timeout_s)
-                metadata = producer.client._wait_on_metadata(self.topic)
-                await asyncio.wait_for(metadata, self.timeout_s)
+                partitions = await asyncio.wait_for(
+                    producer.partitions_for(self.topic), self.timeout_s
+                )
             except _FAILURES as exc:
                 await producer.stop()
                 raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
-            self._partitions = sorted(producer.client.cluster.partitions_for_topic(self.topic))
+            self._partitions = sorted(partitions)
             self._producer = producer
             self._closing = False
             self._flusher = asyncio.create_task(self._flush_forever(producer))

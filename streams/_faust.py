@@ -7,13 +7,24 @@ versions they were checked against are pinned exactly in `pyproject.toml`, and
 `tests/streams/test_faust_boundary.py` fails with a clear message when an upgrade
 removes or changes any of them.
 
-| private name | why | saves per record |
-|---|---|---|
-| `faust.transport.consumer.Consumer._drain_messages` (overridden, copied from 0.15.3) | hand each record to the conductor without `wait_first`'s four tasks when nothing can block | ~55 us |
-| `App.sensors` replaced by `LeanSensors` (faust sets it in `App.__init__`) | no per-message, per-event and per-send sensor hooks | ~28 us |
-| `faust.producer.Producer._ensure_producer` | send outputs and changelog records straight to aiokafka, without faust's buffer, FutureMessage and callbacks | ~65 us, together with the next |
-| `faust.stores.rocksdb.Store._db_for_partition` | read and write the table's RocksDB of a partition directly, without `Table.__getitem__`/`__setitem__` | (above) |
-| `faust.stores.rocksdb.Store._dbs` | know whether a partition's database is still assigned before storing its changelog offset (faust drops revoked ones from it) | (correctness) |
+Each private name, why, and what it saves:
+
+1. `faust.transport.consumer.Consumer._drain_messages`, overridden by a copy of 0.15.3's
+   loop (`FastConsumer`), which reads the consumer's `_read_offset`, `_add_gap`,
+   `_n_acked`, `_commit_every`, `_stopped` and the conductor's `_tp_to_callback_lock`
+   and `_tp_index`: a record reaches the conductor without `wait_first`'s four tasks
+   when nothing can block. Saves ~55 us.
+2. `App.sensors` (set in `App.__init__`) replaced by `LeanSensors`: no per-message,
+   per-event and per-send sensor hooks. Saves ~28 us.
+3. `faust.transport.drivers.aiokafka.Producer._ensure_producer`: outputs and changelog
+   records go straight to aiokafka, without faust's buffer, FutureMessage and
+   callbacks; and
+4. `faust.stores.rocksdb.Store._db_for_partition`: the table's RocksDB of a partition
+   is read and written directly, without `Table.__getitem__`/`__setitem__`. 3 and 4
+   together save ~65 us.
+5. `faust.stores.rocksdb.Store._dbs`: whether a partition's database is still assigned
+   before its changelog offset is stored (faust drops revoked ones from it). Needed
+   for correctness by 4, saves nothing itself.
 
 Public alternatives in use where they cost less than 10 %: the source/changelog and
 output partition checks use `AIOKafkaProducer.partitions_for` (once per topic); the

@@ -47,7 +47,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     _faust.install(app)
 
-    @app.page("/healthz")  # type: ignore[untyped-decorator]
+    @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         """Process up (faust answers this page only while the worker runs)."""
         return web.json({"status": "ok"})

@@ -52,7 +52,7 @@ def _prometheus(app: faust.App) -> None:
     """faust's Prometheus metrics (prefix `dlr_faust`) and ours, served at /metrics."""
     app.monitor = EndOffsetsMonitor(metrics=FaustMetrics.create(REGISTRY, FAUST_METRICS_PREFIX))
 
-    @app.page("/metrics")  # type: ignore[untyped-decorator]
+    @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus text format: faust's metrics and streams/metrics.py's."""
         return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -110,7 +110,9 @@ class Lifecycle:
         self.producer = producer
         self.store = store
         self.changelog = changelog
-        self.config = Config(fallback_campaigns=settings.fallback_campaign_set, salt=settings.pii_salt)
+        self.config = Config(
+            fallback_campaigns=settings.fallback_campaign_set, salt=settings.pii_salt
+        )
         self.outputs_of = (
             settings.status_topic,
             settings.deadletter_topic,
@@ -221,7 +223,7 @@ def register(app: faust.App, topics: Topics, table: Any, settings: WorkerSetting
             lifecycle.tally.flush()
             lifecycle.check()
 
-    @app.agent(topics.raw, concurrency=1)  # type: ignore[untyped-decorator]
+    @app.agent(topics.raw, concurrency=1)
     async def lifecycle(stream: Any) -> None:
         """Consume dlr.raw.v1; produce dlr.status.v1 (+ dead letters, actions, suppressions)."""
         loop = Lifecycle(

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.settings import Settings
-
-yaml = pytest.importorskip("yaml", reason="PyYAML (dev dependency) parses the manifests")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

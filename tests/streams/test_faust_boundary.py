@@ -59,7 +59,9 @@ def test_drain_messages_is_still_the_loop_fast_consumer_copies() -> None:
     ["_read_offset", "_add_gap", "_n_acked", "_commit_every", "_stopped", "suspend_flow"],
 )
 def test_consumer_attributes_the_drain_loop_reads_exist(name: str) -> None:
-    source = inspect.getsource(consumer.Consumer)
+    import mode
+
+    source = inspect.getsource(consumer.Consumer) + inspect.getsource(mode.Service)
     assert f"self.{name}" in source or f"def {name}" in source, (
         f"faust's Consumer no longer has {name}, used by streams._faust.FastConsumer"
     )
@@ -111,3 +113,35 @@ def test_rocksdb_store_partition_databases(tmp_path: Path) -> None:
     assert db.get(b"k") == b"v"
     assert isinstance(table.data.offset_key, bytes)
     db.close()
+
+
+#: Private names of faust, mode and aiokafka objects; only streams/_faust.py may use them.
+PRIVATE = {
+    "_ensure_producer",
+    "_db_for_partition",
+    "_dbs",
+    "_drain_messages",
+    "_wait_on_metadata",
+    "_metadata",
+    "_verify_source_topic_partitions",
+    "_open_for_partition",
+    "_new_store_by_url",
+    "_metrics",
+    "_tp_to_callback_lock",
+    "_tp_index",
+}
+
+
+def test_no_other_module_uses_a_private_faust_or_aiokafka_name() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("ingress", "streams", "sinks", "schemas", "deploy"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path == root / "streams" / "_faust.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno} .{node.attr}")
+    assert not offenders, f"private faust/aiokafka names outside streams/_faust.py: {offenders}"

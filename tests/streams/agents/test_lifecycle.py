@@ -151,9 +151,7 @@ async def test_a_revoked_partition_is_not_opened_again_to_store_its_offset(
 ) -> None:
     producer = producer_for(settings, table)
     lifecycle = Lifecycle(settings, producer, RocksPartitions(table), table.changelog_topic_name)
-    await lifecycle.handle(
-        settings.raw_topic, 0, 0, b"m", raw("m", "sent", "2025-01-01T00:00:00Z")
-    )
+    await lifecycle.handle(settings.raw_topic, 0, 0, b"m", raw("m", "sent", "2025-01-01T00:00:00Z"))
     assert _faust.is_assigned(table, 0)
     table.data.revoke_partitions(table, {TP(table.changelog_topic_name, 0)})
     lifecycle.check()
@@ -166,9 +164,7 @@ async def test_a_failed_send_is_logged_and_its_offset_not_stored(
     producer = producer_for(settings, table)
     producer.fail.add(table.changelog_topic_name)
     lifecycle = Lifecycle(settings, producer, RocksPartitions(table), table.changelog_topic_name)
-    await lifecycle.handle(
-        settings.raw_topic, 1, 0, b"m", raw("m", "sent", "2025-01-01T00:00:00Z")
-    )
+    await lifecycle.handle(settings.raw_topic, 1, 0, b"m", raw("m", "sent", "2025-01-01T00:00:00Z"))
     lifecycle.check()
     assert "send failed" in caplog.text
     assert table.data.persisted_offset(TP(table.changelog_topic_name, 1)) is None
