@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint demo bench clean stop
+.PHONY: run test test-heavy lint demo bench clean stop
 
 $(STAMP): pyproject.toml
 	@echo "[make] creating $(VENV) and installing the project (first run takes a few minutes) ..."
@@ -21,6 +21,11 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/dlr kafka fetch
 	$(BIN)/pytest -ra --durations=15
+
+## test-heavy: the long failure runs (broker and worker kills at scale); CI runs it after `test`
+test-heavy: $(STAMP)
+	$(BIN)/dlr kafka fetch
+	$(BIN)/pytest -ra --durations=15 -m heavy
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,7 +21,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -205,6 +206,40 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A long-running `dlr <name>` process that `dlr up` starts and waits for."""
+
+    name: str
+    #: The URL that answers 200 once the service is ready.
+    ready_url: Callable[[Settings], str]
+    #: One line for the summary `dlr up` prints.
+    summary: Callable[[Settings], str]
+
+
+#: Every service `dlr up` starts, in start order (a new service adds one entry here).
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "ingress",
+        lambda s: f"http://{s.ingress_host}:{s.ingress_port}/readyz",
+        lambda s: (
+            f"http://{s.ingress_host}:{s.ingress_port}  /webhooks/<provider>  "
+            "/healthz /readyz /metrics"
+        ),
+    ),
+    Service(
+        "worker",
+        lambda s: f"http://127.0.0.1:{s.worker_web_port}/healthz",
+        lambda s: f"http://127.0.0.1:{s.worker_web_port}/metrics",
+    ),
+    Service(
+        "sink",
+        lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/healthz",
+        lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/metrics",
+    ),
+)
+
+
 def cmd_up(settings: Settings) -> int:
     """Start everything locally in the foreground; Ctrl-C stops all of it."""
     from deploy.local import clickhouse, kafka
@@ -232,28 +267,25 @@ def cmd_up(settings: Settings) -> int:
 
             dev_secrets(settings.model_copy(update={"dev_secrets": True}))
             print(f"[up] development secrets in {dev_secrets_path(settings)} (kept, not printed)")
-        for args in (["ingress"], ["worker"], ["sink"]):
-            procs.append(_spawn(args, env, log_dir))
-        base = f"http://{settings.ingress_host}:{settings.ingress_port}"
-        ok = (
-            _wait_http(f"{base}/readyz", 60)
-            and _wait_http(f"http://127.0.0.1:{settings.worker_web_port}/healthz", 60)
-            and _wait_http(f"http://127.0.0.1:{settings.sink_metrics_port}/healthz", 60)
-        )
-        if not ok:
-            print(f"[up] a service did not become ready; logs in {log_dir}")
-            return 1
+        for service in SERVICES:
+            procs.append(_spawn([service.name], env, log_dir))
+        for service in SERVICES:
+            print(f"[up] waiting for {service.name} ...", flush=True)
+            if not _wait_http(service.ready_url(settings), 90):
+                print(f"[up] {service.name} did not become ready; logs in {log_dir}")
+                return 1
         db = settings.clickhouse_database
+        lines = [
+            f"  kafka       {settings.bootstrap}{'' if own_kafka else ' (external)'}",
+            f"  clickhouse  {settings.clickhouse}{'' if own_clickhouse else ' (external)'} db {db}",
+        ]
+        for service, proc in zip(SERVICES, procs, strict=True):
+            lines.append(f"  {service.name:<11} pid {proc.pid}  {service.summary(settings)}")
+        lines.append(f"  logs        {log_dir}/")
         print(
-            f"""
-[up] ready in {time.monotonic() - started:.1f}s
-  kafka       {settings.bootstrap}{"" if own_kafka else " (external)"}
-  clickhouse  {settings.clickhouse}{"" if own_clickhouse else " (external)"} db {db}
-  ingress     {base}  (pid {procs[0].pid})  /webhooks/<provider>  /healthz /readyz /metrics
-  worker      pid {procs[1].pid}  http://127.0.0.1:{settings.worker_web_port}/metrics
-  sink        pid {procs[2].pid}  http://127.0.0.1:{settings.sink_metrics_port}/metrics
-  logs        {log_dir}/
-Ctrl-C stops everything.""",
+            f"\n[up] ready in {time.monotonic() - started:.1f}s\n"
+            + "\n".join(lines)
+            + "\nCtrl-C stops everything.",
             flush=True,
         )
         why = _wait_forever(procs)

@@ -141,8 +141,8 @@ def format_storage(settings: Settings, config: Path) -> None:
             settings,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: an id that starts with "-" (1 in 64 do) is not an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
             "--ignore-formatted",

@@ -70,6 +70,7 @@ def check_clickhouse(p: Pipeline, truth: set[tuple[str, str]]) -> None:
     assert counts[0] == counts[1] == len(truth)
 
 
+@pytest.mark.heavy
 def test_worker_killed_three_times_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
     records, truth = workload(20_000, seed=11)
     pipeline.start("sink")
