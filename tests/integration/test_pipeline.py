@@ -53,6 +53,14 @@ def test_signed_webhooks_reach_clickhouse_exactly(pipeline: Pipeline) -> None:
     )
     assert all(r.key == e.message_id.encode() for r, e in zip(records, events, strict=True))
 
+    # Each service's Prometheus endpoint answers (the worker's once failed on its charset).
+    for service in ("ingress", "worker", "sink"):
+        response = httpx.get(pipeline.metrics_url(service), timeout=10)
+        assert response.status_code == 200, (service, response.text[:200])
+        assert response.headers["content-type"].startswith("text/plain"), service
+    worker_metrics = httpx.get(pipeline.metrics_url("worker"), timeout=10).text
+    assert "dlr_faust_" in worker_metrics and "dlr_streams_" in worker_metrics
+
 
 def test_duplicate_callbacks_are_counted_once(pipeline: Pipeline) -> None:
     raw = orjson.dumps(
