@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import EventWriter
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
@@ -93,6 +94,7 @@ class Sink:
                     self.database,
                     retention_days=self.settings.retention_days,
                     clear_pii_days=self.settings.clear_pii_days,
+                    cluster=ClusterSpec.from_settings(self.settings),
                 )
                 if applied:
                     log.info("migrations applied", extra={"applied": applied})

@@ -66,7 +66,12 @@ def connect(settings: CommonSettings, database: str | None = None, **options: An
     No session id is generated, so one client may be used from several threads; extra
     keyword options go to `clickhouse_connect.get_client` (timeouts, settings ...).
     """
-    target = parse_url(settings.clickhouse)
+    return connect_url(settings.clickhouse, database, **options)
+
+
+def connect_url(url: str, database: str | None = None, **options: Any) -> Client:
+    """`connect` for any URL (another node of a cluster, say), parsed by `parse_url`."""
+    target = parse_url(url)
     kwargs: dict[str, Any] = {
         "host": target.host,
         "port": target.port,
