@@ -392,6 +392,7 @@ def produce(
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
+    from sinks.clickhouse.cluster import ClusterSpec
 
     if kind not in KINDS:
         raise ReportError(f"--report must be one of {', '.join(KINDS)}", 2)
@@ -406,8 +407,11 @@ def produce(
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
     group = cast(report.GroupBy, by)
+    cluster = ClusterSpec.from_settings(settings)
     if kind == "delivery":
-        rows = _fetch(settings, kind, lambda c: report.report(c, db, group, since_s, now))
+        rows = _fetch(
+            settings, kind, lambda c: report.report(c, db, group, since_s, now, cluster=cluster)
+        )
         if fmt == "json":
             return _json(rows)
         if fmt == "csv":
@@ -418,13 +422,23 @@ def produce(
         return f"{title}\n\n{delivery_table(rows, by)}"
     if kind == "stuck":
         hours = after_s / 3600
-        rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.stuck(c, db, hours, now, limit=limit, cluster=cluster),
+        )
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
     elif kind == "silent":
-        rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.silent_carriers(c, db, since_s, now, cluster=cluster),
+        )
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
     elif kind == "hourly":
-        rows = _fetch(settings, kind, lambda c: report.hourly(c, db, group, since_s, now))
+        rows = _fetch(
+            settings, kind, lambda c: report.hourly(c, db, group, since_s, now, cluster=cluster)
+        )
         title = (
             f"hourly delivery by {by}, messages first seen in the {since} before {_iso(now)}, "
             "by the hour of their first event (exact, as the delivery report)"
@@ -433,7 +447,9 @@ def produce(
         rows = _fetch(
             settings,
             kind,
-            lambda c: report.reason_spikes(c, db, since_s, now, by=group, min_count=min_count),
+            lambda c: report.reason_spikes(
+                c, db, since_s, now, by=group, min_count=min_count, cluster=cluster
+            ),
         )
         title = (
             f"failure reasons by {by} whose share of attempts at least doubled: the {since} "

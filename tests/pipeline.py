@@ -1,7 +1,9 @@
 """Runs the real services (ingress, worker, sink) as separate processes for end-to-end tests.
 
 Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
-on the session's real broker and server, so tests never see each other's data.
+on the session's real broker and server, so tests never see each other's data. More
+processes of a service (a second worker of the group, a second sink) are added with
+`add(name, service)`: same group and topics, their own port and data directory.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Pipeline:
         self.settings = Settings.from_vars(self.env_vars)
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        #: instance name -> (service, its own DLR_* variables); the services themselves too.
+        self.instances: dict[str, tuple[str, dict[str, str]]] = {s: (s, {}) for s in SERVICES}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -66,32 +70,57 @@ class Pipeline:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.ingress_port}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, instance: str | None = None) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
-        return {**clean, **self.env_vars, "PYTHONUNBUFFERED": "1"}
+        own = self.instances[instance][1] if instance else {}
+        return {**clean, **self.env_vars, **own, "PYTHONUNBUFFERED": "1"}
 
-    def health_url(self, service: str) -> str:
+    def add(self, name: str, service: str) -> None:
+        """Another process of `service` (same group and topics), started as `name`.
+
+        It gets its own web/metrics port and data directory (a worker's RocksDB state).
+        """
+        own = {"DLR_DATA_DIR": str(self.data_dir / name)}
+        if service == "worker":
+            own["DLR_WORKER_WEB_PORT"] = str(free_port())
+        elif service == "sink":
+            own["DLR_SINK_METRICS_PORT"] = str(free_port())
+        else:
+            own["DLR_INGRESS_PORT"] = str(free_port())
+        self.instances[name] = (service, own)
+
+    def settings_of(self, instance: str) -> Settings:
+        """The settings the process `instance` runs with."""
+        return Settings.from_vars({**self.env_vars, **self.instances[instance][1]})
+
+    def health_url(self, instance: str) -> str:
+        service = self.instances[instance][0]
+        settings = self.settings_of(instance)
         port = {
-            "ingress": self.settings.ingress_port,
-            "worker": self.settings.worker_web_port,
-            "sink": self.settings.sink_metrics_port,
+            "ingress": settings.ingress_port,
+            "worker": settings.worker_web_port,
+            "sink": settings.sink_metrics_port,
         }[service]
         return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
 
-    def start(self, *services: str, timeout: float = 90.0) -> None:
+    def metrics_url(self, instance: str) -> str:
+        """The instance's Prometheus endpoint."""
+        return self.health_url(instance).rsplit("/", 1)[0] + "/metrics"
+
+    def start(self, *instances: str, timeout: float = 90.0) -> None:
         create_topics(self.settings)
-        for service in services or SERVICES:
-            log = (self.logs / f"{service}.log").open("ab")
-            self.procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "deploy.cli", service],
+        for name in instances or SERVICES:
+            log = (self.logs / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", self.instances[name][0]],
                 cwd=ROOT,
-                env=self.env(),
+                env=self.env(name),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        for service in services or SERVICES:
-            self.wait_healthy(service, timeout)
+        for name in instances or SERVICES:
+            self.wait_healthy(name, timeout)
 
     def wait_healthy(self, service: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

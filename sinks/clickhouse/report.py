@@ -30,6 +30,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.migrate import check_identifier
 
 if TYPE_CHECKING:
@@ -84,44 +85,89 @@ def _check_group(by: str) -> GroupBy:
 _BLOCKS = (
     "SELECT (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'messages' AND active),"
-    " ifNull((SELECT watermark FROM {db:Identifier}.status_snapshot LIMIT 1), 0)"
+    " ifNull((SELECT watermark FROM {db:Identifier}.status_snapshot LIMIT 1), 0),"
+    " (SELECT any(engine) FROM system.tables WHERE database = {db:String} AND name = 'messages')"
+)
+
+#: Per replica of a sharded cluster: its id, the highest insert block of its shard's
+#: `messages_local`, and the watermark of its own `status_snapshot_local` (every replica
+#: refreshes its own copy, see cluster.py).
+_CLUSTER_BLOCKS = (
+    "SELECT node, current, watermark FROM clusterAllReplicas('{cluster}', view("
+    "SELECT concat(hostName(), ':', toString(tcpPort())) AS node,"
+    " (SELECT max(max_block_number) FROM system.parts"
+    "  WHERE database = {{db:String}} AND table = 'messages_local' AND active) AS current,"
+    " ifNull((SELECT any(watermark) FROM {{db:Identifier}}.status_snapshot_local), 0)"
+    " AS watermark))"
 )
 
 
-def _blocks(client: Client, db: str) -> tuple[int, int]:
-    """(highest insert block of `messages` now, highest one the snapshot has seen)."""
-    current, watermark = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
-    return int(current), int(watermark)
+class ShardedDatabaseError(RuntimeError):
+    """A sharded database read without its cluster (the freshness check would be wrong)."""
 
 
-def snapshot_behind(client: Client, database: str) -> bool:
+def _blocks(client: Client, db: str, cluster: ClusterSpec | None) -> dict[str, tuple[int, int]]:
+    """Per node (one, or every replica of a cluster): (highest insert block of `messages`
+    now, highest one its snapshot has seen)."""
+    if cluster is not None:
+        result = client.query(_CLUSTER_BLOCKS.format(cluster=cluster.name), parameters={"db": db})
+        return {str(node): (int(cur), int(mark)) for node, cur, mark in result.result_rows}
+    current, watermark, engine = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    if engine == "Distributed":
+        raise ShardedDatabaseError(
+            f"{db} is sharded (Distributed tables): pass cluster= (DLR_CLICKHOUSE_CLUSTER)"
+        )
+    return {"": (int(current), int(watermark))}
+
+
+def snapshot_behind(client: Client, database: str, *, cluster: ClusterSpec | None = None) -> bool:
     """True when `messages` holds rows inserted after the snapshot's last refresh started
-    (one `system.parts` lookup; merges keep block numbers, so only inserts count).
+    (one `system.parts` lookup per node; merges keep block numbers, so only inserts count).
     """
-    current, watermark = _blocks(client, check_identifier(database))
-    return current > watermark
+    blocks = _blocks(client, check_identifier(database), cluster)
+    return any(current > watermark for current, watermark in blocks.values())
 
 
-def refresh(client: Client, database: str, *, attempts: int = 3) -> None:
+def _refresh_once(client: Client, db: str, cluster: ClusterSpec | None) -> None:
+    view = f"{db}.{SNAPSHOT_VIEW}"
+    if cluster is not None and cluster.replicated:
+        client.command(f"SYSTEM REFRESH VIEW {view} ON CLUSTER {cluster.name}")
+        client.command(f"SYSTEM WAIT VIEW {view} ON CLUSTER {cluster.name}")
+        return
+    nodes = [client]
+    if cluster is not None:
+        from sinks.clickhouse.client import connect_url
+
+        nodes = [connect_url(url) for url in cluster.nodes]
+    for node in nodes:
+        node.command(f"SYSTEM REFRESH VIEW {view}")
+    for node in nodes:
+        node.command(f"SYSTEM WAIT VIEW {view}")
+
+
+def refresh(
+    client: Client, database: str, *, attempts: int = 3, cluster: ClusterSpec | None = None
+) -> None:
     """Refresh `status_snapshot` now and wait for it (`SYSTEM REFRESH VIEW` + `SYSTEM WAIT
-    VIEW`): afterwards the report functions see everything inserted before this call.
-    Another attempt is made when the refresh that ran had started before the call (a
-    scheduled one already running). Raises the server's error when the refresh fails.
+    VIEW`, on every node of a cluster): afterwards the report functions see everything
+    inserted before this call. Another attempt is made when the refresh that ran had
+    started before the call (a scheduled one already running). Raises the server's error
+    when the refresh fails.
     """
     db = check_identifier(database)
-    target, _ = _blocks(client, db)
+    targets = {node: current for node, (current, _) in _blocks(client, db, cluster).items()}
     for _ in range(max(1, attempts)):
-        client.command(f"SYSTEM REFRESH VIEW {db}.{SNAPSHOT_VIEW}")
-        client.command(f"SYSTEM WAIT VIEW {db}.{SNAPSHOT_VIEW}")
-        if _blocks(client, db)[1] >= target:
+        _refresh_once(client, db, cluster)
+        marks = _blocks(client, db, cluster)
+        if all(marks.get(node, (0, -1))[1] >= target for node, target in targets.items()):
             return
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
 
 
-def _fresh(client: Client, database: str, exact: bool) -> None:
+def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | None) -> None:
     """With `exact`, bring the snapshot up to date first (only when it is behind)."""
-    if exact and snapshot_behind(client, database):
-        refresh(client, database)
+    if exact and snapshot_behind(client, database, cluster=cluster):
+        refresh(client, database, cluster=cluster)
 
 
 def _check_window(seconds: int, name: str) -> int:
@@ -147,6 +193,7 @@ def report(
     *,
     drop_threshold: float = DROP_THRESHOLD,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
@@ -161,7 +208,7 @@ def report(
         "now": _now(now),
         "drop": float(drop_threshold),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     rows = _rows(client, "report", parameters)
     out: list[dict[str, Any]] = []
     for row in rows:
@@ -196,6 +243,7 @@ def stuck(
     *,
     limit: int = 1000,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Messages still not final `hours` after their first event, oldest first. `hours`
     may be fractional (1.5 = 90 minutes); it is taken to the second.
@@ -208,7 +256,7 @@ def stuck(
         "now": _now(now),
         "limit": max(1, int(limit)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     return _rows(client, "stuck", parameters)
 
 
@@ -220,6 +268,7 @@ def silent_carriers(
     *,
     min_messages: int = 1,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Carriers with traffic in the window and not one delivered message."""
     parameters = {
@@ -228,7 +277,7 @@ def silent_carriers(
         "now": _now(now),
         "min_messages": max(1, int(min_messages)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     return _rows(client, "silent_carriers", parameters)
 
 
@@ -242,6 +291,7 @@ def reason_spikes(
     factor: float = 2.0,
     min_count: int = 10,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Failure reasons whose share of a group's attempts grew at least `factor` times
     against the previous window of the same length (largest jump first).
@@ -257,7 +307,7 @@ def reason_spikes(
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     rows = _rows(client, "reason_spikes", parameters)
     return [
         {
@@ -305,6 +355,7 @@ def hourly(
     now: datetime | None = None,
     *,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Hourly trend per group (`queries/hourly.sql`, what `dlr report --report hourly`
     prints): the messages first seen in `[now - since_s, now)`, bucketed by the hour of
@@ -317,7 +368,7 @@ def hourly(
     """
     parameters = _hourly_params(database, by, since_s, now)
     key = parameters["by"]
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for row in _rows(client, "hourly", parameters):
         samples = int(row["ttd_samples"])
