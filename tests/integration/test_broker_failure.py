@@ -1,0 +1,191 @@
+"""A 3-broker Kafka cluster losing brokers under load (heavy: `make test-heavy`).
+
+The whole pipeline (ingress, worker, sink) runs against a local 3-broker KRaft cluster with
+replication factor 3 and min.insync.replicas 2. `dlr demo` traffic goes through HTTP; the
+broker that leads the most `raw` partitions is SIGKILLed mid-run and restarted later.
+Every callback the ingress answered 200 must end up exactly once in ClickHouse (the demo
+reconciles ClickHouse with its `--truth`), every refusal must be a 503 with Retry-After,
+and no service may have been restarted. A second test takes two of the three brokers
+away: then nothing can be made durable and the ingress must refuse everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deploy.demo import _run
+from deploy.local import kafka
+from deploy.settings import Settings
+from ingress.providers import generic
+from ingress.providers._contract import InboundRequest
+from sinks.clickhouse.client import connect
+from tests.pipeline import Pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+
+#: The cluster's durability, as an operator of an external cluster would set it.
+CLUSTER_ENV = {
+    "DLR_TOPIC_REPLICATION_FACTOR": "3",
+    "DLR_TOPIC_MIN_INSYNC_REPLICAS": "2",
+    "DLR_TOPIC_PARTITIONS": "6",
+    "DLR_PRODUCE_TIMEOUT_S": "2",
+}
+
+
+async def _leaders(bootstrap: str, topic: str) -> dict[int, list[int]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    led: dict[int, list[int]] = {}
+    for partition in described["partitions"]:
+        led.setdefault(int(partition["leader"]), []).append(int(partition["partition"]))
+    return led
+
+
+def busiest_leader(bootstrap: str, topic: str) -> int:
+    """Node id of the broker that leads the most partitions of `topic`."""
+    led = asyncio.run(_leaders(bootstrap, topic))
+    return max(led, key=lambda node: (len(led[node]), -node))
+
+
+def events_of_run(p: Pipeline) -> int:
+    try:
+        return int(
+            p.clickhouse().command(
+                f"SELECT uniqExact(event_id) FROM {p.settings.clickhouse_database}.events"
+            )
+        )
+    except Exception:  # not migrated yet
+        return 0
+
+
+def wait_for(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
+    kafka_cluster: Settings, clickhouse_url: str, tmp_path: Path, unique: str
+) -> None:
+    p = Pipeline(kafka_cluster.bootstrap, clickhouse_url, tmp_path, unique, **CLUSTER_ENV)
+    outcome: dict[str, int] = {}
+    try:
+        p.start()
+        truth, summary = tmp_path / "truth.jsonl", tmp_path / "summary.json"
+        demo = threading.Thread(
+            target=lambda: outcome.update(
+                code=_run(
+                    p.settings,
+                    p.base_url,
+                    messages=2500,
+                    seed=17,
+                    truth=truth,
+                    concurrency=24,
+                    timeout=300,
+                    connect=connect,
+                    summary=summary,
+                )
+            )
+        )
+        demo.start()
+        wait_for(lambda: events_of_run(p) >= 1500, 120, "traffic to reach ClickHouse")
+        victim = busiest_leader(p.settings.bootstrap, p.settings.raw_topic)
+        assert kafka.kill_node(kafka_cluster, victim), "the leader was not running"
+        killed_at = events_of_run(p)
+        # The two survivors hold every partition (ISR 2 >= min.insync 2): work goes on.
+        wait_for(lambda: events_of_run(p) >= killed_at + 2000, 180, "progress with a broker down")
+        kafka.start_node(kafka_cluster, victim)
+        demo.join(420)
+        assert not demo.is_alive(), "the demo did not finish"
+        result = json.loads(summary.read_text())
+        assert outcome["code"] == 0, result
+        assert result["ok"] and result["mismatched_messages"] == 0
+        assert result["canonical_events"] == result["unique_callbacks"]
+        assert result["rows_after_dedupe"] == result["canonical_events"]
+        responses = Counter(result["responses"])
+        refusals = {k for k in responses if k not in ("ok", "retried")}
+        assert refusals <= {"http_503"}, responses  # never a 5xx without Retry-After, no 4xx
+        lines = truth.read_text().splitlines()
+        assert len(lines) == 2500
+        for name, proc in p.procs.items():
+            assert proc.poll() is None, f"{name} died: {p.log_tail(name)}"
+        wait_for(
+            lambda: kafka.ready(kafka_cluster.bootstrap, 3), 120, "the killed broker to rejoin"
+        )
+    finally:
+        p.stop()
+
+
+def _post(client: httpx.Client, p: Pipeline, key: str, mid: str) -> httpx.Response:
+    url = f"{p.base_url}/webhooks/generic"
+    raw = orjson.dumps({"message_id": mid, "status": "delivered", "to": "+14155550100"})
+    request = generic.sign(
+        InboundRequest("POST", url, {"content-type": "application/json"}, raw),
+        key,
+        int(time.time()),
+    )
+    return client.post(url, content=raw, headers=dict(request.headers))
+
+
+def test_two_brokers_down_nothing_is_acknowledged(
+    kafka_cluster: Settings, clickhouse_url: str, tmp_path: Path, unique: str
+) -> None:
+    p = Pipeline(kafka_cluster.bootstrap, clickhouse_url, tmp_path, unique, **CLUSTER_ENV)
+    try:
+        wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), 120, "three brokers")
+        p.start()
+        key = p.signing_key("generic")
+        with httpx.Client(timeout=30) as client:
+            before = [_post(client, p, key, f"two-down-before-{i}") for i in range(20)]
+            assert [r.status_code for r in before] == [200] * 20
+            down = [n for n in (2, 3) if kafka.kill_node(kafka_cluster, n)]
+            assert down == [2, 3]
+            try:
+                during = [_post(client, p, key, f"two-down-during-{i}") for i in range(12)]
+            finally:
+                for node in down:
+                    kafka.start_node(kafka_cluster, node)
+            # One replica cannot satisfy min.insync.replicas 2: nothing may be acknowledged.
+            assert {r.status_code for r in during} == {503}, [r.status_code for r in during]
+            assert all(r.headers.get("retry-after") for r in during)
+            assert {r.json()["error"] for r in during} == {"broker_unavailable"}
+            wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), 180, "the brokers to rejoin")
+            after: list[int] = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and after[-5:] != [200] * 5:
+                after.append(_post(client, p, key, f"two-down-after-{len(after)}").status_code)
+            assert after[-5:] == [200] * 5, after
+        # Everything acknowledged, before and after, reaches ClickHouse once; a refused
+        # callback may arrive too (the broker may keep it), a provider retry is deduped.
+        acknowledged = {f"generic:two-down-before-{i}" for i in range(20)} | {
+            f"generic:two-down-after-{i}" for i, status in enumerate(after) if status == 200
+        }
+        p.wait_rows(len(acknowledged), "message_id LIKE 'generic:two-down-%'")
+        got = p.clickhouse().query(
+            f"SELECT message_id FROM {p.settings.clickhouse_database}.events FINAL "
+            "WHERE message_id LIKE 'generic:two-down-%'"
+        )
+        ids = [r[0] for r in got.result_rows]
+        assert len(ids) == len(set(ids)), "an event counted twice"
+        assert acknowledged <= set(ids), "an acknowledged callback is missing"
+        for name, proc in p.procs.items():
+            assert proc.poll() is None, f"{name} died: {p.log_tail(name)}"
+    finally:
+        p.stop()
