@@ -177,14 +177,17 @@ def test_two_brokers_down_nothing_is_acknowledged(
         acknowledged = {f"generic:two-down-before-{i}" for i in range(20)} | {
             f"generic:two-down-after-{i}" for i, status in enumerate(after) if status == 200
         }
-        p.wait_rows(len(acknowledged), "message_id LIKE 'generic:two-down-%'")
-        got = p.clickhouse().query(
+        query = (
             f"SELECT message_id FROM {p.settings.clickhouse_database}.events FINAL "
             "WHERE message_id LIKE 'generic:two-down-%'"
         )
-        ids = [r[0] for r in got.result_rows]
+        ids: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not acknowledged <= set(ids):
+            ids = [r[0] for r in p.clickhouse().query(query).result_rows]
+            time.sleep(0.5)
+        assert acknowledged <= set(ids), f"acknowledged but missing: {acknowledged - set(ids)}"
         assert len(ids) == len(set(ids)), "an event counted twice"
-        assert acknowledged <= set(ids), "an acknowledged callback is missing"
         for name, proc in p.procs.items():
             assert proc.poll() is None, f"{name} died: {p.log_tail(name)}"
     finally:
