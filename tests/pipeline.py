@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ from tests.conftest import ROOT, free_port
 from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it is true; fail the test naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Pipeline:
@@ -160,6 +171,27 @@ class Pipeline:
     def signing_key(self, provider: str) -> str:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
         return str(data[provider]["key"])
+
+    def post_generic(self, client: httpx.Client, raw: bytes) -> httpx.Response:
+        """POST one body to the ingress's generic route, signed now with the dev key."""
+        from ingress.providers import generic
+        from ingress.providers._contract import InboundRequest
+
+        url = f"{self.base_url}/webhooks/generic"
+        request = generic.sign(
+            InboundRequest("POST", url, {"content-type": "application/json"}, raw),
+            self.signing_key("generic"),
+            int(time.time()),
+        )
+        return client.post(url, content=raw, headers=dict(request.headers))
+
+    def event_count(self) -> int:
+        """Distinct canonical events in ClickHouse now (0 before the sink migrated)."""
+        db = self.settings.clickhouse_database
+        try:
+            return int(self.clickhouse().command(f"SELECT uniqExact(event_id) FROM {db}.events"))
+        except Exception:  # database not migrated yet
+            return 0
 
     def clickhouse(self) -> Any:
         from sinks.clickhouse.client import connect

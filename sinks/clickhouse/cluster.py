@@ -46,7 +46,7 @@ reserved. Without Keeper (`DLR_CLICKHOUSE_CLUSTER_NODES`, and the local
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from schemas.settings import CommonSettings
@@ -153,11 +153,11 @@ def _match(pattern: str, sql: str, db: str) -> re.Match[str] | None:
     return re.match(pattern.format(db=_db(db), name=_NAME), sql, re.IGNORECASE | re.DOTALL)
 
 
-def _closing(text: str, opening: int) -> int:
-    """Index of the parenthesis closing the one at `opening` (quotes respected)."""
+def _code_positions(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth) of every character outside quotes."""
     depth = 0
     quote: str | None = None
-    i = opening
+    i = start
     while i < len(text):
         char = text[i]
         if quote:
@@ -167,13 +167,20 @@ def _closing(text: str, opening: int) -> int:
                 quote = None
         elif char in "'\"`":
             quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+            yield i, char, depth
         i += 1
+
+
+def _closing(text: str, opening: int) -> int:
+    """Index of the parenthesis closing the one at `opening` (quotes respected)."""
+    for i, char, depth in _code_positions(text, opening):
+        if char == ")" and depth == 0:
+            return i
     raise ClusterDDLError("unbalanced parentheses")
 
 
@@ -294,27 +301,10 @@ def _alter(
 
 def _split_commands(text: str) -> list[str]:
     """An ALTER's comma-separated commands (commas inside parentheses or quotes kept)."""
-    out: list[str] = []
-    depth = 0
-    quote: str | None = None
-    current: list[str] = []
-    for char in text:
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"`":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            out.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    out.append("".join(current))
-    return [c for c in out if c.strip()]
+    cuts = [i for i, char, depth in _code_positions(text) if char == "," and depth == 0]
+    edges = [-1, *cuts, len(text)]
+    parts = (text[edges[k] + 1 : edges[k + 1]] for k in range(len(edges) - 1))
+    return [part for part in parts if part.strip()]
 
 
 def cluster_form(sql: str, db: str, spec: ClusterSpec, objects: Objects) -> list[Statement]:

@@ -26,10 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from deploy.demo import _run
 from deploy.local import kafka
 from deploy.settings import Settings
-from ingress.providers import generic
-from ingress.providers._contract import InboundRequest
 from sinks.clickhouse.client import connect
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -61,26 +59,6 @@ def busiest_leader(bootstrap: str, topic: str) -> int:
     return max(led, key=lambda node: (len(led[node]), -node))
 
 
-def events_of_run(p: Pipeline) -> int:
-    try:
-        return int(
-            p.clickhouse().command(
-                f"SELECT uniqExact(event_id) FROM {p.settings.clickhouse_database}.events"
-            )
-        )
-    except Exception:  # not migrated yet
-        return 0
-
-
-def wait_for(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
     kafka_cluster: Settings, clickhouse_url: str, tmp_path: Path, unique: str
 ) -> None:
@@ -105,12 +83,12 @@ def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
             )
         )
         demo.start()
-        wait_for(lambda: events_of_run(p) >= 1500, 120, "traffic to reach ClickHouse")
+        wait_for(lambda: p.event_count() >= 1500, 120, "traffic to reach ClickHouse")
         victim = busiest_leader(p.settings.bootstrap, p.settings.raw_topic)
         assert kafka.kill_node(kafka_cluster, victim), "the leader was not running"
-        killed_at = events_of_run(p)
+        killed_at = p.event_count()
         # The two survivors hold every partition (ISR 2 >= min.insync 2): work goes on.
-        wait_for(lambda: events_of_run(p) >= killed_at + 2000, 180, "progress with a broker down")
+        wait_for(lambda: p.event_count() >= killed_at + 2000, 180, "progress with a broker down")
         kafka.start_node(kafka_cluster, victim)
         demo.join(420)
         assert not demo.is_alive(), "the demo did not finish"
@@ -133,15 +111,10 @@ def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
         p.stop()
 
 
-def _post(client: httpx.Client, p: Pipeline, key: str, mid: str) -> httpx.Response:
-    url = f"{p.base_url}/webhooks/generic"
-    raw = orjson.dumps({"message_id": mid, "status": "delivered", "to": "+14155550100"})
-    request = generic.sign(
-        InboundRequest("POST", url, {"content-type": "application/json"}, raw),
-        key,
-        int(time.time()),
+def _post(client: httpx.Client, p: Pipeline, mid: str) -> httpx.Response:
+    return p.post_generic(
+        client, orjson.dumps({"message_id": mid, "status": "delivered", "to": "+14155550100"})
     )
-    return client.post(url, content=raw, headers=dict(request.headers))
 
 
 def test_two_brokers_down_nothing_is_acknowledged(
@@ -151,14 +124,13 @@ def test_two_brokers_down_nothing_is_acknowledged(
     try:
         wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), 120, "three brokers")
         p.start()
-        key = p.signing_key("generic")
         with httpx.Client(timeout=30) as client:
-            before = [_post(client, p, key, f"two-down-before-{i}") for i in range(20)]
+            before = [_post(client, p, f"two-down-before-{i}") for i in range(20)]
             assert [r.status_code for r in before] == [200] * 20
             down = [n for n in (2, 3) if kafka.kill_node(kafka_cluster, n)]
             assert down == [2, 3]
             try:
-                during = [_post(client, p, key, f"two-down-during-{i}") for i in range(12)]
+                during = [_post(client, p, f"two-down-during-{i}") for i in range(12)]
             finally:
                 for node in down:
                     kafka.start_node(kafka_cluster, node)
@@ -170,7 +142,7 @@ def test_two_brokers_down_nothing_is_acknowledged(
             after: list[int] = []
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and after[-5:] != [200] * 5:
-                after.append(_post(client, p, key, f"two-down-after-{len(after)}").status_code)
+                after.append(_post(client, p, f"two-down-after-{len(after)}").status_code)
             assert after[-5:] == [200] * 5, after
         # Everything acknowledged, before and after, reaches ClickHouse once; a refused
         # callback may arrive too (the broker may keep it), a provider retry is deduped.

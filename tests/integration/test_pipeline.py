@@ -9,8 +9,6 @@ import orjson
 import pytest
 
 from deploy.demo import simulate
-from ingress.providers import generic
-from ingress.providers._contract import InboundRequest
 from schemas.events import CanonicalEvent
 from tests.kafka_helpers import read_all
 from tests.pipeline import Pipeline
@@ -22,16 +20,9 @@ PIPELINE_STARTED = True
 
 
 def post_generic(p: Pipeline, bodies: list[bytes]) -> None:
-    key = p.signing_key("generic")
-    url = f"{p.base_url}/webhooks/generic"
     with httpx.Client(timeout=10) as client:
         for raw in bodies:
-            request = generic.sign(
-                InboundRequest("POST", url, {"content-type": "application/json"}, raw),
-                key,
-                int(time.time()),
-            )
-            response = client.post(url, content=raw, headers=dict(request.headers))
+            response = p.post_generic(client, raw)
             assert response.status_code == 200, response.text
 
 

@@ -11,36 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 
 import pytest
 
 from tests.integration.test_crash import check_clickhouse, produce, workload
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 PIPELINE_ENV = {"DLR_TOPIC_PARTITIONS": "8", "DLR_LOG_LEVEL": "INFO"}
 
 
-def events_in_clickhouse(p: Pipeline) -> int:
-    try:
-        return int(
-            p.clickhouse().command(
-                f"SELECT uniqExact(event_id) FROM {p.settings.clickhouse_database}.events"
-            )
-        )
-    except Exception:  # not migrated yet
-        return 0
-
-
-def wait_progress(p: Pipeline, target: int, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if events_in_clickhouse(p) >= target:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"no progress to {target} events in {timeout:.0f}s")
+def wait_progress(p: Pipeline, target: int) -> None:
+    wait_for(lambda: p.event_count() >= target, 240, f"{target} events in ClickHouse")
 
 
 def check_messages(p: Pipeline, truth: set[tuple[str, str]]) -> None:

@@ -18,6 +18,7 @@ from deploy.demo import _run
 from deploy.settings import Settings
 from sinks.clickhouse.client import connect, connect_url
 from sinks.clickhouse.cluster import ClusterSpec
+from sinks.clickhouse.report import ShardedDatabaseError, report
 from tests.integration.test_demo import check_report
 from tests.pipeline import Pipeline
 
@@ -84,5 +85,8 @@ def test_demo_and_reports_on_two_shards(
 
         # Reports read both shards and stay exact (each refreshes its own snapshot).
         check_report(connect(p.settings), db, truths, cluster=spec)
+        # Read as if it were one node, the freshness check would look at no parts at all.
+        with pytest.raises(ShardedDatabaseError):
+            report(connect(p.settings), db, "carrier", since_s=3600)
     finally:
         p.stop()

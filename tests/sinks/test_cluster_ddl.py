@@ -149,60 +149,54 @@ def test_clickhouse_parses_every_generated_statement(
             assert f"ON CLUSTER {spec.name}" in text, text[:200]
 
 
-def test_column_changes_reach_the_distributed_table_too(objects: Objects) -> None:
-    out = cluster_form(
+#: (what a migration says, on which cluster kind, what the cluster runs), one per rule.
+EXAMPLES = [
+    pytest.param(
         f"ALTER TABLE {DB}.events ADD COLUMN IF NOT EXISTS tag String, DROP COLUMN raw_sha256",
-        DB,
         REPLICATED,
-        objects,
-    )
-    assert [s.sql.split(" ADD")[0] for s in out] == [
-        f"ALTER TABLE {DB}.events_local ON CLUSTER prod",
-        f"ALTER TABLE {DB}.events ON CLUSTER prod",
-    ]
-
-
-def test_other_alters_run_on_the_local_tables_only(objects: Objects) -> None:
-    out = cluster_form(
+        [
+            f"ALTER TABLE {DB}.events_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS tag String,"
+            " DROP COLUMN raw_sha256",
+            f"ALTER TABLE {DB}.events ON CLUSTER prod ADD COLUMN IF NOT EXISTS tag String,"
+            " DROP COLUMN raw_sha256",
+        ],
+        id="column changes reach the Distributed table too",
+    ),
+    pytest.param(
         f"ALTER TABLE {DB}.events MODIFY TTL toDateTime(received_at) + INTERVAL 90 DAY",
-        DB,
         PER_NODE,
-        objects,
-    )
-    assert [s.sql for s in out] == [
-        f"ALTER TABLE {DB}.events_local MODIFY TTL toDateTime(received_at) + INTERVAL 90 DAY"
-    ]
-    with pytest.raises(ClusterDDLError, match="split"):
-        cluster_form(
-            f"ALTER TABLE {DB}.events ADD COLUMN x String, MODIFY TTL toDateTime(received_at)",
-            DB,
-            REPLICATED,
-            objects,
-        )
-
-
-def test_a_query_change_of_a_view_is_made_local(objects: Objects) -> None:
-    out = cluster_form(
+        [f"ALTER TABLE {DB}.events_local MODIFY TTL toDateTime(received_at) + INTERVAL 90 DAY"],
+        id="other alters run on the local tables only",
+    ),
+    pytest.param(
         f"ALTER TABLE {DB}.messages_mv MODIFY QUERY SELECT message_id FROM {DB}.events",
-        DB,
         REPLICATED,
-        objects,
-    )
-    assert [s.sql for s in out] == [
-        f"ALTER TABLE {DB}.messages_mv ON CLUSTER prod MODIFY QUERY "
-        f"SELECT message_id FROM {DB}.events_local"
-    ]
+        [
+            f"ALTER TABLE {DB}.messages_mv ON CLUSTER prod MODIFY QUERY "
+            f"SELECT message_id FROM {DB}.events_local"
+        ],
+        id="a view's new query reads its own shard",
+    ),
+    pytest.param(
+        f"DROP TABLE IF EXISTS {DB}.hourly",
+        REPLICATED,
+        [
+            f"DROP TABLE IF EXISTS {DB}.hourly ON CLUSTER prod",
+            f"DROP TABLE IF EXISTS {DB}.hourly_local ON CLUSTER prod",
+        ],
+        id="dropping a table drops both halves",
+    ),
+    pytest.param(
+        f"DROP VIEW {DB}.hourly_mv", PER_NODE, [f"DROP VIEW {DB}.hourly_mv"], id="drop a view"
+    ),
+]
 
 
-def test_dropping_a_table_drops_both_halves(objects: Objects) -> None:
-    out = cluster_form(f"DROP TABLE IF EXISTS {DB}.hourly", DB, REPLICATED, objects)
-    assert [s.sql for s in out] == [
-        f"DROP TABLE IF EXISTS {DB}.hourly ON CLUSTER prod",
-        f"DROP TABLE IF EXISTS {DB}.hourly_local ON CLUSTER prod",
-    ]
-    assert [s.sql for s in cluster_form(f"DROP VIEW {DB}.hourly_mv", DB, PER_NODE, objects)] == [
-        f"DROP VIEW {DB}.hourly_mv"
-    ]
+@pytest.mark.parametrize(("sql", "spec", "expected"), EXAMPLES)
+def test_rule_examples(sql: str, spec: ClusterSpec, expected: list[str], objects: Objects) -> None:
+    out = cluster_form(sql, DB, spec, objects)
+    assert [s.sql for s in out] == expected
+    assert all(s.everywhere for s in out)
 
 
 def test_plain_inserts_go_through_the_distributed_table_once(objects: Objects) -> None:
@@ -219,6 +213,10 @@ def test_plain_inserts_go_through_the_distributed_table_once(objects: Objects) -
             "TO <table>",
         ),
         (f"RENAME TABLE {DB}.events TO {DB}.events_old", "no cluster form"),
+        (
+            f"ALTER TABLE {DB}.events ADD COLUMN x String, MODIFY TTL toDateTime(received_at)",
+            "split",
+        ),
     ],
 )
 def test_statements_without_a_rule_are_refused(sql: str, message: str, objects: Objects) -> None:

@@ -16,6 +16,7 @@ import pytest
 from faust.sensors import SensorDelegate
 from faust.transport import conductor, consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 from streams import _faust
 from streams.app import create_app
@@ -95,7 +96,7 @@ def test_a_partition_sought_after_its_batch_was_fetched_is_stale(tmp_path: Path)
     app = create_app(WorkerSettings(data_dir=tmp_path))
     fast = app.consumer
     assert isinstance(fast, _faust.FastConsumer)
-    raw, other = consumer.TP("raw", 0), consumer.TP("raw", 1)
+    raw, other = TP("raw", 0), TP("raw", 1)
     fetched_at = fast._serial
     assert not fast._stale(raw, fetched_at)
     fast._reset([raw])  # seek(raw, ...)
