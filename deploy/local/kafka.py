@@ -50,6 +50,7 @@ __all__ = [
     "node_of_port",
     "nodes",
     "ready",
+    "running_pids",
     "start",
     "start_node",
     "status",
@@ -282,6 +283,11 @@ def pid_file(settings: Settings) -> Path:
 def _running(node: Node) -> int | None:
     pid = read_pid(node.pid_file)
     return pid if pid and pid_alive(pid) else None
+
+
+def running_pids(settings: Settings) -> list[int]:
+    """Pids of the local cluster's nodes that are running (benchmarks read their CPU)."""
+    return [pid for node in nodes(settings) if (pid := _running(node))]
 
 
 def start_node(settings: Settings, node: int) -> int:

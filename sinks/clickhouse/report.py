@@ -17,6 +17,11 @@ answer is then exactly what `message_status` says now. Under continuous ingestio
 means a refresh on most calls (seconds at millions of messages): dashboards polling often
 pass `exact=False` and accept numbers up to a minute (plus one refresh) old.
 
+On a sharded cluster every function takes `cluster=` (`cluster.ClusterSpec`): the queries
+are the same (they read the Distributed tables, exact because each message lives on one
+shard), the freshness check and the refresh run on every replica; a sharded database read
+without it raises `ShardedDatabaseError`.
+
 The SQL files use ClickHouse query parameters (`{name:Type}`), so an analyst can paste
 them into clickhouse-client with `--param_<name>=...`; the group column and the database
 are `Identifier` parameters, never spliced into the text.
