@@ -12,7 +12,9 @@ the offset commits, with the broker and ClickHouse on the same machine.
    clock).
 3. Starts ONE `dlr sink` (a separate process, default settings otherwise) and polls its
    `/metrics` until it has written every row; prints rows/s from its first to its last
-   row, its CPU time per row, its peak RSS, and checks the row count in ClickHouse.
+   row, its CPU time per row, its peak RSS, and checks the row count in ClickHouse. With
+   its own local ClickHouse it also prints the server's CPU time per row over the same
+   interval, and then the bytes per row of every table on disk.
 
     .venv/bin/python -m bench.sink [--events 2000000]
 """
@@ -34,7 +36,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.analytics import ROOT, TARGET_ROWS_S, free_port, server_settings, synthetic_events
+from bench.analytics import (
+    ROOT,
+    TARGET_ROWS_S,
+    free_port,
+    print_parts,
+    server_settings,
+    synthetic_events,
+)
 from bench.streams import cpu_s, rss_mb
 from deploy.local import clickhouse, kafka
 from deploy.settings import Settings
@@ -87,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         kafka.start(base)
         started_kafka = True
     server, own_clickhouse = server_settings("sink")
-    if own_clickhouse:
-        clickhouse.start(server)
+    server_pid = clickhouse.start(server) if own_clickhouse else 0
     data = ROOT / ".data" / "bench" / "sink"
     run = uuid.uuid4().hex[:8]
     port = free_port()
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             start_new_session=True,
         )
         first: tuple[float, float, float] | None = None  # (time, rows, cpu s)
+        server_first = server_last = 0.0  # the local ClickHouse server's CPU s, same moments
         last = (time.monotonic(), 0.0, 0.0)
         peak = 0.0
         last_print = 0.0
@@ -135,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             peak = max(peak, rss_mb(sink.pid))
             if rows and first is None:
                 first = (now, rows, cpu_s(sink.pid)[0])
+                server_first = cpu_s(server_pid)[0] if server_pid else 0.0
             if rows != last[1]:
                 last = (now, rows, cpu_s(sink.pid)[0])
+                server_last = cpu_s(server_pid)[0] if server_pid else 0.0
             if now - last_print >= 5:
                 last_print = now
                 print(f"[bench] {rows:>12,.0f} rows written", flush=True)
@@ -160,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             f"peak RSS {peak:,.0f} MB; {stored:,} rows in ClickHouse of {args.events:,} produced",
             flush=True,
         )
+        if server_pid:
+            server_us = (server_last - server_first) / max(rows, 1) * 1e6
+            print(
+                f"[bench] ClickHouse server CPU {server_us:.1f} us/row (insert, two materialized "
+                "views, merges meanwhile; the local chdb engine)",
+                flush=True,
+            )
+        print_parts(client, db)
         return 0 if stored == args.events else 1
     finally:
         if sink is not None and sink.poll() is None:

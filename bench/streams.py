@@ -9,7 +9,8 @@
     .venv/bin/python -m bench.streams [--events 200000] [--rate 3000] [--seconds 20]
 
 `--seconds 0` skips the latency phase. The worker's CPU time per raw event is printed too:
-unlike events/s it hardly depends on what else the machine is running.
+unlike events/s it hardly depends on what else the machine is running. With the local
+broker, so is the broker's CPU time per raw event (the worker's fetches and writes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Sized
 from pathlib import Path
 
 import orjson
@@ -86,8 +88,15 @@ def backlog(n: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float | None = None
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    rate: float | None = None,
+    total: int | None = None,
 ) -> None:
+    """Produce the records (a backlog, or at `rate` per second restamped now); a generator
+    with its `total` keeps a large backlog out of memory."""
+    total = total if total is not None else len(records) if isinstance(records, Sized) else 0
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
     )
@@ -111,7 +120,7 @@ async def produce(
                 await asyncio.gather(*pending)
                 pending.clear()
                 if not rate:
-                    print(f"[bench] pre-loaded {i + 1}/{len(records)}", flush=True)
+                    print(f"[bench] pre-loaded {i + 1}/{total}", flush=True)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -160,10 +169,13 @@ async def watch(
         await consumer.stop()
 
 
-async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
+async def canonical_times(bootstrap: str, topic: str) -> list[tuple[int, float, float]]:
+    """(partition, received_at, emitted_at) of every canonical event in `topic`."""
+    from datetime import datetime
+
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
-    out: list[float] = []
+    out: list[tuple[int, float, float]] = []
     try:
         idle = 0
         while idle < 3:
@@ -172,15 +184,27 @@ async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
             idle = 0 if got else idle + 1
             for record in got:
                 event = orjson.loads(record.value or b"{}")
-                from datetime import datetime
-
                 received = datetime.fromisoformat(event["received_at"]).timestamp()
                 emitted = datetime.fromisoformat(event["emitted_at"]).timestamp()
-                if received >= since:
-                    out.append(emitted - received)
+                out.append((record.partition, received, emitted))
     finally:
         await consumer.stop()
     return out
+
+
+async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
+    """emitted_at - received_at of the canonical events of records received after `since`."""
+    times = await canonical_times(bootstrap, topic)
+    return [emitted - received for _, received, emitted in times if received >= since]
+
+
+def ensure_kafka(base: Settings) -> bool:
+    """Start the local broker(s) unless they answer or DLR_KAFKA_BOOTSTRAP is set; True when
+    this run started them (and so stops them)."""
+    if base.kafka_bootstrap or kafka.status(base):
+        return False
+    kafka.start(base)
+    return True
 
 
 def rss_mb(pid: int) -> float:
@@ -223,10 +247,7 @@ def main() -> int:
     args = parser.parse_args()
 
     base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+    started_kafka = ensure_kafka(base)
     run = uuid.uuid4().hex[:8]
     data = ROOT / ".data" / "bench" / f"streams-{run}"
     env_vars = {
@@ -260,10 +281,21 @@ def main() -> int:
     )
     peak = [0.0]
     cpu: list[tuple[float, float, int]] = []
+    brokers = kafka.running_pids(base)
+    broker_before = sum(cpu_s(pid)[0] for pid in brokers) if not base.kafka_bootstrap else 0.0
     try:
         first, last_change, last_count = asyncio.run(
             watch(settings.bootstrap, settings.status_topic, unique, worker, peak, cpu)
         )
+        if brokers and not base.kafka_bootstrap:
+            # From before the worker started to the end of the backlog: every fetch of
+            # the raw records and every write of the outputs and the changelog.
+            broker_us = (sum(cpu_s(pid)[0] for pid in brokers) - broker_before) / len(records) * 1e6
+            print(
+                f"[bench] local broker CPU per raw event (the worker's reads and writes): "
+                f"{broker_us:.0f} us",
+                flush=True,
+            )
         elapsed = max(last_change - first, 1e-9)
         throughput = len(records) / elapsed
         print(
