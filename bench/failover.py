@@ -17,7 +17,8 @@ partitions replays their whole changelog) and once with 1 (it already holds a wa
    session timeout (`DLR_WORKER_SESSION_TIMEOUT_S`, printed): how long Kafka waits before
    it declares the silent worker dead.
 
-    .venv/bin/python -m bench.failover [--messages 1000000] [--rate 300] [--window 150]
+    .venv/bin/python -m bench.failover [--messages 1000000] [--rate 300] [--window 400]
+                                      [--standbys 0,1]
 
 Uses the running local broker (or starts one; `DLR_KAFKA_BOOTSTRAP` when set). Takes
 minutes: building the table twice is most of it.
@@ -70,12 +71,18 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int:
 
 @dataclass
 class Steady:
-    """Records for existing messages at a steady rate, each stamped with its send time."""
+    """Records for existing messages at a steady rate, each stamped with its send time.
+
+    The messages are `first` .. `first + count - 1`, each once: every configuration takes
+    its own range, since it also processes the records of the ones before (a second
+    report of a message would be a duplicate, and emit nothing).
+    """
 
     bootstrap: str
     topic: str
     rate: float
-    messages: int
+    first: int
+    count: int
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
 
@@ -89,7 +96,7 @@ class Steady:
                 delay = started + i / self.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                mid = f"fo-{(i * 7919) % self.messages}"
+                mid = f"fo-{self.first + (i * 7919) % self.count}"  # 7919: prime
                 key, value = envelope(mid, "delivered", 3, time.time())
                 await producer.send(self.topic, value=value, key=key)
                 i += 1
@@ -142,7 +149,7 @@ def active_partitions(web_ports: dict[str, int]) -> dict[str, int]:
 
 
 def run_config(
-    base: Settings, raw: str, run: str, standbys: int, messages: int, args: argparse.Namespace
+    base: Settings, raw: str, run: str, standbys: int, steady: range, args: argparse.Namespace
 ) -> float | None:
     """Build the table with three workers, then kill one under steady load; the failover s."""
     tag = f"{run}-sb{standbys}"
@@ -186,8 +193,8 @@ def run_config(
             if any(p.poll() is not None for p in procs.values()):
                 raise SystemExit(f"a worker exited; see {data}")
             time.sleep(5)
-        steady = Steady(base.bootstrap, raw, args.rate, messages)
-        thread = threading.Thread(target=lambda: asyncio.run(steady.run()), daemon=True)
+        load = Steady(base.bootstrap, raw, args.rate, steady.start, len(steady))
+        thread = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         since = time.time()
         thread.start()
         time.sleep(args.warmup)
@@ -202,7 +209,7 @@ def run_config(
             flush=True,
         )
         time.sleep(args.window)
-        steady.stop.set()
+        load.stop.set()
         thread.join(30)
         events = asyncio.run(outputs(base.bootstrap, settings.status_topic, since))
         seconds = failover_time(events, killed_at)
@@ -231,7 +238,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--warmup", type=float, default=20.0)
-    parser.add_argument("--window", type=float, default=150.0)
+    parser.add_argument("--window", type=float, default=400.0)
+    parser.add_argument(
+        "--standbys", default="0,1", help="standby replica counts to run, comma-separated"
+    )
     args = parser.parse_args()
     base = Settings()
     started_kafka = ensure_kafka(base)
@@ -253,7 +263,12 @@ def main() -> int:
         now = time.time()  # one `accepted` record per message: a table of N keys
         backlog = (envelope(f"fo-{i}", "accepted", 0, now) for i in range(args.messages))
         asyncio.run(produce(base.bootstrap, raw, backlog, total=args.messages))
-        results = {sb: run_config(base, raw, run, sb, args.messages, args) for sb in (0, 1)}
+        counts = [int(n) for n in args.standbys.split(",")]
+        share = args.messages // len(counts)
+        results = {
+            sb: run_config(base, raw, run, sb, range(k * share, (k + 1) * share), args)
+            for k, sb in enumerate(counts)
+        }
         timeout = Settings().worker_session_timeout_s
         print(
             f"\n[bench] failover of 1 of {WORKERS} workers, {PARTITIONS} partitions, "
