@@ -82,7 +82,7 @@ def test_messagebird_sdk_vectors(case: dict[str, Any]) -> None:
             _verify(request, creds, now)
 
 
-def test_providers_md_known_answer_vector() -> None:
+def test_published_known_answer_vector() -> None:
     token = (
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJNZXNzYWdlQmlyZCIsIm5iZiI6MTYyNTQ3OTIw"
         "MCwiZXhwIjoxNjI1NDc5MjYwLCJqdGkiOiI5M2U1NTAwNi1hMGU4LTQ1MjYtYTE5MC1mYTVmZjAwZWExMTYi"

@@ -26,7 +26,7 @@ from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 
-#: providers.md §10.3, identical in every standard-webhooks library's tests.
+#: The Standard Webhooks spec's vector, identical in every standard-webhooks library's tests.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TS = 1614265330

@@ -26,7 +26,7 @@ from tests.provider_fixtures import load
 NOW = 1_700_000_000
 URL = "https://dlr.example.com/webhooks/telnyx"
 
-#: Self-computed Ed25519 vector of providers.md §4.6 (Telnyx publishes none).
+#: A self-computed Ed25519 vector (Telnyx publishes none).
 VECTOR_SEED = bytes.fromhex("b2f3712c18e4c0728b129e1ab5f923b8bf5b65da7baebe207ba74169ab1477ad")
 VECTOR_PUBLIC = "mBha1BfkFO3pomh9biwRPgzedd92zVerUPWDMsKHbHw="
 VECTOR_BODY = b'{"data":{"event_type":"message.finalized","id":"evt_1"}}'
