@@ -35,6 +35,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def local_clickhouse(data_dir: Path) -> Settings:
+    """Settings of a local ClickHouse server on free ports, its data under `data_dir`."""
+    return Settings(
+        data_dir=data_dir,
+        clickhouse_url=None,
+        clickhouse_host="127.0.0.1",
+        clickhouse_http_port=free_port(),
+        clickhouse_tcp_port=free_port(),
+    )
+
+
 def docker_available() -> bool:
     """True when a Docker engine answers (then testcontainers can be used)."""
     try:
@@ -95,12 +106,7 @@ def clickhouse_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         return
     from deploy.local import clickhouse
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("clickhouse-data"),
-        clickhouse_url=None,
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    settings = local_clickhouse(tmp_path_factory.mktemp("clickhouse-data"))
     clickhouse.start(settings)
     try:
         yield settings
@@ -150,12 +156,7 @@ def own_clickhouse(tmp_path: Path) -> Iterator[Settings]:
     """A ClickHouse server of the test's own (free ports, tmp data): it may stop and start it."""
     from deploy.local import clickhouse
 
-    settings = Settings(
-        data_dir=tmp_path / "own-clickhouse",
-        clickhouse_url=None,
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    settings = local_clickhouse(tmp_path / "own-clickhouse")
     clickhouse.start(settings)
     try:
         yield settings

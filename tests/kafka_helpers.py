@@ -62,3 +62,37 @@ def read_all(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently in a topic (waits for `expect` records when given)."""
     return asyncio.run(_read(bootstrap, topic, expect, timeout))
+
+
+async def _end_offsets_total(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """How many records a topic holds (the sum of its partitions' end offsets)."""
+    return asyncio.run(_end_offsets_total(bootstrap, topic))
+
+
+async def _uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        ends = await consumer.end_offsets(tps)
+        behind = 0
+        for tp in tps:
+            behind += ends[tp] - (await consumer.committed(tp) or 0)
+        return behind
+    finally:
+        await consumer.stop()
+
+
+def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` beyond the consumer group's committed offsets."""
+    return asyncio.run(_uncommitted(bootstrap, group, topic))
