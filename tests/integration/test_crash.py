@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 
 #: How long the broker stays down in the restart test (the outage, not a synchronisation).
 OUTAGE_S = 3.0
+#: faust's own setting (read from the environment): the broker evicts a SIGKILLed worker
+#: after 10 s instead of faust's default 60 s, so the restarted one is assigned sooner. It
+#: changes when the rebalance happens, not what is committed or re-delivered.
+PIPELINE_ENV = {"BROKER_SESSION_TIMEOUT": "10"}
 
 
 def test_worker_killed_mid_run_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
