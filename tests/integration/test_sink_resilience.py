@@ -20,9 +20,10 @@ from tests.workload import produce, workload
 
 pytestmark = pytest.mark.integration
 
-#: Retries with exponential backoff (0.2 s base, full jitter, 10 s cap) until the sink has
-#: waited through long backoffs: about 6 s on average, 13 s at most.
-RETRIES = 6
+#: Retries (exponential backoff, 0.2 s base, full jitter, 10 s cap) until the sink has
+#: waited through backoffs at the cap: the 7th and 8th draw from [0, 10 s]. About 16 s of
+#: outage on average, 33 s at most.
+RETRIES = 8
 
 
 def test_clickhouse_down_loses_nothing(
