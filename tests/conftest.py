@@ -26,6 +26,8 @@ import pytest
 from deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A restarted broker recovers its logs first: on a loaded 2-core machine that took over 90 s.
+KAFKA_RESTART_TIMEOUT_S = 240.0
 
 
 def free_port() -> int:
@@ -193,7 +195,7 @@ def restartable_kafka(kafka_launcher: Settings | None) -> Iterator[Settings]:
         yield kafka_launcher
     finally:
         if not kafka.status(kafka_launcher):
-            kafka.start(kafka_launcher)
+            kafka.start(kafka_launcher, timeout=KAFKA_RESTART_TIMEOUT_S)
         after = asyncio.run(_topics(kafka_launcher.bootstrap))
         assert before <= after, f"topics lost by the restart: {sorted(before - after)[:5]}"
 

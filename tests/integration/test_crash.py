@@ -15,6 +15,7 @@ import pytest
 
 from deploy.local import kafka
 from deploy.settings import Settings
+from tests.conftest import KAFKA_RESTART_TIMEOUT_S
 from tests.kafka_helpers import records_in
 from tests.pipeline import Pipeline
 from tests.polling import wait_for
@@ -81,6 +82,7 @@ def test_worker_killed_three_times_loses_and_duplicates_nothing(pipeline: Pipeli
     check_clickhouse(pipeline, truth)
 
 
+@pytest.mark.timeout(900)
 def test_broker_restart_mid_stream(restartable_kafka: Settings, pipeline: Pipeline) -> None:
     records, truth = workload(6_000, seed=12)
     s = pipeline.settings
@@ -91,7 +93,7 @@ def test_broker_restart_mid_stream(restartable_kafka: Settings, pipeline: Pipeli
     kafka.stop(restartable_kafka)
     assert not kafka.status(restartable_kafka)
     time.sleep(OUTAGE_S)  # the outage itself: nothing is waited for here
-    kafka.start(restartable_kafka)
+    kafka.start(restartable_kafka, timeout=KAFKA_RESTART_TIMEOUT_S)
     produce(s.bootstrap, s.raw_topic, records[half:])
     check_clickhouse(pipeline, truth)
     assert all(proc.poll() is None for proc in pipeline.procs.values()), "a service died"

@@ -22,6 +22,7 @@ from deploy.settings import Settings
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
+from tests.conftest import KAFKA_RESTART_TIMEOUT_S
 from tests.kafka_helpers import read_all
 from tests.pipeline import Pipeline
 from tests.polling import wait_for
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.integration
 PIPELINE_ENV = {"DLR_PRODUCE_TIMEOUT_S": "1"}
 
 
+@pytest.mark.timeout(900)
 def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(
     restartable_kafka: Settings, pipeline: Pipeline
 ) -> None:
@@ -78,7 +80,7 @@ def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(
             timeout=60,
             what="the ingress refusing with 503 while the broker is down",
         )
-        kafka.start(restartable_kafka)
+        kafka.start(restartable_kafka, timeout=KAFKA_RESTART_TIMEOUT_S)
         restarted = time.monotonic()
         wait_for(
             lambda: sum(1 for _, s, t in outcomes if s == 200 and t > restarted),
