@@ -49,6 +49,9 @@ class CommonSettings(BaseSettings):
     deadletter_topic: str = "dlr.deadletter.v1"
     actions_topic: str = "dlr.actions.v1"
     suppressions_topic: str = "dlr.suppressions.v1"
+    sends_topic: str = Field(
+        "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."
+    )
 
     # -- ClickHouse ----------------------------------------------------------------------
     clickhouse_url: str | None = Field(
