@@ -2,9 +2,9 @@
 
 Thin on purpose: `streams.transforms.process` decides (through `streams.sends`, which
 joins the sender's registrations from `dlr.sends.v1` and folds messages sent in parts);
-`Lifecycle.handle` produces the outputs first and then writes the table (see that module for why this order is crash
-safe). `concurrency=1` because faust can commit past in-flight events with more (#606 in
-faust's tracker).
+`Lifecycle.handle` produces the outputs first and then writes the table (see that module
+for why this order is crash safe). `concurrency=1` because faust can commit past
+in-flight events with more (#606 in faust's tracker).
 
 Per record `handle` talks to aiokafka's producer and to the table's RocksDB directly,
 doing what faust's Producer.send and `Table.__setitem__` do without their layers
