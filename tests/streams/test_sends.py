@@ -379,7 +379,8 @@ def test_a_redelivered_part_record_re_emits_the_same_events(redelivered: int) ->
     outs = []
     for index, (topic, key, value) in enumerate(forwarded):
         outs.append(w.at(topic, key, value, 100 + index)[0])
-    again, _ = w.at(*forwarded[redelivered], 100 + redelivered)
+    topic, key, value = forwarded[redelivered]
+    again, _ = w.at(topic, key, value, 100 + redelivered)
     assert again.kind == "redelivery"
     assert [e.event_id for e in events(again)] == [e.event_id for e in events(outs[redelivered])]
     assert [e.current_state for e in events(again)] == [
