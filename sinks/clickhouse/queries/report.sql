@@ -30,7 +30,7 @@ SELECT
     {by:Identifier} AS grp,
     countIf(in_current) AS messages,
     countIf(in_current AND is_attempt) AS final_attempts,
-    countIf(in_current AND unreported) AS unreported,
+    countIf(in_current AND is_unreported) AS unreported,
     final_attempts + if({sends:UInt8} = 1, unreported, 0) AS attempts,
     countIf(in_current AND current_state = 'delivered') AS delivered,
     if(attempts = 0, NULL, delivered / attempts) AS delivery_rate,
@@ -39,7 +39,7 @@ SELECT
     quantilesExactInclusiveIf(0.5, 0.95)(assumeNotNull(time_to_deliver_s),
              in_current AND time_to_deliver_s IS NOT NULL) AS ttd,
     countIf(in_current AND time_to_deliver_s IS NOT NULL) AS ttd_samples,
-    countIf(NOT in_current AND (is_attempt OR ({sends:UInt8} = 1 AND unreported))) AS previous_attempts,
+    countIf(NOT in_current AND (is_attempt OR ({sends:UInt8} = 1 AND is_unreported))) AS previous_attempts,
     countIf(NOT in_current AND current_state = 'delivered') AS previous_delivered,
     if(previous_attempts = 0, NULL, previous_delivered / previous_attempts) AS previous_delivery_rate,
     delivery_rate IS NOT NULL AND previous_delivery_rate IS NOT NULL AND previous_delivery_rate > 0
@@ -51,7 +51,7 @@ FROM
         first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}) AS in_current,
         registered AND NOT has_receipt
             AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalSecond({unreported_after_s:UInt32})
-            AS unreported
+            AS is_unreported
     FROM {db:Identifier}.status_snapshot
     WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {since_s:UInt32})
       AND first_event_at < {now:DateTime64(3, 'UTC')}

@@ -16,17 +16,22 @@
 SELECT
     provider,
     ifNull(carrier, '') AS carrier,
-    countIf(registered) AS registered,
-    countIf(registered AND NOT has_receipt
-            AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalSecond({unreported_after_s:UInt32})) AS unreported,
-    countIf(registered AND NOT has_receipt
-            AND first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({unreported_after_s:UInt32})) AS waiting,
+    countIf(reg) AS registered,
+    countIf(reg AND NOT got
+            AND submitted < {now:DateTime64(3, 'UTC')} - toIntervalSecond({unreported_after_s:UInt32})) AS unreported,
+    countIf(reg AND NOT got
+            AND submitted >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({unreported_after_s:UInt32})) AS waiting,
     if(registered - waiting = 0, NULL, unreported / (registered - waiting)) AS share,
-    groupUniqArrayIf(ifNull(country, ''), registered AND NOT has_receipt) AS countries,
-    minIf(first_event_at, registered AND NOT has_receipt) AS oldest_unreported
-FROM {db:Identifier}.status_snapshot
-WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})
-  AND first_event_at < {now:DateTime64(3, 'UTC')}
+    groupUniqArrayIf(ifNull(country, ''), reg AND NOT got) AS countries,
+    minIf(submitted, reg AND NOT got) AS oldest_unreported
+FROM
+(
+    SELECT provider, carrier, country, registered AS reg, has_receipt AS got,
+           first_event_at AS submitted
+    FROM {db:Identifier}.status_snapshot
+    WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})
+      AND first_event_at < {now:DateTime64(3, 'UTC')}
+)
 GROUP BY provider, carrier
 HAVING unreported > 0
 ORDER BY share DESC NULLS LAST, unreported DESC, provider ASC, carrier ASC
