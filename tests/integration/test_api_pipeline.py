@@ -111,9 +111,12 @@ def test_registrations_and_receipts_join_in_either_order(pipeline: Pipeline) -> 
     final = report.report(client, db, "campaign", 3600, attempts="final", unreported_after_s=1)
     assert [r["attempts"] for r in final if r["campaign"] == "order-confirmation"] == [2]
     out = io.StringIO()
-    assert run_report(
-        pipeline.settings, by="carrier", since="1h", fmt="json", kind="unreported", out=out
-    ) == 0
+    assert (
+        run_report(
+            pipeline.settings, by="carrier", since="1h", fmt="json", kind="unreported", out=out
+        )
+        == 0
+    )
     [group] = orjson.loads(out.getvalue())
     assert (group["provider"], group["unreported"], group["registered"]) == ("generic", 1, 3)
 
