@@ -285,8 +285,6 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "grp",
         "messages",
         "attempts",
-        "final_attempts",
-        "unreported",
         "delivered",
         "delivery_rate",
         "ttd_p50_s",
