@@ -213,7 +213,7 @@ def test_a_bad_sends_record_is_dead_lettered() -> None:
 STATUSES = [("accepted", "0"), ("delivered", "0"), ("failed", "2"), ("expired", "0")]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.randoms(use_true_random=False), st.integers(0, 3))
 def test_join_ends_the_same_in_every_arrival_order(rng: random.Random, reports: int) -> None:
     """Registration and 0..3 reports (plus a provider duplicate) in any order: same final
@@ -310,7 +310,7 @@ def _race(order: Sequence[tuple[str, bytes, bytes]]) -> bool:
     return own < reg
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.randoms(use_true_random=False),
     st.lists(
