@@ -2,7 +2,7 @@
 
 Four tables the sink fills (sinks/clickhouse/ddl/), each read by its sorting key:
 `sends` (the registration: consent, client_ref, parts), `messages` (the current state,
-merged the way `message_status` does), `events` (the history, one row per event id in the
+through the `message_status` view), `events` (the history, one row per event id in the
 worker's order) and, to find ids, `message_parts` (a part's id -> its message) and
 `client_refs` (client_ref -> message ids). The three reads of one message run in
 parallel, each in a worker thread (clickhouse-connect is synchronous).
@@ -25,7 +25,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from schemas.lifecycle import DEFAULT_REASON, FAILURES, FINAL, RANK, State
+from schemas.lifecycle import RANK, State
 from schemas.settings import CommonSettings, parse_url
 
 __all__ = ["Store", "render"]
@@ -43,22 +43,10 @@ SELECT message_id FROM {db:Identifier}.message_parts FINAL
 WHERE part_id = {id:String} LIMIT 1
 """
 
+#: The view groups `messages` by message_id; ClickHouse pushes the key condition below
+#: the GROUP BY, so this reads the ids' primary-key range only.
 _STATUS = """
-SELECT
-    message_id,
-    any(provider) AS provider,
-    any(provider_message_id) AS provider_message_id,
-    argMaxMerge(status) AS s,
-    argMaxMerge(info) AS i,
-    max(final_hint) AS final_hint,
-    min(first_event_at) AS first_event_at,
-    max(last_event_at) AS last_event_at,
-    min(submitted_at) AS submitted_at,
-    min(sent_at) AS sent_at,
-    min(delivered_at) AS delivered_at
-FROM {db:Identifier}.messages
-WHERE message_id IN {ids:Array(String)}
-GROUP BY message_id
+SELECT * FROM {db:Identifier}.message_status WHERE message_id IN {ids:Array(String)}
 """
 
 _EVENTS = """
@@ -225,9 +213,7 @@ def _parts(parts: list[str], events: list[dict[str, Any]]) -> list[dict[str, Any
     ]
 
 
-def _values(value: Any) -> tuple[Any, ...]:
-    """A named tuple as ClickHouse returns it (a tuple or a dict), as a tuple."""
-    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
+_INFO = ("carrier", "mcc", "mnc", "country", "region", "campaign", "tenant", "client_ref")
 
 
 def _rank(state: State) -> tuple[int, int]:
@@ -251,21 +237,12 @@ def render(
     if registration is not None:
         updated.append(registration["inserted_at"])
     if status is not None:
-        s, i = _values(status["s"]), _values(status["i"])
-        state = State(s[0])
-        reason = s[1]
-        if reason is None and state in FAILURES | {State.UNKNOWN}:
-            reason = str(DEFAULT_REASON[state])
-        out_state: str = str(state)
-        is_final = state in FINAL or bool(status["final_hint"])
-        info = dict(
-            zip(
-                ("carrier", "mcc", "mnc", "country", "region", "campaign", "tenant", "client_ref"),
-                i,
-                strict=True,
-            )
-        )
-        provider_status, code, text = s[2] or None, s[3], s[4]
+        out_state: str = str(status["current_state"])
+        reason = status["failure_reason"]
+        is_final = bool(status["is_final"])
+        info = {name: status[name] for name in _INFO}
+        provider_status = status["provider_status"] or None
+        code, text = status["provider_error_code"], status["provider_error_text"]
         times = {
             "submitted_at": reg.get("submitted_at") or _aware(status["submitted_at"]),
             "sent_at": _aware(status["sent_at"]),

@@ -12,6 +12,7 @@ from ingress import errors
 from ingress.api import errors as api_errors
 from ingress.api.keys import SCOPES
 from ingress.api.models import Registration
+from ingress.openapi import error_responses
 
 _ERRORS: list[type[errors.IngressError]] = [
     api_errors.MalformedJson,
@@ -37,21 +38,7 @@ _STATES = [
 
 
 def _responses(*statuses: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for status in statuses:
-        lines = [
-            f"`{cls.code}`: {(cls.__doc__ or '').strip()}"
-            for cls in _ERRORS
-            if cls.status == status
-        ]
-        entry: dict[str, Any] = {
-            "description": "; ".join(lines),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        if status in (429, 503):
-            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
-        out[str(status)] = entry
-    return out
+    return error_responses(_ERRORS, statuses)
 
 
 def _message_schema() -> dict[str, Any]:
