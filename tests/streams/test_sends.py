@@ -386,3 +386,19 @@ def test_a_redelivered_part_record_re_emits_the_same_events(redelivered: int) ->
     assert [e.current_state for e in events(again)] == [
         e.current_state for e in events(outs[redelivered])
     ]
+
+
+def test_faust_assigns_raw_and_sends_partitions_together() -> None:
+    """faust's assignor puts topics with the same partition count and the same subscribers
+    into one co-partitioned group: partition i of dlr.raw.v1, dlr.sends.v1 and the table's
+    changelog go to the same worker, so a registration meets its message's reports."""
+    from types import SimpleNamespace
+
+    from faust.assignor.partition_assignor import PartitionAssignor
+
+    topics = {"dlr.raw.v1", "dlr.sends.v1", "dlr-streams-dlr-messages-changelog", "other"}
+    counts = {"dlr.raw.v1": 8, "dlr.sends.v1": 8, "dlr-streams-dlr-messages-changelog": 8}
+    cluster = SimpleNamespace(partitions_for_topic=lambda topic: set(range(counts.get(topic, 3))))
+    workers = {"w1": sorted(topics), "w2": sorted(topics)}
+    groups = PartitionAssignor._get_copartitioned_groups(topics, cluster, workers)
+    assert [set(group) for group in groups[8]] == [set(counts)]
