@@ -15,6 +15,11 @@ The other reports of the issue have their own entry point until `dlr report` get
     python -m deploy.report_cli --report silent --since 24h         # carriers, no delivered
     python -m deploy.report_cli --report spikes --since 24h --by carrier --min-count 10
     python -m deploy.report_cli --report hourly --since 6h --by region  # per hour, exact
+    python -m deploy.report_cli --report unreported --since 24h   # registered, no receipt
+
+`--attempts sends` (default) counts registered messages that got no receipt within
+`DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
+messages in a final state (sinks/clickhouse/README.md, "Delivery rate").
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
@@ -38,8 +43,8 @@ import orjson
 from deploy.settings import Settings
 from schemas.lifecycle import FailureReason
 
-ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly"]
-KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly")
+ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
+KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
 GROUPS: tuple[str, ...] = ("carrier", "country", "region", "campaign", "provider")
 
@@ -184,6 +189,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         by,
         "messages",
         "attempts",
+        "unreported",
         "delivered",
         "rate",
         "prev rate",
@@ -198,6 +204,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
             "(none)" if row[by] is None else str(row[by]),
             str(row["messages"]),
             str(row["attempts"]),
+            str(row.get("unreported", 0)),
             str(row["delivered"]),
             _percent(row["delivery_rate"]),
             _percent(row["previous_delivery_rate"]),
@@ -209,7 +216,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         ]
         for row in rows
     ]
-    return render_table(headers, body, numeric=set(range(1, 9)))
+    return render_table(headers, body, numeric=set(range(1, 10)))
 
 
 def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
@@ -225,6 +232,8 @@ def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
         by,
         "messages",
         "attempts",
+        "final_attempts",
+        "unreported",
         "delivered",
         "delivery_rate",
         "ttd_p50_s",
@@ -282,6 +291,16 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "ttd_p95_s",
         "failure_reasons",
     ),
+    "unreported": (
+        "provider",
+        "carrier",
+        "registered",
+        "unreported",
+        "waiting",
+        "share",
+        "countries",
+        "oldest_unreported",
+    ),
     "spikes": (
         "grp",
         "reason",
@@ -294,6 +313,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 _NUMERIC = {
+    "registered",
+    "unreported",
+    "waiting",
     "messages",
     "attempts",
     "stuck_in_sent",
@@ -389,6 +411,7 @@ def produce(
     stuck_after: str,
     min_count: int,
     limit: int,
+    attempts: str = "sends",
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
@@ -406,8 +429,23 @@ def produce(
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
     group = cast(report.GroupBy, by)
+    if attempts not in ("sends", "final"):
+        raise ReportError("--attempts must be sends or final", 2)
+    after = settings.unreported_after_s
     if kind == "delivery":
-        rows = _fetch(settings, kind, lambda c: report.report(c, db, group, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.report(
+                c,
+                db,
+                group,
+                since_s,
+                now,
+                attempts=cast(report.Attempts, attempts),
+                unreported_after_s=after,
+            ),
+        )
         if fmt == "json":
             return _json(rows)
         if fmt == "csv":
@@ -420,6 +458,16 @@ def produce(
         hours = after_s / 3600
         rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
+    elif kind == "unreported":
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.unreported(c, db, since_s, now, unreported_after_s=after),
+        )
+        title = (
+            f"registered messages submitted in the {since} before {_iso(now)} without any "
+            f"receipt {after}s after submission, per provider and carrier (worst share first)"
+        )
     elif kind == "silent":
         rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
@@ -465,6 +513,7 @@ def run_report(
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
+    attempts: str = "sends",
 ) -> int:
     """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -479,6 +528,7 @@ def run_report(
             stuck_after=stuck_after,
             min_count=min_count,
             limit=limit,
+            attempts=attempts,
         )
     except ReportError as exc:
         print(f"dlr report: {exc}", file=sys.stderr)
@@ -501,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
     parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
+    parser.add_argument("--attempts", default="sends", choices=["sends", "final"])
     args = parser.parse_args(argv)
     return run_report(
         Settings(),
@@ -511,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         stuck_after=args.stuck_after,
         min_count=args.min_count,
         limit=args.limit,
+        attempts=args.attempts,
     )
 
 
