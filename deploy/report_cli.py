@@ -14,6 +14,11 @@ The numbers come from `sinks.clickhouse.report` (exact, see sinks/clickhouse/REA
     dlr report --report silent --since 24h                      # carriers, no delivered
     dlr report --report spikes --since 24h --by carrier --min-count 10
     dlr report --report hourly --since 6h --by region           # per hour, exact
+    dlr report --report unreported --since 24h                  # registered, no receipt
+
+`--attempts sends` (default) counts registered messages that got no receipt within
+`DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
+messages in a final state (sinks/clickhouse/README.md, "Delivery rate").
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
@@ -37,8 +42,8 @@ import orjson
 from deploy.settings import Settings
 from schemas.lifecycle import FailureReason
 
-ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly"]
-KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly")
+ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
+KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
 GROUPS: tuple[str, ...] = ("carrier", "country", "region", "campaign", "provider")
 
@@ -183,6 +188,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         by,
         "messages",
         "attempts",
+        "unreported",
         "delivered",
         "rate",
         "prev rate",
@@ -197,6 +203,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
             "(none)" if row[by] is None else str(row[by]),
             str(row["messages"]),
             str(row["attempts"]),
+            str(row.get("unreported", 0)),
             str(row["delivered"]),
             _percent(row["delivery_rate"]),
             _percent(row["previous_delivery_rate"]),
@@ -208,7 +215,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         ]
         for row in rows
     ]
-    return render_table(headers, body, numeric=set(range(1, 9)))
+    return render_table(headers, body, numeric=set(range(1, 10)))
 
 
 def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
@@ -224,6 +231,8 @@ def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
         by,
         "messages",
         "attempts",
+        "final_attempts",
+        "unreported",
         "delivered",
         "delivery_rate",
         "ttd_p50_s",
@@ -281,6 +290,16 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "ttd_p95_s",
         "failure_reasons",
     ),
+    "unreported": (
+        "provider",
+        "carrier",
+        "registered",
+        "unreported",
+        "waiting",
+        "share",
+        "countries",
+        "oldest_unreported",
+    ),
     "spikes": (
         "grp",
         "reason",
@@ -293,6 +312,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 _NUMERIC = {
+    "registered",
+    "unreported",
+    "waiting",
     "messages",
     "attempts",
     "stuck_in_sent",
@@ -388,6 +410,7 @@ def produce(
     stuck_after: str,
     min_count: int,
     limit: int,
+    attempts: str = "sends",
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
@@ -405,8 +428,23 @@ def produce(
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
     group = cast(report.GroupBy, by)
+    if attempts not in ("sends", "final"):
+        raise ReportError("--attempts must be sends or final", 2)
+    after = settings.unreported_after_s
     if kind == "delivery":
-        rows = _fetch(settings, kind, lambda c: report.report(c, db, group, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.report(
+                c,
+                db,
+                group,
+                since_s,
+                now,
+                attempts=cast(report.Attempts, attempts),
+                unreported_after_s=after,
+            ),
+        )
         if fmt == "json":
             return _json(rows)
         if fmt == "csv":
@@ -419,6 +457,16 @@ def produce(
         hours = after_s / 3600
         rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
+    elif kind == "unreported":
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.unreported(c, db, since_s, now, unreported_after_s=after),
+        )
+        title = (
+            f"registered messages submitted in the {since} before {_iso(now)} without any "
+            f"receipt {after}s after submission, per provider and carrier (worst share first)"
+        )
     elif kind == "silent":
         rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
@@ -464,6 +512,7 @@ def run_report(
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
+    attempts: str = "sends",
 ) -> int:
     """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -478,6 +527,7 @@ def run_report(
             stuck_after=stuck_after,
             min_count=min_count,
             limit=limit,
+            attempts=attempts,
         )
     except ReportError as exc:
         print(f"dlr report: {exc}", file=sys.stderr)
@@ -493,7 +543,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="delivery",
         choices=KINDS,
         help="delivery (default), messages stuck before a final state, carriers that never "
-        "report delivered, failure-reason spikes, hourly trend",
+        "report delivered, failure-reason spikes, hourly trend, registered messages without "
+        "any receipt per provider / carrier",
     )
     parser.add_argument("--by", default="carrier", choices=GROUPS)
     parser.add_argument("--since", default="24h", help="window length (all but stuck)")
@@ -501,6 +552,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
     parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
+    parser.add_argument(
+        "--attempts",
+        default="sends",
+        choices=["sends", "final"],
+        help="delivery rate denominator: sends (final states + unreported registrations, "
+        "default) or final (final states only)",
+    )
 
 
 def run_args(settings: Settings, args: argparse.Namespace) -> int:
@@ -514,6 +572,7 @@ def run_args(settings: Settings, args: argparse.Namespace) -> int:
         stuck_after=args.stuck_after,
         min_count=args.min_count,
         limit=args.limit,
+        attempts=args.attempts,
     )
 
 

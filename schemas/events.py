@@ -9,6 +9,12 @@ applied by the state machine; `transition` says what the report did:
 `advanced` (current state moved forward), `enriched` (same state, new information such as
 carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` after
 `delivered`).
+
+`submitted_at`, `consent_source` and `consent_at` come from the sender's registration of
+the message (`dlr.sends.v1`, see `schemas/sends.py`); they are optional on the wire (events
+written before they existed lack them) and null when the message was never registered.
+A registration that arrives after the message's reports is emitted as an `enriched` event
+whose `raw_sha256` is the registration's digest.
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ class CanonicalEvent:
     received_at: datetime
     emitted_at: datetime
     raw_sha256: str
+    #: From the sender's registration (dlr.sends.v1) when the report lacks them.
+    submitted_at: datetime | None = None
+    consent_source: str | None = None
+    consent_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +89,13 @@ class CanonicalEvent:
         KeyError / ValueError / TypeError on a malformed event.
         """
         values = {k: v for k, v in data.items() if k in _FIELDS}
-        for name in ("provider_timestamp", "received_at", "emitted_at"):
+        for name in (
+            "provider_timestamp",
+            "received_at",
+            "emitted_at",
+            "submitted_at",
+            "consent_at",
+        ):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         for name in ("state", "current_state"):

@@ -18,6 +18,9 @@ from typing import Any
 from schemas.events import SCHEMA_VERSION, CanonicalEvent
 from schemas.lifecycle import FailureReason, State
 
+#: Fields added to v1 later: optional on the wire (older events lack them).
+OPTIONAL = frozenset({"submitted_at", "consent_source", "consent_at"})
+
 PATH = Path(__file__).with_name(f"canonical_event.v{SCHEMA_VERSION}.json")
 
 _DESCRIPTIONS: dict[str, str] = {
@@ -52,7 +55,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "provider_timestamp": "When the provider says the status happened (UTC).",
     "received_at": "When the ingress received the webhook (UTC).",
     "emitted_at": "When the worker emitted this event (UTC).",
-    "raw_sha256": "SHA-256 of the raw webhook body (audit link to dlr.raw.v1).",
+    "raw_sha256": "SHA-256 of the raw webhook body (audit link to dlr.raw.v1); of the "
+    "registration for an event a registration emitted (dlr.sends.v1).",
+    "submitted_at": "When the sender submitted the message (its registration), UTC.",
+    "consent_source": "Where the recipient's consent came from (its registration).",
+    "consent_at": "When that consent was obtained (its registration), UTC.",
     "schema_version": "Contract version.",
 }
 
@@ -91,7 +98,7 @@ def build() -> dict[str, Any]:
         "description": "One provider delivery report, normalized; topic dlr.status.v1, "
         "key = message_id. Consumers must ignore unknown properties.",
         "type": "object",
-        "required": [f.name for f in fields(CanonicalEvent)],
+        "required": [f.name for f in fields(CanonicalEvent) if f.name not in OPTIONAL],
         "properties": props,
         "additionalProperties": True,
     }

@@ -58,6 +58,8 @@ class Outcome:
     deadletter: list[Pair] = field(default_factory=list)
     actions: list[Pair] = field(default_factory=list)
     suppressions: list[Pair] = field(default_factory=list)
+    #: Records for `dlr.sends.v1` (a part's reports forwarded to its message: streams/sends.py).
+    forward: list[Pair] = field(default_factory=list)
     #: The canonical event emitted, if any (its transition and `mapped` say the rest).
     event: CanonicalEvent | None = None
 
@@ -87,10 +89,14 @@ def _report(norm: Normalized, info: dict[str, Any]) -> Report:
     return Report(norm.state, ts, norm.sequence, bool(norm.provider_final), info)
 
 
-def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
+def _info(
+    env: RawEnvelope, norm: Normalized, joined: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the report says about the message; `joined` (the registration's
+    `schemas.sends.joined_info`) fills what it does not say."""
     country, region = locate(norm.recipient, norm.mcc, norm.country)
     token = env.token
-    return {
+    info = {
         "carrier": norm.carrier,
         "mcc": norm.mcc,
         "mnc": norm.mnc,
@@ -103,6 +109,15 @@ def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
         "price": norm.price,
         "currency": norm.currency,
     }
+    if joined:
+        for name, value in joined.items():
+            if info.get(name) is None:
+                info[name] = value
+    return info
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _event(
@@ -144,6 +159,9 @@ def _event(
         received_at=datetime.fromtimestamp(env.received_at, UTC),
         emitted_at=datetime.fromtimestamp(now, UTC),
         raw_sha256=env.body_sha256,
+        submitted_at=_time(info.get("submitted_at")),
+        consent_source=info.get("consent_source"),
+        consent_at=_time(info.get("consent_at")),
     )
 
 
@@ -226,16 +244,10 @@ def _outputs(
         )
 
 
-def process(
-    raw: bytes,
-    key: bytes | None,
-    stored: Mapping[str, Any] | None,
-    partition: int,
-    offset: int,
-    now: float,
-    config: Config,
-) -> Outcome:
-    """Decide everything about one raw record (see module docstring)."""
+def read(
+    raw: bytes, key: bytes | None, partition: int, offset: int
+) -> tuple[RawEnvelope, Normalized] | Outcome:
+    """The envelope and its mapped report, or the dead-letter outcome of a bad record."""
     try:
         env = RawEnvelope.from_json(raw)
     except (ValueError, TypeError, KeyError) as exc:
@@ -247,6 +259,25 @@ def process(
         norm = mapper(env.payload)
     except Exception as exc:  # a mapper bug must not stop the partition
         return _dead("mapping_error", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+    return env, norm
+
+
+def process(
+    raw: bytes,
+    key: bytes | None,
+    stored: Mapping[str, Any] | None,
+    partition: int,
+    offset: int,
+    now: float,
+    config: Config,
+    joined: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Decide everything about one raw record (see module docstring). `joined`: what the
+    message's registration says (streams/sends.py), for what the report does not say."""
+    got = read(raw, key, partition, offset)
+    if isinstance(got, Outcome):
+        return got
+    env, norm = got
     ekey = event_key(env, norm)
     # A duplicate needs nothing else (~30 % of the records): check before the copies,
     # the event id and the geo lookup of the report.
@@ -256,7 +287,7 @@ def process(
         if (p, o) != (partition, offset):
             return Outcome("duplicate")
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
-        decision = decide(prior, _report(norm, _info(env, norm)))
+        decision = decide(prior, _report(norm, _info(env, norm, joined)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
@@ -265,7 +296,7 @@ def process(
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
-    decision = decide(prior, _report(norm, _info(env, norm)))
+    decision = decide(prior, _report(norm, _info(env, norm, joined)))
     seen[ekey] = [partition, offset, prior_dict]
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:

@@ -96,10 +96,30 @@ def sample(**changes: object) -> CanonicalEvent:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def added_columns(sql: str, table: str) -> list[tuple[str, str]]:
+    """(name, type) of each `ALTER TABLE {db}.<table> ADD COLUMN IF NOT EXISTS` in a file."""
+    out = []
+    for match in re.finditer(
+        rf"ALTER TABLE {{db}}\.{table} ADD COLUMN IF NOT EXISTS (\w+) (.+?);", sql
+    ):
+        out.append((match.group(1), split_type(match.group(2).strip())[0]))
+    return out
+
+
 def test_columns_and_types_match_the_events_ddl() -> None:
     declared = table_columns(ddl("0001_events.sql"), "events")
     inserted = [(name, kind) for name, kind, ins in declared if ins]
+    inserted += added_columns(ddl("0008_sends.sql"), "events")
     assert inserted == list(zip(rows.COLUMNS, rows.TYPES, strict=True))
+    assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
+
+
+def test_columns_and_types_match_the_sends_ddl() -> None:
+    from sinks.clickhouse import sends
+
+    declared = table_columns(ddl("0008_sends.sql"), "sends")
+    inserted = [(name, kind) for name, kind, ins in declared if ins]
+    assert inserted == list(zip(sends.COLUMNS, sends.TYPES, strict=True))
     assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
 
 
