@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import logs
+from deploy import logs, report_cli
 from deploy.settings import Settings
 
 
@@ -410,28 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0)
-    p = sub.add_parser("report", help="delivery analytics")
-    p.add_argument(
-        "--by", default="carrier", choices=["carrier", "country", "region", "campaign", "provider"]
-    )
-    p.add_argument("--since", default="24h")
-    p.add_argument("--format", default="table", choices=["table", "json", "csv"])
-    p.add_argument(
-        "--report",
-        default="delivery",
-        choices=["delivery", "stuck", "silent", "spikes", "hourly", "unreported"],
-        help="delivery (default), messages stuck before a final state, carriers that never "
-        "report delivered, failure-reason spikes, hourly trend, registered messages without "
-        "any receipt per provider / carrier",
-    )
-    p.add_argument("--stuck-after", default="6h", help="with --report stuck")
-    p.add_argument(
-        "--attempts",
-        default="sends",
-        choices=["sends", "final"],
-        help="delivery rate denominator: sends (final states + unreported registrations, "
-        "default) or final (final states only)",
-    )
+    p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
+    report_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -472,17 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
         )
     if args.command == "report":
-        from deploy.report_cli import run_report
-
-        return run_report(
-            settings,
-            by=args.by,
-            since=args.since,
-            fmt=args.format,
-            kind=args.report,
-            stuck_after=args.stuck_after,
-            attempts=args.attempts,
-        )
+        return report_cli.run_args(settings, args)
     return 2
 
 

@@ -8,14 +8,13 @@ to deliver, and the same rate for the window of the same length just before; `DR
 group whose rate fell more than 10 % (relative) against that previous window. Worst first.
 The numbers come from `sinks.clickhouse.report` (exact, see sinks/clickhouse/README.md).
 
-The other reports of the issue have their own entry point until `dlr report` gets a
-`--report` option (deploy/cli.py):
+`--report` chooses another report (`python -m deploy.report_cli` takes the same arguments):
 
-    python -m deploy.report_cli --report stuck --stuck-after 6h     # not final after 6 h
-    python -m deploy.report_cli --report silent --since 24h         # carriers, no delivered
-    python -m deploy.report_cli --report spikes --since 24h --by carrier --min-count 10
-    python -m deploy.report_cli --report hourly --since 6h --by region  # per hour, exact
-    python -m deploy.report_cli --report unreported --since 24h   # registered, no receipt
+    dlr report --report stuck --stuck-after 6h                  # not final after 6 h
+    dlr report --report silent --since 24h                      # carriers, no delivered
+    dlr report --report spikes --since 24h --by carrier --min-count 10
+    dlr report --report hourly --since 6h --by region           # per hour, exact
+    dlr report --report unreported --since 24h                  # registered, no receipt
 
 `--attempts sends` (default) counts registered messages that got no receipt within
 `DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
@@ -537,24 +536,35 @@ def run_report(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m deploy.report_cli`: `dlr report` plus `--report stuck|silent|spikes|hourly`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.report_cli",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `dlr report` (deploy/cli.py) and of `python -m deploy.report_cli`."""
+    parser.add_argument(
+        "--report",
+        default="delivery",
+        choices=KINDS,
+        help="delivery (default), messages stuck before a final state, carriers that never "
+        "report delivered, failure-reason spikes, hourly trend, registered messages without "
+        "any receipt per provider / carrier",
     )
-    parser.add_argument("--report", default="delivery", choices=KINDS)
     parser.add_argument("--by", default="carrier", choices=GROUPS)
     parser.add_argument("--since", default="24h", help="window length (all but stuck)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
     parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
-    parser.add_argument("--attempts", default="sends", choices=["sends", "final"])
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--attempts",
+        default="sends",
+        choices=["sends", "final"],
+        help="delivery rate denominator: sends (final states + unreported registrations, "
+        "default) or final (final states only)",
+    )
+
+
+def run_args(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the report that parsed `add_arguments` arguments ask for."""
     return run_report(
-        Settings(),
+        settings,
         by=args.by,
         since=args.since,
         fmt=args.format,
@@ -564,6 +574,17 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         attempts=args.attempts,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deploy.report_cli`: the same as `dlr report`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.report_cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run_args(Settings(), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,12 @@ class Pipeline:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             self.procs.pop(service, None)
+
+    def sink_metric(self, name: str) -> float:
+        """One unlabelled sample of the sink's /metrics (0.0 while it has none)."""
+        text = httpx.get(f"http://127.0.0.1:{self.settings.sink_metrics_port}/metrics").text
+        match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
 
     def signing_key(self, provider: str) -> str:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())

@@ -467,6 +467,7 @@ def test_sink_ports_probes_and_scrape_match_the_service() -> None:
     workload = workload_for("sink")
     container = pod_spec(workload)["containers"][0]
     settings = settings_from(container_env(container))
+    assert settings.sink_metrics_host not in LOOPBACK, "probes and scrapes come from outside"
     port = settings.sink_metrics_port
     for kind in ("readinessProbe", "livenessProbe"):
         assert probe_target(container, container[kind]) == (port, "/healthz"), kind

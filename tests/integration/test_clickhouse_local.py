@@ -10,7 +10,6 @@ again on the same data dir and checks the data is still there. No mocks.
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from sinks.clickhouse.report import (
     stuck,
 )
 from streams.state_machine import MessageState, Report, decide
+from tests.conftest import local_clickhouse
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +49,10 @@ PREVIOUS = NOW - timedelta(hours=2) + timedelta(minutes=10)
 CURRENT = NOW - timedelta(hours=1) + timedelta(minutes=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A local server of our own (never DLR_CLICKHOUSE_URL: this tests the launcher)."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("clickhouse-local"),
-        clickhouse_url=None,
-        clickhouse_host="127.0.0.1",
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    settings = local_clickhouse(tmp_path_factory.mktemp("clickhouse-local"))
     launcher.start(settings)
     try:
         yield settings
