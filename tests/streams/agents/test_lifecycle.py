@@ -263,7 +263,8 @@ async def test_a_pending_fallback_is_indexed_before_its_record_and_fired_when_du
     record = store.get(2, b"generic:m")
     assert record is not None and orjson.loads(record)["a"] == {"fb": "s"}
     assert store.get(2, index) is None
-    assert producer.to(table.changelog_topic_name)[-1] == (index, None, 2)
+    tombstone: tuple[bytes | None, bytes | None, int | None] = (index, None, 2)
+    assert producer.to(table.changelog_topic_name)[-1] == tombstone
     assert await lifecycle.fire_due(range(PARTITIONS), 1000.0 + 2 * GRACE) == 0
 
     # A delivered afterwards: delivered_after_fallback, once.
