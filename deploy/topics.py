@@ -22,6 +22,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.status_topic, n, rf),
         NewTopic(settings.deadletter_topic, n, rf),
         NewTopic(settings.actions_topic, n, rf),
+        NewTopic(settings.actions_deadletter_topic, n, rf),
         NewTopic(
             settings.suppressions_topic,
             n,

@@ -24,8 +24,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sinks._http import serve_metrics
 from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
@@ -299,22 +300,7 @@ class Sink:
 
 async def serve_http(sink: Sink, host: str, port: int) -> web.AppRunner:
     """/healthz and /metrics of the sink process."""
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(sink.metrics.registry), content_type="text/plain", charset="utf-8"
-        )
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await serve_metrics(sink.metrics.registry, host, port)
 
 
 def tune_gc() -> None:

@@ -322,9 +322,7 @@ class WebhookClient:
         delays: list[float],
     ) -> Outcome:
         state.outcomes[kind].inc()
-        return Outcome(
-            kind, status, error, attempts, time.monotonic() - started, tuple(delays)
-        )
+        return Outcome(kind, status, error, attempts, time.monotonic() - started, tuple(delays))
 
     async def _attempt(
         self,
