@@ -11,11 +11,12 @@ the behaviour, per webhook-id:
     /fail/N               500 for the first N attempts, then 200
     /timeout/N            the first N attempts hang for 30 s, then 200
     /429/N/S              429 with `Retry-After: S` for the first N attempts, then 200
-    /gone                 410 until `POST /_accept?path=/gone`, then 200
+    /gone/NAME            410 until `POST /_accept?path=/gone/NAME`, then 200
     /slow/MS              200 after MS milliseconds
 
 `GET /_stats` answers {"invalid": n, "paths": {path: {id: {"times": [...], "delivered": k,
-"duplicates": d, "body": {...}}}}} (times: when each attempt arrived, epoch seconds).
+"delivered_at": t, "duplicates": d, "body": {...}}}}} (times: when each attempt arrived,
+`delivered_at`: when the first 200 went out, epoch seconds).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Receiver:
             seen["duplicates"] += 1
         else:
             seen["delivered"] = 1
+            seen["delivered_at"] = time.time()
         return web.Response(status=200, text="ok")
 
     async def stats(self, request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from sinks.dispatch.service import (
@@ -83,17 +84,19 @@ class Summary:
 
 
 async def _dead_letters(
-    settings: DispatchSettings, progress: bool, out: TextIO
+    settings: DispatchSettings, producer: AIOKafkaProducer, progress: bool, out: TextIO
 ) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Every record of the dead-letter topic up to its current end, in offset order."""
     topic = settings.actions_deadletter_topic
+    try:
+        partitions = await producer.partitions_for(topic)
+    except KafkaError:  # no such topic: nothing was ever dead-lettered
+        return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             return []
@@ -156,7 +159,26 @@ async def retry_dead_letters(
 ) -> Summary:
     """Re-send the selected dead letters; write `redelivered` or a new `dead` record each."""
     summary = Summary()
-    scanned = await _dead_letters(settings, progress, out)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await _retry(settings, selection, producer, summary, dry_run, concurrency, progress, out)
+    finally:
+        await producer.stop()
+    return summary
+
+
+async def _retry(
+    settings: DispatchSettings,
+    selection: Selection,
+    producer: AIOKafkaProducer,
+    summary: Summary,
+    dry_run: bool,
+    concurrency: int,
+    progress: bool,
+    out: TextIO,
+) -> None:
+    scanned = await _dead_letters(settings, producer, progress, out)
     summary.scanned = len(scanned)
     chosen = select(scanned, selection)
     by_name = {e.name: e for endpoints in routes_of(settings).values() for e in endpoints}
@@ -170,8 +192,7 @@ async def retry_dead_letters(
             todo.append((key, record, endpoint))
     summary.selected = len(todo)
     if dry_run or not todo:
-        return summary
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        return
     client = WebhookClient(
         retry_policy(settings),
         breaker=BreakerPolicy(
@@ -183,7 +204,6 @@ async def retry_dead_letters(
     )
     order = KeyedOrder()
     limit = asyncio.Semaphore(concurrency)
-    await producer.start()
     await client.start()
     try:
         with tqdm(
@@ -218,5 +238,3 @@ async def retry_dead_letters(
             await asyncio.gather(*(resend(k, r, e) for k, r, e in todo))
     finally:
         await client.close()
-        await producer.stop()
-    return summary

@@ -101,11 +101,11 @@ async def test_a_permanent_refusal_is_not_retried(receiver: Any) -> None:
     msg_id = new_id()
     metrics = WebhookMetrics()
     async with WebhookClient(FAST, metrics=metrics) as client:
-        outcome = await client.deliver(endpoint(receiver, "/gone"), msg_id, body(), "fallback")
+        outcome = await client.deliver(endpoint(receiver, "/gone/unit"), msg_id, body(), "fallback")
     assert outcome.outcome == "refused" and outcome.status == 410 and outcome.attempts == 1
     assert outcome.error == "fallback refused with HTTP 410"
-    assert len(receiver.stats("/gone")[msg_id]["times"]) == 1
-    name = endpoint(receiver, "/gone").name
+    assert len(receiver.stats("/gone/unit")[msg_id]["times"]) == 1
+    name = endpoint(receiver, "/gone/unit").name
     assert metric(metrics, "dlr_webhook_attempts_total", endpoint=name, result="4xx") == 1
 
 
