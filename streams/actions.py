@@ -130,7 +130,11 @@ def decide(
                 state.update(fb="p", due=due, body=body)
                 out.due_added = due
         elif fb == "p":  # still failed: the fallback will carry the latest failure's facts
-            state["body"] = _fallback_body(event, state["body"]["channel"])
+            pending = state["body"]
+            state["body"] = {
+                **_fallback_body(event, pending["channel"]),
+                "failed_at": pending["failed_at"],  # when the message first failed
+            }
         if (
             event.failure_reason is FailureReason.OPTED_OUT
             and event.recipient

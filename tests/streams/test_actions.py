@@ -90,6 +90,7 @@ def test_a_later_failure_inside_the_grace_updates_the_pending_fallback() -> None
     assert second.store is not None
     pending = second.store["a"]
     assert pending["due"] == 10.0 + GRACE and pending["body"]["state"] == "rejected"
+    assert pending["body"]["failed_at"] == "1970-01-01T00:00:10Z"  # the first failure
 
 
 def test_a_campaign_outside_the_fallback_list_gets_no_fallback() -> None:
