@@ -239,7 +239,7 @@ def main() -> int:
         "DLR_WORKER_ID": f"bench-{run}",
         "DLR_DATA_DIR": str(data),
         "DLR_LOG_LEVEL": "WARNING",
-        "DLR_WORKER_WEB_PORT": "16066",
+        "DLR_WORKER_WEB_PORT": os.environ.get("DLR_WORKER_WEB_PORT", "16066"),
     }
     settings = Settings.from_vars(env_vars)
     asyncio.run(ensure_topics(settings))

@@ -271,7 +271,10 @@ def process(
     decision = decide(prior, _report(norm, _info(env, norm)))
     # The action decision before this record too, so a redelivery re-decides the same.
     prior_act = stored.get("a") if stored else None
-    seen[ekey] = [partition, offset, prior_dict] + ([prior_act] if prior_act else [])
+    entry = [partition, offset, prior_dict]
+    if prior_act:
+        entry.append(prior_act)
+    seen[ekey] = entry
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:
             del seen[old]
