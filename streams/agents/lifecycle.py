@@ -386,7 +386,11 @@ def register(app: faust.App, topics: Topics, table: Any, settings: WorkerSetting
     async def fire_fallbacks() -> None:
         """Emit the pending fallbacks that fell due on the partitions this worker owns."""
         for lifecycle in running:
-            await lifecycle.fire_due(owned_partitions(app, settings.raw_topic, table), time.time())
+            try:
+                owned = owned_partitions(app, settings.raw_topic, table)
+                await lifecycle.fire_due(owned, time.time())
+            except Exception:  # e.g. the producer's buffer full: the next tick tries again
+                log.exception("firing due fallbacks failed")
 
     @app.timer(1.0, traced=False)  # type: ignore[untyped-decorator]
     async def flush_metrics() -> None:
