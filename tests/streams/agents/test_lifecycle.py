@@ -21,7 +21,7 @@ from faust.types import TP
 
 from schemas.events import CanonicalEvent
 from streams import _faust
-from streams.agents.lifecycle import Lifecycle, RocksPartitions, due_key
+from streams.agents.lifecycle import Lifecycle, RocksPartitions, due_key, owned_partitions
 from streams.app import create_app
 from streams.settings import WorkerSettings
 from streams.tables import messages_table
@@ -347,3 +347,23 @@ async def test_the_timer_writes_nothing_before_the_broker_acknowledged_the_fallb
     assert await firing == 1
     await handled
     assert types_sent(producer, settings.actions_topic) == ["fallback", "delivered_after_fallback"]
+
+
+def test_owned_partitions_are_the_active_assigned_ones_outside_rebalances(
+    settings: WorkerSettings, table: Any
+) -> None:
+    """faust's public state the timer reads (a faust upgrade that changes it fails here)."""
+    from faust.assignor.client_assignment import ClientAssignment
+
+    app = table.app
+    app.assignor._assignment = ClientAssignment(
+        actives={settings.raw_topic: [1, 2]}, standbys={settings.raw_topic: [3]}
+    )
+    _faust.partition_db(table, 1)  # partition 1 open, 2 not (yet)
+    assert owned_partitions(app, settings.raw_topic, table) == []  # flow not resumed
+    app.flow_control.resume()
+    assert owned_partitions(app, settings.raw_topic, table) == [1]
+    app.rebalancing = True
+    assert owned_partitions(app, settings.raw_topic, table) == []
+    app.rebalancing, app.in_recovery = False, True
+    assert owned_partitions(app, settings.raw_topic, table) == []
