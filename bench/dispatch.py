@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,8 +37,9 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench._broker import local_broker
+from bench.ingress import serve, stop, wait_http
 from bench.streams import cpu_s
-from deploy.local import kafka
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 
@@ -202,27 +202,6 @@ def reset(base: str, latency: bool = False) -> None:
     httpx.post(f"{base}/_reset", params={"latency": int(latency)}, timeout=10)
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -244,11 +223,12 @@ def main() -> int:
         asyncio.run(baseline_main(bootstrap, topic, url, int(total)))
         return 0
 
-    base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+    with local_broker() as base:
+        return run_bench(base, args)
+
+
+def run_bench(base: Settings, args: argparse.Namespace) -> int:
+    """The three phases against the broker of `base`."""
     run = uuid.uuid4().hex[:8]
     data = ROOT / ".data" / "bench" / f"dispatch-{run}"
     data.mkdir(parents=True, exist_ok=True)
@@ -274,18 +254,10 @@ def main() -> int:
     )
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
     py = sys.executable
-    receiver = spawn([py, "-m", "bench.dispatch", "--receiver", str(port)], env, data / "rx.log")
+    receiver = serve([py, "-m", "bench.dispatch", "--receiver", str(port)], env, data / "rx.log")
     procs = [receiver]
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                http_get(f"{receiver_url}/_stats")
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_http(f"{receiver_url}/_stats")
         now = time.time()
         records = [action(n, run, now) for n in range(args.actions)]
         print(f"[bench] pre-loading {len(records)} actions twice ...", flush=True)
@@ -308,7 +280,7 @@ def main() -> int:
                     f"{receiver_url}/hook",
                     str(args.actions),
                 ]
-            proc = spawn(cmd, env, data / f"{label.split()[-1]}.log")
+            proc = serve(cmd, env, data / f"{label.split()[-1]}.log")
             procs.append(proc)
             stats, cpu_first, count_first = wait_count(
                 f"{receiver_url}/_stats", args.actions, proc, label
@@ -323,6 +295,7 @@ def main() -> int:
             )
             if label == "baseline":
                 stop(proc)
+                procs.remove(proc)
 
         ours, theirs = results["dlr dispatch"], results["baseline"]
         print(
@@ -346,9 +319,8 @@ def main() -> int:
             )
     finally:
         for proc in reversed(procs):
-            stop(proc)
-        if started_kafka:
-            kafka.stop(base)
+            if proc.poll() is None:
+                stop(proc)
     return 0
 
 

@@ -237,6 +237,20 @@ def types_sent(producer: FakeProducer, topic: str) -> list[str]:
     return [orjson.loads(v)["type"] for _, v, _ in producer.to(topic)]
 
 
+async def failed_at_1000(
+    settings: WorkerSettings, table: Any, partition: int, mid: str
+) -> tuple[Lifecycle, FakeProducer, RocksPartitions]:
+    """A lifecycle whose clock says 1000 s, after a failure of `mid` on `partition`."""
+    producer = producer_for(settings, table)
+    store = RocksPartitions(table)
+    lifecycle = Lifecycle(
+        settings, producer, store, table.changelog_topic_name, clock=lambda: 1000.0
+    )
+    key = f"generic:{mid}".encode()
+    await lifecycle.handle(settings.raw_topic, partition, 0, key, failure(mid))
+    return lifecycle, producer, store
+
+
 async def test_a_pending_fallback_is_indexed_before_its_record_and_fired_when_due(
     settings: WorkerSettings, table: Any
 ) -> None:
@@ -300,12 +314,7 @@ async def test_a_delivered_inside_the_grace_cancels_and_unindexes_the_fallback(
 async def test_the_due_index_survives_a_reopen_and_a_stale_entry_is_dropped(
     settings: WorkerSettings, table: Any
 ) -> None:
-    producer = producer_for(settings, table)
-    store = RocksPartitions(table)
-    lifecycle = Lifecycle(
-        settings, producer, store, table.changelog_topic_name, clock=lambda: 1000.0
-    )
-    await lifecycle.handle(settings.raw_topic, 3, 0, b"generic:a", failure("a"))
+    _, _, store = await failed_at_1000(settings, table, 3, "a")
     # A stale entry: an index key whose record has no pending fallback (record lost).
     stale = due_key(1001.0, b"generic:gone")
     store.put(3, stale, b"1")
@@ -321,12 +330,7 @@ async def test_the_due_index_survives_a_reopen_and_a_stale_entry_is_dropped(
 async def test_the_timer_writes_nothing_before_the_broker_acknowledged_the_fallback(
     settings: WorkerSettings, table: Any
 ) -> None:
-    producer = producer_for(settings, table)
-    store = RocksPartitions(table)
-    lifecycle = Lifecycle(
-        settings, producer, store, table.changelog_topic_name, clock=lambda: 1000.0
-    )
-    await lifecycle.handle(settings.raw_topic, 0, 0, b"generic:m", failure("m"))
+    lifecycle, producer, store = await failed_at_1000(settings, table, 0, "m")
     producer.hold.add(settings.actions_topic)
     firing = asyncio.create_task(lifecycle.fire_due([0], 5000.0))
     deadline = asyncio.get_running_loop().time() + 5
