@@ -663,3 +663,20 @@ def test_every_metric_named_in_the_runbook_exists() -> None:
     unknown = sorted(cited - known - prefixes)
     assert not unknown, f"deploy/README.md cites metrics no process exports: {unknown}"
     assert len(cited & known) >= 15, "the runbook should cover the metrics"
+
+
+def test_dlr_up_starts_every_long_running_service_and_waits_for_its_healthz() -> None:
+    from deploy.cli import SERVICES
+
+    settings = Settings.model_validate({})
+    assert tuple(s.name for s in SERVICES) == DLR_SERVICES
+    ports = {
+        "ingress": settings.ingress_port,
+        "worker": settings.worker_web_port,
+        "sink": settings.sink_metrics_port,
+        "dispatch": settings.dispatch_metrics_port,
+    }
+    for service in SERVICES:
+        url = service.ready_url(settings)
+        assert f":{ports[service.name]}/" in url and url.endswith(("/healthz", "/readyz"))
+        assert service.summary(settings)
