@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench._broker import local_broker
+from bench.analytics import free_port
 from bench.ingress import serve, stop, wait_http
 from bench.streams import cpu_s
 from deploy.settings import Settings
@@ -46,12 +46,6 @@ from deploy.topics import ensure_topics
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_YmVuY2gtZGlzcGF0Y2gtc2VjcmV0LTAxMjM0NTY3ODk="
 CONCURRENCY = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the receiver (its own process) -------------------------------------------------------
