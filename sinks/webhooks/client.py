@@ -1,8 +1,8 @@
 """`WebhookClient.deliver`: one payload to one endpoint, signed, retried, limited.
 
 See the package docstring for the rules; this module is their implementation on aiohttp
-(the HTTP client already in the project; ~3x less CPU per request than httpx measured
-with bench.dispatch) and tenacity (backoff with full jitter, stop conditions).
+(already a dependency: the sink's HTTP server) and tenacity (backoff with full jitter,
+stop conditions).
 """
 
 from __future__ import annotations
