@@ -171,6 +171,7 @@ class Dispatcher:
         self.metrics = metrics or DispatchMetrics()
         self.routes = routes_of(settings)
         self._by_type: dict[str, tuple[Endpoint, ...]] = {}
+        self._by_kind: dict[str, tuple[Any, Any]] = {}
         self.client = WebhookClient(
             retry_policy(settings),
             breaker=BreakerPolicy(
@@ -194,6 +195,17 @@ class Dispatcher:
     def stop(self) -> None:
         """Stop fetching; in-flight deliveries get `SHUTDOWN_GRACE_S` to finish."""
         self._stop.set()
+
+    def _counters(self, kind: str) -> tuple[Any, Any]:
+        """(actions read, delivered) counters of a type, resolved once per type."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            metrics = self.metrics
+            found = self._by_kind[kind] = (
+                metrics.actions.labels(kind),
+                metrics.delivered.labels(kind),
+            )
+        return found
 
     def endpoints(self, kind: str) -> tuple[Endpoint, ...]:
         """Endpoints of an action type: its own, then the "*" ones (each URL once)."""
@@ -284,7 +296,8 @@ class Dispatcher:
             }
             self._spawn(tp, entry, self._dead_letter(record.key, dead))
             return
-        self.metrics.actions.labels(kind).inc()
+        read, _ = self._counters(kind)
+        read.inc()
         endpoints = self.endpoints(kind)
         if not endpoints:
             self.metrics.unrouted.labels(kind).inc()
@@ -340,7 +353,7 @@ class Dispatcher:
         async with turn:
             outcome = await self.client.deliver(endpoint, action_id, payload, kind)
         if outcome.delivered:
-            self.metrics.delivered.labels(kind).inc()
+            self._counters(kind)[1].inc()
             at = _at(action)
             if at is not None:
                 self.metrics.latency.observe(max(0.0, time.time() - at))

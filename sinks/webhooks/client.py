@@ -24,9 +24,9 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_before_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from sinks.webhooks.breaker import STATE_VALUE, BreakerPolicy, CircuitBreaker, State
 from sinks.webhooks.metrics import WebhookMetrics
@@ -151,6 +151,16 @@ class _GiveUp(Exception):
         self.error = error
 
 
+class _Deadline(stop_base):
+    """Stop when the next attempt would start after the delivery's deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + retry_state.upcoming_sleep >= self.deadline
+
+
 def retry_after_seconds(value: str | None, now: float) -> float | None:
     """A Retry-After header (seconds or an HTTP date) as seconds from now, if valid."""
     if not value:
@@ -175,6 +185,7 @@ class _EndpointState:
     ) -> None:
         name = endpoint.name
         self.limit = asyncio.Semaphore(concurrency)
+        self.timeout = aiohttp.ClientTimeout(total=endpoint.timeout_s)
         self.metrics = metrics
         self.name = name
         self.seconds = metrics.attempt_seconds.labels(name)
@@ -223,7 +234,7 @@ class WebhookClient:
             multiplier=self.retry.initial_s, max=self.retry.max_wait_s
         )
         self._retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts) | stop_before_delay(self.retry.total_s),
+            stop=stop_after_attempt(self.retry.attempts),  # and the deadline, per delivery
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
@@ -286,26 +297,67 @@ class WebhookClient:
         state = self._state(endpoint)
         started = time.monotonic()
         deadline = started + self.retry.total_s
-        delays: list[float] = []
-        attempts = 0
         text = payload.decode()
+        try:  # the first attempt without the retry machinery: most succeed
+            status = await self._attempt(state, endpoint, msg_id, text, payload, deadline)
+        except _Retryable as failure:
+            return await self._retry(
+                state, endpoint, msg_id, text, payload, event_type, started, failure
+            )
+        except _GiveUp as exc:
+            return self._end(state, "exhausted", exc.status, exc.error, 1, started, [])
+        return self._verdict(state, status, event_type, 1, started, [])
+
+    async def _retry(
+        self,
+        state: _EndpointState,
+        endpoint: Endpoint,
+        msg_id: str,
+        text: str,
+        payload: bytes,
+        event_type: str,
+        started: float,
+        first: _Retryable,
+    ) -> Outcome:
+        """The retries after a retryable first attempt, in tenacity's loop (whose first
+        attempt re-raises that failure, so waits and stops count from the real first)."""
+        deadline = started + self.retry.total_s
+        delays: list[float] = []
+        attempts = 1
+        failure: _Retryable | None = first
 
         def slept(retry_state: RetryCallState) -> None:
             delays.append(retry_state.upcoming_sleep)
 
-        retrying = self._retrying.copy(before_sleep=slept)
+        retrying = self._retrying.copy(
+            before_sleep=slept,
+            stop=stop_after_attempt(self.retry.attempts) | _Deadline(deadline),
+        )
         status: int | None = None
         try:
             async for attempt in retrying:
                 with attempt:
+                    if failure is not None:
+                        replayed, failure = failure, None
+                        raise replayed
                     attempts += 1
-                    if attempts > 1:
-                        state.retries.inc()
+                    state.retries.inc()
                     status = await self._attempt(state, endpoint, msg_id, text, payload, deadline)
         except _Retryable as exc:
             return self._end(state, "exhausted", exc.status, exc.error, attempts, started, delays)
         except _GiveUp as exc:
             return self._end(state, "exhausted", exc.status, exc.error, attempts, started, delays)
+        return self._verdict(state, status, event_type, attempts, started, delays)
+
+    def _verdict(
+        self,
+        state: _EndpointState,
+        status: int | None,
+        event_type: str,
+        attempts: int,
+        started: float,
+        delays: list[float],
+    ) -> Outcome:
         if status is not None and 200 <= status < 300:
             return self._end(state, "delivered", status, None, attempts, started, delays)
         error = f"{event_type} refused with HTTP {status}"
@@ -377,18 +429,18 @@ class WebhookClient:
                 endpoint.url,
                 data=payload,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
+                timeout=state.timeout,
                 allow_redirects=False,
             ) as response:
                 status = response.status
                 if 200 <= status < 300:
                     await response.read()
-                    body = ""
+                    body, retry_after = "", None
                 else:
                     body = (await response.content.read(ERROR_BODY_BYTES)).decode(
                         "utf-8", "replace"
                     )
-                retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
+                    retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
         except TimeoutError:
             state.results["timeout"].inc()
             return None, None, f"timeout after {endpoint.timeout_s:g}s"
