@@ -479,6 +479,7 @@ def test_dispatch_ports_probes_scrape_and_secrets_match_the_service() -> None:
     for kind in ("readinessProbe", "livenessProbe"):
         assert probe_target(container, container[kind]) == (port, "/healthz"), kind
     assert scrape_target(workload) == (port, "/metrics")
+    assert settings.dispatch_metrics_host not in LOOPBACK, "Prometheus scrapes the pod IP"
     # Endpoints and signing secrets come from a Secret, and they make a valid route table.
     config = find("ConfigMap", "dlr-config")["data"]
     assert "DLR_ACTION_ENDPOINTS" not in config and "DLR_ACTION_SIGNING_SECRETS" not in config
