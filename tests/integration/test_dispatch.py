@@ -65,6 +65,7 @@ def routes(receiver: Any, table: dict[str, list[str]]) -> str:
     ).decode()
 
 
+@pytest.mark.heavy  # ~16 s, most of it the group rejoin after the kill (make test-heavy)
 def test_every_action_arrives_once_in_order_through_failures_and_a_kill_9(
     kafka_bootstrap: str, clickhouse_url: str, tmp_path: Any, unique: str, receiver: Any
 ) -> None:

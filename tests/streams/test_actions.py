@@ -213,7 +213,7 @@ async def _play(
     return marks
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.lists(st.sampled_from(ORDER), min_size=1, max_size=5),
     st.data(),
