@@ -210,6 +210,24 @@ class _EndpointState:
         self.breaker = CircuitBreaker(policy, on_change=on_change)
 
 
+@dataclass(slots=True)
+class _Delivery:
+    """One `deliver` call: what goes where, and how it went so far."""
+
+    state: _EndpointState
+    endpoint: Endpoint
+    msg_id: str
+    payload: bytes
+    #: The payload as text (what the signature covers).
+    text: str
+    event_type: str
+    started: float
+    #: No attempt starts after this (monotonic seconds).
+    deadline: float
+    attempts: int = 1
+    delays: list[float] = field(default_factory=list)
+
+
 class WebhookClient:
     """Delivers payloads to endpoints (see the package docstring). Use as
     `async with WebhookClient(...) as client:` or call `start()` / `close()`."""
@@ -294,44 +312,36 @@ class WebhookClient:
         """POST `payload` (JSON bytes) with `webhook-id: msg_id`; never raises for HTTP
         or network failures: the Outcome says how it ended. `event_type` names what is
         delivered in logs and errors."""
-        state = self._state(endpoint)
         started = time.monotonic()
-        deadline = started + self.retry.total_s
-        text = payload.decode()
+        d = _Delivery(
+            self._state(endpoint),
+            endpoint,
+            msg_id,
+            payload,
+            payload.decode(),
+            event_type,
+            started,
+            started + self.retry.total_s,
+        )
         try:  # the first attempt without the retry machinery: most succeed
-            status = await self._attempt(state, endpoint, msg_id, text, payload, deadline)
+            status = await self._attempt(d)
         except _Retryable as failure:
-            return await self._retry(
-                state, endpoint, msg_id, text, payload, event_type, started, failure
-            )
+            return await self._retry(d, failure)
         except _GiveUp as exc:
-            return self._end(state, "exhausted", exc.status, exc.error, 1, started, [])
-        return self._verdict(state, status, event_type, 1, started, [])
+            return self._end(d, "exhausted", exc.status, exc.error)
+        return self._verdict(d, status)
 
-    async def _retry(
-        self,
-        state: _EndpointState,
-        endpoint: Endpoint,
-        msg_id: str,
-        text: str,
-        payload: bytes,
-        event_type: str,
-        started: float,
-        first: _Retryable,
-    ) -> Outcome:
+    async def _retry(self, d: _Delivery, first: _Retryable) -> Outcome:
         """The retries after a retryable first attempt, in tenacity's loop (whose first
         attempt re-raises that failure, so waits and stops count from the real first)."""
-        deadline = started + self.retry.total_s
-        delays: list[float] = []
-        attempts = 1
         failure: _Retryable | None = first
 
         def slept(retry_state: RetryCallState) -> None:
-            delays.append(retry_state.upcoming_sleep)
+            d.delays.append(retry_state.upcoming_sleep)
 
         retrying = self._retrying.copy(
             before_sleep=slept,
-            stop=stop_after_attempt(self.retry.attempts) | _Deadline(deadline),
+            stop=stop_after_attempt(self.retry.attempts) | _Deadline(d.deadline),
         )
         status: int | None = None
         try:
@@ -340,61 +350,37 @@ class WebhookClient:
                     if failure is not None:
                         replayed, failure = failure, None
                         raise replayed
-                    attempts += 1
-                    state.retries.inc()
-                    status = await self._attempt(state, endpoint, msg_id, text, payload, deadline)
-        except _Retryable as exc:
-            return self._end(state, "exhausted", exc.status, exc.error, attempts, started, delays)
-        except _GiveUp as exc:
-            return self._end(state, "exhausted", exc.status, exc.error, attempts, started, delays)
-        return self._verdict(state, status, event_type, attempts, started, delays)
+                    d.attempts += 1
+                    d.state.retries.inc()
+                    status = await self._attempt(d)
+        except (_Retryable, _GiveUp) as exc:
+            return self._end(d, "exhausted", exc.status, exc.error)
+        return self._verdict(d, status)
 
-    def _verdict(
-        self,
-        state: _EndpointState,
-        status: int | None,
-        event_type: str,
-        attempts: int,
-        started: float,
-        delays: list[float],
-    ) -> Outcome:
+    def _verdict(self, d: _Delivery, status: int | None) -> Outcome:
         if status is not None and 200 <= status < 300:
-            return self._end(state, "delivered", status, None, attempts, started, delays)
-        error = f"{event_type} refused with HTTP {status}"
-        return self._end(state, "refused", status, error, attempts, started, delays)
+            return self._end(d, "delivered", status, None)
+        return self._end(d, "refused", status, f"{d.event_type} refused with HTTP {status}")
 
     def _end(
-        self,
-        state: _EndpointState,
-        kind: OutcomeKind,
-        status: int | None,
-        error: str | None,
-        attempts: int,
-        started: float,
-        delays: list[float],
+        self, d: _Delivery, kind: OutcomeKind, status: int | None, error: str | None
     ) -> Outcome:
-        state.outcomes[kind].inc()
-        return Outcome(kind, status, error, attempts, time.monotonic() - started, tuple(delays))
+        d.state.outcomes[kind].inc()
+        seconds = time.monotonic() - d.started
+        return Outcome(kind, status, error, d.attempts, seconds, tuple(d.delays))
 
-    async def _attempt(
-        self,
-        state: _EndpointState,
-        endpoint: Endpoint,
-        msg_id: str,
-        text: str,
-        payload: bytes,
-        deadline: float,
-    ) -> int:
+    async def _attempt(self, d: _Delivery) -> int:
         """One request: the status when final (2xx or permanent), else _Retryable."""
+        state = d.state
         breaker = state.breaker
         while (wait := breaker.acquire()) > 0:  # open circuit: wait for the probe
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + wait > d.deadline:
                 raise _GiveUp(None, f"circuit open for {state.name}")
             await asyncio.sleep(wait)
         verdict = False
         try:
             async with state.limit:
-                status, retry_after, body = await self._post(state, endpoint, msg_id, text, payload)
+                status, retry_after, body = await self._post(d)
             if status is None:
                 breaker.failure()
                 verdict = True
@@ -406,7 +392,7 @@ class WebhookClient:
             breaker.success()  # the endpoint answered (2xx, 4xx, 429 alike)
             verdict = True
             if status == 429:
-                if retry_after is not None and time.monotonic() + retry_after > deadline:
+                if retry_after is not None and time.monotonic() + retry_after > d.deadline:
                     raise _GiveUp(status, f"HTTP 429, Retry-After {retry_after:.0f}s beyond budget")
                 raise _Retryable(status, f"HTTP 429: {body}", retry_after)
             return status
@@ -414,20 +400,19 @@ class WebhookClient:
             if not verdict:
                 breaker.release()
 
-    async def _post(
-        self, state: _EndpointState, endpoint: Endpoint, msg_id: str, text: str, payload: bytes
-    ) -> tuple[int | None, float | None, str]:
+    async def _post(self, d: _Delivery) -> tuple[int | None, float | None, str]:
         """(status or None, Retry-After seconds, error text) of one POST."""
         if self._session is None:
             raise RuntimeError("WebhookClient not started")
+        state, endpoint = d.state, d.endpoint
         now = time.time()
-        headers = endpoint.headers(msg_id, text, now)
+        headers = endpoint.headers(d.msg_id, d.text, now)
         state.in_flight.inc()
         started = time.perf_counter()
         try:
             async with self._session.post(
                 endpoint.url,
-                data=payload,
+                data=d.payload,
                 headers=headers,
                 timeout=state.timeout,
                 allow_redirects=False,
