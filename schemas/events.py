@@ -9,6 +9,9 @@ applied by the state machine; `transition` says what the report did:
 `advanced` (current state moved forward), `enriched` (same state, new information such as
 carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` after
 `delivered`).
+
+`carrier_source`, `line_type` and `area` came later: they are optional (an event written
+before them reads with None), so they are last and have defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +27,20 @@ from schemas.lifecycle import FailureReason, State
 SCHEMA_VERSION = 1
 
 Transition = Literal["advanced", "enriched", "stale"]
+#: The evidence `carrier` comes from, strongest first (streams/enrich.py).
+CarrierSource = Literal["provider", "mcc_mnc", "number_range", "none"]
+#: libphonenumber's type of the recipient number, as the worker names it.
+LineType = Literal[
+    "mobile",
+    "fixed",
+    "fixed_or_mobile",
+    "voip",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "other",
+    "unknown",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,9 @@ class CanonicalEvent:
     emitted_at: datetime
     raw_sha256: str
     schema_version: int = SCHEMA_VERSION
+    carrier_source: CarrierSource | None = None
+    line_type: LineType | None = None
+    area: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (enums as strings, datetimes as UTC ISO-8601)."""
@@ -97,3 +117,5 @@ class CanonicalEvent:
 
 
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
+#: Fields an event may lack on the wire (added after v1 was first published).
+OPTIONAL: frozenset[str] = frozenset({"carrier_source", "line_type", "area"})

@@ -27,11 +27,11 @@ import orjson
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
-from schemas.geo import locate
 from schemas.lifecycle import FAILURES, FailureReason, is_final
 from schemas.normalized import Normalized
 from schemas.providers import MAPPERS
 from streams.dedupe import event_id, event_key
+from streams.enrich import RANK, enrich
 from streams.state_machine import Decision, MessageState, Report, decide
 
 Kind = Literal["new", "duplicate", "redelivery", "invalid"]
@@ -87,15 +87,25 @@ def _report(norm: Normalized, info: dict[str, Any]) -> Report:
     return Report(norm.state, ts, norm.sequence, bool(norm.provider_final), info)
 
 
-def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
-    country, region = locate(norm.recipient, norm.mcc, norm.country)
+def _info(env: RawEnvelope, norm: Normalized, prior: MessageState | None) -> dict[str, Any]:
+    found = enrich(
+        norm.recipient, mcc=norm.mcc, mnc=norm.mnc, carrier=norm.carrier, country=norm.country
+    )
+    carrier: str | None = found.carrier
+    source: str | None = found.carrier_source
+    # A carrier found on stronger evidence by an earlier report of the message stays.
+    if prior is not None and RANK.get(prior.info.get("carrier_source", ""), 0) > RANK[source]:
+        carrier = source = None
     token = env.token
     return {
-        "carrier": norm.carrier,
+        "carrier": carrier,
+        "carrier_source": source,
+        "line_type": found.line_type,
+        "area": found.area,
         "mcc": norm.mcc,
         "mnc": norm.mnc,
-        "country": country,
-        "region": region,
+        "country": found.country,
+        "region": found.region,
         "campaign": norm.campaign or token.get("campaign"),
         "tenant": norm.tenant or token.get("tenant"),
         "client_ref": norm.client_ref or token.get("ref"),
@@ -133,6 +143,9 @@ def _event(
         mnc=info.get("mnc"),
         country=info.get("country"),
         region=info.get("region"),
+        carrier_source=info.get("carrier_source"),
+        line_type=info.get("line_type"),
+        area=info.get("area"),
         campaign=info.get("campaign"),
         tenant=info.get("tenant"),
         client_ref=info.get("client_ref"),
@@ -256,7 +269,7 @@ def process(
         if (p, o) != (partition, offset):
             return Outcome("duplicate")
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
-        decision = decide(prior, _report(norm, _info(env, norm)))
+        decision = decide(prior, _report(norm, _info(env, norm, prior)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
@@ -265,7 +278,7 @@ def process(
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
-    decision = decide(prior, _report(norm, _info(env, norm)))
+    decision = decide(prior, _report(norm, _info(env, norm, prior)))
     seen[ekey] = [partition, offset, prior_dict]
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:
