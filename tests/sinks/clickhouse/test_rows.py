@@ -96,8 +96,23 @@ def sample(**changes: object) -> CanonicalEvent:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def added_columns(sql: str, table: str) -> list[tuple[str, str, str]]:
+    """(name, type, after) of each `ADD COLUMN IF NOT EXISTS ... AFTER x` on `table`."""
+    out = []
+    for statement in sql.split(";"):
+        if f"ALTER TABLE {{db}}.{table}\n" not in statement + "\n":
+            continue
+        for match in re.finditer(r"ADD COLUMN IF NOT EXISTS (\w+) (.*) AFTER (\w+)", statement):
+            kind, _ = split_type(match.group(2))
+            out.append((match.group(1), kind, match.group(3)))
+    return out
+
+
 def test_columns_and_types_match_the_events_ddl() -> None:
     declared = table_columns(ddl("0001_events.sql"), "events")
+    for name, kind, after in added_columns(ddl("0007_enrichment.sql"), "events"):
+        at = [n for n, _, _ in declared].index(after) + 1
+        declared.insert(at, (name, kind, True))
     inserted = [(name, kind) for name, kind, ins in declared if ins]
     assert inserted == list(zip(rows.COLUMNS, rows.TYPES, strict=True))
     assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
@@ -353,3 +368,29 @@ def test_parse_takes_only_a_json_object() -> None:
 def test_columns_refuse_an_unknown_pii_mode() -> None:
     with pytest.raises(ValueError, match="pii_mode"):
         rows.to_columns(wire(sample()), pii_mode="plain", salt=SALT)
+
+
+def test_enrichment_fields_are_optional_on_the_wire() -> None:
+    enriched = sample(event_id="e1", carrier_source="mcc_mnc", line_type="mobile", area="Ohio")
+    old = wire(sample(event_id="e2"))[0]
+    for name in ("carrier_source", "line_type", "area"):
+        old.pop(name)  # an event written before the fields existed
+    columns = dict(
+        zip(
+            rows.COLUMNS,
+            rows.to_columns([*wire(enriched), old], pii_mode="hash", salt=SALT),
+            strict=True,
+        )
+    )
+    assert columns["carrier_source"] == ["mcc_mnc", None]
+    assert columns["line_type"] == ["mobile", None]
+    assert columns["area"] == ["Ohio", None]
+    assert CanonicalEvent.from_dict(old).carrier_source is None
+
+
+@pytest.mark.parametrize("change", [{"carrier_source": "guess"}, {"line_type": "landline"}])
+def test_enrichment_values_outside_the_contract_are_refused(change: dict[str, str]) -> None:
+    record = wire(sample())[0]
+    record.update(change)
+    with pytest.raises(ValueError, match=next(iter(change))):
+        rows.to_columns([record], pii_mode="hash", salt=SALT)
