@@ -9,7 +9,7 @@ dlr sink                        the ClickHouse sink
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
-dlr report --by carrier ...     delivery analytics from ClickHouse
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
 """
 
 from __future__ import annotations
@@ -335,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     p = sub.add_parser("report", help="delivery analytics")
     p.add_argument(
-        "--by", default="carrier", choices=["carrier", "country", "region", "campaign", "provider"]
+        "--by",
+        default="carrier",
+        help="carrier, country, region, area, campaign, provider, line_type, carrier_source, "
+        "or a pair of them: --by country,carrier",
     )
     p.add_argument("--since", default="24h")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"])

@@ -46,6 +46,7 @@ REGION: Mapping[str, str] = {
     country: region for region, members in SUBREGIONS.items() for country in members.split()
 }
 
+
 def region_of(country: str | None) -> str | None:
     """UN M49 sub-region of an ISO 3166-1 alpha-2 country."""
     if not country:

@@ -64,7 +64,9 @@ from schemas.geo import region_of
 
 CARRIER_SOURCES: Final[tuple[CarrierSource, ...]] = get_args(CarrierSource)
 #: Evidence rank: a report never replaces a carrier found on stronger evidence.
-RANK: Final[Mapping[str, int]] = {s: len(CARRIER_SOURCES) - i for i, s in enumerate(CARRIER_SOURCES)}
+RANK: Final[Mapping[str, int]] = {
+    s: len(CARRIER_SOURCES) - i for i, s in enumerate(CARRIER_SOURCES)
+}
 LINE_TYPES: Final[tuple[LineType, ...]] = get_args(LineType)
 
 _LINE_TYPE: Mapping[int, LineType] = {
@@ -182,7 +184,9 @@ def parse_network_table(document: Mapping[str, object]) -> NetworkTable:
     networks: dict[str, tuple[Network, ...]] = {}
     served: dict[str, Counter[tuple[str, int]]] = {}
     for key, rows in raw.items():
-        parsed = tuple(Network(tuple(str(countries).split()), str(name)) for countries, name in rows)
+        parsed = tuple(
+            Network(tuple(str(countries).split()), str(name)) for countries, name in rows
+        )
         networks[key] = parsed
         for row in parsed:
             counts = served.setdefault(key[:3], Counter())
@@ -287,7 +291,7 @@ def _lookup(digits: str) -> NumberFacts:
         return NO_FACTS
     region = phonenumbers.region_code_for_number(number)
     if region is None:  # in no assigned range: the calling code's main region
-        main = phonenumbers.region_code_for_country_code(number.country_code)
+        main = phonenumbers.region_code_for_country_code(number.country_code or 0)
         country = None if main in ("001", "ZZ") else _ISO_COUNTRY.get(main, main)
         return NumberFacts(country, None, "unknown", None)
     if region == "001":  # non-geographic (+800, +881 ...)

@@ -94,7 +94,8 @@ def _info(env: RawEnvelope, norm: Normalized, prior: MessageState | None) -> dic
     carrier: str | None = found.carrier
     source: str | None = found.carrier_source
     # A carrier found on stronger evidence by an earlier report of the message stays.
-    if prior is not None and RANK.get(prior.info.get("carrier_source", ""), 0) > RANK[source]:
+    known = prior.info.get("carrier_source", "") if prior is not None else ""
+    if RANK.get(known, 0) > RANK[found.carrier_source]:
         carrier = source = None
     token = env.token
     return {

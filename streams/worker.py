@@ -8,8 +8,8 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from streams.agents import lifecycle
 from streams import enrich
+from streams.agents import lifecycle
 from streams.app import create_app
 from streams.settings import WorkerSettings
 from streams.tables import messages_table

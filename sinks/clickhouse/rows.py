@@ -2,8 +2,8 @@
 
 `COLUMNS` / `TYPES` are the insert's column names and ClickHouse type names in order, so
 the writer can build its insert context without a `DESCRIBE` per batch; a unit test keeps
-them equal to `ddl/0001_events.sql` plus the columns `ddl/0007_enrichment.sql` adds. Columns with a DEFAULT in the DDL (`inserted_at`) are
-not sent.
+them equal to `ddl/0001_events.sql` plus the columns `ddl/0007_enrichment.sql` adds.
+Columns with a DEFAULT in the DDL (`inserted_at`) are not sent.
 
 The sink reads wire records, never event objects: `parse` (a record of `dlr.status.v1` as
 its JSON object) and `to_columns` (a batch's columns straight from those objects, its hot

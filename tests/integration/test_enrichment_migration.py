@@ -95,9 +95,6 @@ def test_messages_stored_before_0007_keep_working(client: tuple[Client, str]) ->
     assert views == [("messages_mv_v2",)]  # the old view is gone: nothing is fed twice
 
     report.refresh(connection, db)
-    snapshot = dict(
-        connection.query(
-            f"SELECT message_id, carrier_source FROM {db}.status_snapshot"
-        ).result_rows
-    )
+    query = f"SELECT message_id, carrier_source FROM {db}.status_snapshot"
+    snapshot = {str(r[0]): r[1] for r in connection.query(query).result_rows}
     assert snapshot == {"generic:old": None, "generic:both": "mcc_mnc"}

@@ -135,7 +135,9 @@ def test_mnc_padding_variants_find_the_network() -> None:
     assert table.name("234", "010", None) == "O2 (UK)"  # '10' sent zero-padded to three
 
 
-@pytest.mark.parametrize("code", [("999", "99"), ("abc", "01"), ("23", "410"), ("", ""), (None, None)])
+@pytest.mark.parametrize(
+    "code", [("999", "99"), ("abc", "01"), ("23", "410"), ("", ""), (None, None)]
+)
 def test_unknown_mcc_mnc_names_nothing(code: tuple[str | None, str | None]) -> None:
     mcc, mnc = code
     assert network_table().name(mcc, mnc, None) is None
