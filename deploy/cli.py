@@ -333,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument(
+        "--providers",
+        default="generic",
+        choices=["generic", "all"],
+        help="generic JSON callbacks (default), or every provider's own signed wire format "
+        "to real number ranges in 8 countries",
+    )
     p = sub.add_parser("report", help="delivery analytics")
     p.add_argument(
         "--by",
@@ -379,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             truth=args.truth,
             concurrency=args.concurrency,
             timeout=args.timeout,
+            providers=args.providers,
         )
     if args.command == "report":
         from deploy.report_cli import run_report
