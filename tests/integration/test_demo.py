@@ -99,4 +99,4 @@ def test_demo_with_every_providers_wire_format(
         " GROUP BY carrier_source",
         parameters={"ids": ids},
     ).result_rows
-    assert dict(sources) == Counter(t["carrier_source"] for t in truths)
+    assert {str(s): int(n) for s, n in sources} == Counter(t["carrier_source"] for t in truths)
