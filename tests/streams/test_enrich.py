@@ -14,7 +14,7 @@ import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers import PhoneNumberFormat, PhoneNumberType, geocoder
 from phonenumbers import carrier as ranges
 
 from schemas.envelope import RawEnvelope
@@ -241,6 +241,33 @@ def test_the_range_cache_gives_what_an_uncached_lookup_gives() -> None:
             assert number_facts(variant) == uncached_facts(variant), variant
             checked += 1
     assert checked > 1500
+
+
+def _reference(number: str) -> tuple[str | None, str | None, str | None]:
+    """(country, area, range holder) straight from libphonenumber's public API."""
+    parsed = phonenumbers.parse(number)
+    region = phonenumbers.region_code_for_number(parsed)
+    if region in (None, "001"):
+        return None, None, None
+    kind = phonenumbers.number_type(parsed)
+    area = ""
+    if kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE,
+                PhoneNumberType.FIXED_LINE_OR_MOBILE):  # fmt: skip
+        area = geocoder.description_for_valid_number(parsed, "en", region=region)
+        if area == geocoder.country_name_for_number(parsed, "en"):
+            area = ""
+    holder = ranges.name_for_number(parsed, "en")
+    return {"AC": "SH", "TA": "SH"}.get(region, region), area or None, holder or None
+
+
+def test_the_lookup_equals_libphonenumbers_public_api() -> None:
+    """The enrichment reads libphonenumber's data directly where that is cheaper; every
+    region's example numbers (and Italian leading zeros, Argentine mobile tokens) get
+    what parse, the geocoder and the carrier mapper say."""
+    extra = ["+390612345678", "+5491123456789", "+5215512345678", "+4407911123456"]
+    for number in [*_example_numbers(), *extra]:
+        facts = uncached_facts(number)
+        assert (facts.country, facts.area, facts.range_holder) == _reference(number), number
 
 
 def test_cache_keys_follow_longer_data_prefixes() -> None:
