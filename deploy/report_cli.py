@@ -44,20 +44,11 @@ import orjson
 from deploy.settings import Settings
 from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
+from sinks.clickhouse.report import GROUPS
 
 ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly"]
 KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
-GROUPS: tuple[str, ...] = (
-    "carrier",
-    "country",
-    "region",
-    "area",
-    "campaign",
-    "provider",
-    "line_type",
-    "carrier_source",
-)
 
 #: carrier_source values, plus `unrecorded` (messages stored before the enrichment).
 CARRIER_SOURCES: tuple[str, ...] = (*get_args(CarrierSource), "unrecorded")

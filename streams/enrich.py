@@ -33,14 +33,19 @@ Carrier, with `carrier_source`:
   range holder, not necessarily the network that carried the message;
 - `none`: nothing says.
 
-Speed: libphonenumber costs hundreds of microseconds per number (validity and type are
-regular-expression tests, the area lookup repeats the region search), so what the number
-alone says is cached per number range: numbers that share every digit but the last three
-(two for numbers of 8 to 10 digits; short numbers are cached whole) share one entry. The
-key is lengthened wherever libphonenumber's carrier or area data has a longer prefix
-under it, so carrier and area are exact by construction; country and line type are
-checked against the uncached result over every region's example numbers in
-tests/streams/test_enrich.py.
+Speed (`python -m bench.enrich`): region and type are regular-expression tests that cost a
+few times a `phonenumbers.parse`, so what the number alone says is cached per number range:
+numbers that share every digit but the last three (two for numbers of 8 to 10 digits;
+short numbers are cached whole) share one entry, and per number (a message's reports
+repeat it). The range key is lengthened wherever libphonenumber's carrier or area data has
+a longer prefix under it, so carrier and area are exact by construction; country and line
+type are checked against uncached lookups over every region's example numbers. An uncached
+lookup builds the number object from the digits instead of parsing text and reads area
+names from libphonenumber's data (`phonenumbers.geodata`, `phonenumbers.carrierdata`:
+prefix -> language -> name) instead of calling the geocoder, which would search the
+region again; tests/streams/test_enrich.py holds both to libphonenumber's public API
+(`parse`, `geocoder`, `carrier`) over every region's example numbers, so a data-layout
+change in an upgrade fails there.
 """
 
 from __future__ import annotations

@@ -280,8 +280,8 @@ def test_cache_keys_follow_longer_data_prefixes() -> None:
 # -- through the worker, one payload per provider that carries network data -------------
 
 
-def _process(provider: str, payload: dict[str, Any], mid: str = "m1") -> CanonicalEvent:
-    envelope = RawEnvelope(
+def _envelope(provider: str, payload: dict[str, Any], mid: str = "m1") -> bytes:
+    return RawEnvelope(
         provider=provider,
         message_id=f"{provider}:{mid}",
         provider_message_id=mid,
@@ -296,7 +296,10 @@ def _process(provider: str, payload: dict[str, Any], mid: str = "m1") -> Canonic
         payload=payload,
         key_id="k_test",
     ).to_json()
-    out = process(envelope, b"k", None, 0, 1, 1.0, Config(salt="s"))
+
+
+def _process(provider: str, payload: dict[str, Any]) -> CanonicalEvent:
+    out = process(_envelope(provider, payload), b"k", None, 0, 1, 1.0, Config(salt="s"))
     assert out.event is not None, out
     return out.event
 
@@ -376,22 +379,7 @@ def test_provider_payloads_get_their_carrier_and_country(
 
 def test_a_later_report_on_weaker_evidence_keeps_the_carrier() -> None:
     def telnyx(status: str, **extra: Any) -> bytes:
-        payload = {"to": "+33612345678", "status": status, "id": "m1", **extra}
-        return RawEnvelope(
-            provider="telnyx",
-            message_id="telnyx:m1",
-            provider_message_id="m1",
-            received_at=1_700_000_000.0,
-            method="POST",
-            url="http://x/webhooks/telnyx",
-            headers={},
-            content_type="application/json",
-            body=orjson.dumps(payload).decode(),
-            body_encoding="utf-8",
-            body_sha256="0" * 64,
-            payload=payload,
-            key_id="k_test",
-        ).to_json()
+        return _envelope("telnyx", {"to": "+33612345678", "status": status, "id": "m1", **extra})
 
     first = process(telnyx("sent", carrier="Bouygues Telecom"), b"k", None, 0, 1, 1.0, Config())
     assert first.event is not None and first.event.carrier_source == "provider"
