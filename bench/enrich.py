@@ -61,8 +61,7 @@ def per_number(work: Callable[[str], object], items: Iterable[str], count: int) 
 
 def fresh() -> None:
     """Empty the enrichment's caches (each row starts cold)."""
-    enrichment._by_range.clear()
-    enrichment._by_number.clear()
+    enrichment.clear_caches()
 
 
 def main() -> int:

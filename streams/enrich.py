@@ -369,6 +369,13 @@ _by_range: dict[str, NumberFacts] = {}
 _by_number: dict[str, NumberFacts] = {}
 
 
+def clear_caches() -> None:
+    """Forget every cached lookup (benchmarks measure cold lookups with it)."""
+    _by_range.clear()
+    _by_number.clear()
+    _by_report.clear()
+
+
 def _remember(cache: dict[str, NumberFacts], key: str, facts: NumberFacts) -> None:
     if len(cache) >= CACHE_SIZE:
         del cache[next(iter(cache))]  # the oldest entry
@@ -416,6 +423,12 @@ def _stated_country(country: str | None) -> str | None:
     return code if len(code) == 2 and code.isascii() and code.isalpha() else None
 
 
+Report = tuple[str | None, str | None, str | None, str | None, str | None]
+#: (recipient, mcc, mnc, carrier, country) -> its enrichment: a message's reports repeat
+#: them, so all but the first cost one dictionary lookup.
+_by_report: dict[Report, Enrichment] = {}
+
+
 def enrich(
     recipient: str | None,
     *,
@@ -425,6 +438,23 @@ def enrich(
     country: str | None = None,
 ) -> Enrichment:
     """All derived fields of one report (see the module docstring for the evidence order)."""
+    key = (recipient, mcc, mnc, carrier, country)
+    found = _by_report.get(key)
+    if found is None:
+        found = _enrich(recipient, mcc, mnc, carrier, country)
+        if len(_by_report) >= CACHE_SIZE:
+            del _by_report[next(iter(_by_report))]  # the oldest entry
+        _by_report[key] = found
+    return found
+
+
+def _enrich(
+    recipient: str | None,
+    mcc: str | None,
+    mnc: str | None,
+    carrier: str | None,
+    country: str | None,
+) -> Enrichment:
     facts = number_facts(recipient)
     table = network_table()
     found = _stated_country(country) or table.country(mcc, facts.country) or facts.country
