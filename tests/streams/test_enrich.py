@@ -7,6 +7,7 @@ geocoder data, the MCC/MNC table of real networks), never from the code under te
 from __future__ import annotations
 
 import random
+from functools import cache
 from typing import Any
 
 import orjson
@@ -212,6 +213,7 @@ def test_every_country_the_enrichment_names_has_a_region() -> None:
     assert {c for c in regions | from_mcc if region_of(c) is None} == set()
 
 
+@cache
 def _example_numbers() -> list[str]:
     types = [t for t in vars(PhoneNumberType).values() if isinstance(t, int) and t != 99]
     found = []
@@ -235,12 +237,12 @@ def test_the_range_cache_gives_what_an_uncached_lookup_gives() -> None:
         free = len(digits) - kept
         variants = [digits]
         if free:
-            variants += [digits[:kept] + f"{rng.randrange(10**free):0{free}d}" for _ in range(2)]
+            variants.append(digits[:kept] + f"{rng.randrange(10**free):0{free}d}")
         for variant in variants:
             assert range_key(variant) == key
             assert number_facts(variant) == uncached_facts(variant), variant
             checked += 1
-    assert checked > 1500
+    assert checked > 1000
 
 
 def _reference(number: str) -> tuple[str | None, str | None, str | None]:
