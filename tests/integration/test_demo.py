@@ -70,7 +70,7 @@ def test_demo_with_every_providers_wire_format(
     code = _run(
         pipeline.settings,
         pipeline.base_url,
-        messages=300,
+        messages=200,
         seed=11,
         truth=truth_file,
         concurrency=16,
