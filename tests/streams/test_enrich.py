@@ -249,7 +249,7 @@ def _reference(number: str) -> tuple[str | None, str | None, str | None]:
     """(country, area, range holder) straight from libphonenumber's public API."""
     parsed = phonenumbers.parse(number)
     region = phonenumbers.region_code_for_number(parsed)
-    if region in (None, "001"):
+    if region is None or region == "001":
         return None, None, None
     kind = phonenumbers.number_type(parsed)
     area = ""
