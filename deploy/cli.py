@@ -4,6 +4,9 @@ dlr up                          everything locally, in the foreground (make run)
 dlr kafka start|stop|status     local Kafka 4.x KRaft broker (start runs in the foreground)
 dlr clickhouse start|stop|status  local ClickHouse 26.9 server
 dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
+dlr api                         the sender's API (register messages, ask their status)
+dlr status <message_id> | --client-ref X   what became of a message (same as the API)
+dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
 dlr worker                      the faust stream worker
 dlr sink                        the ClickHouse sink
 dlr topics                      create the dlr.* topics
@@ -130,6 +133,53 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
     return 0
 
 
+def cmd_api(settings: Settings) -> int:
+    """Serve the sender's API with uvicorn."""
+    import uvicorn
+
+    from ingress.api.app import create_app
+
+    logs.setup(settings.log_level)
+    print(f"[api] http://{settings.api_host}:{settings.api_port}", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_apikey(settings: Settings, key_id: str, tenant: str | None, scopes: list[str]) -> int:
+    """Print a new token (once) and the DLR_API_KEYS entry that holds only its SHA-256."""
+    import json
+
+    from ingress.api.keys import SCOPES, new_token, token_hash
+
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        print(f"dlr apikey: unknown scopes {unknown}; known: {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    token = new_token()
+    entry: dict[str, object] = {"id": key_id, "sha256": token_hash(token), "scopes": scopes}
+    if tenant:
+        entry["tenant"] = tenant
+    print(f"token (give it to the sender, it is not stored anywhere): {token}")
+    print(f"DLR_API_KEYS entry: {json.dumps(entry)}")
+    return 0
+
+
+def cmd_status(settings: Settings, message_id: str | None, client_ref: str | None, fmt: str) -> int:
+    """Print what became of a message (or of every message with a client_ref)."""
+    from deploy.status_cli import run_status
+
+    return run_status(settings, message_id=message_id, client_ref=client_ref, fmt=fmt)
+
+
 def cmd_worker(settings: Settings) -> int:
     """Run the faust worker in the foreground."""
     logs.setup(settings.log_level)
@@ -228,6 +278,14 @@ SERVICES: tuple[Service, ...] = (
         ),
     ),
     Service(
+        "api",
+        lambda s: f"http://{s.api_host}:{s.api_port}/readyz",
+        lambda s: (
+            f"http://{s.api_host}:{s.api_port}  /v1/messages  /healthz /readyz /metrics "
+            "/openapi.json"
+        ),
+    ),
+    Service(
         "worker",
         lambda s: f"http://127.0.0.1:{s.worker_web_port}/healthz",
         lambda s: f"http://127.0.0.1:{s.worker_web_port}/metrics",
@@ -263,10 +321,15 @@ def cmd_up(settings: Settings) -> int:
             clickhouse.start(settings)
         asyncio.run(_topics(settings))
         if env["DLR_DEV_SECRETS"] == "1":
+            from ingress.api.keys import dev_key
             from ingress.credentials import dev_secrets, dev_secrets_path
 
             dev_secrets(settings.model_copy(update={"dev_secrets": True}))
-            print(f"[up] development secrets in {dev_secrets_path(settings)} (kept, not printed)")
+            dev_key(settings)
+            print(
+                f"[up] development secrets and API key in {dev_secrets_path(settings)} "
+                "(kept, not printed)"
+            )
         for service in SERVICES:
             procs.append(_spawn([service.name], env, log_dir))
         for service in SERVICES:
@@ -323,6 +386,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--workers", type=int, default=1)
+    sub.add_parser("api", help="the sender's API")
+    p = sub.add_parser("status", help="what became of a message")
+    p.add_argument("message_id", nargs="?")
+    p.add_argument("--client-ref")
+    p.add_argument("--format", default="text", choices=["text", "json"])
+    p = sub.add_parser("apikey", help="make a new API key for the sender's API")
+    p.add_argument("--id", default="sender")
+    p.add_argument("--tenant")
+    p.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        help="repeat; default messages:write and messages:read",
+    )
     sub.add_parser("worker", help="faust stream worker")
     sub.add_parser("sink", help="ClickHouse sink")
     sub.add_parser("topics", help="create topics")
@@ -352,11 +429,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--report",
         default="delivery",
-        choices=["delivery", "stuck", "silent", "spikes", "hourly"],
+        choices=["delivery", "stuck", "silent", "spikes", "hourly", "unreported"],
         help="delivery (default), messages stuck before a final state, carriers that never "
-        "report delivered, failure-reason spikes, hourly trend",
+        "report delivered, failure-reason spikes, hourly trend, registered messages without "
+        "any receipt per provider / carrier",
     )
     p.add_argument("--stuck-after", default="6h", help="with --report stuck")
+    p.add_argument(
+        "--attempts",
+        default="sends",
+        choices=["sends", "final"],
+        help="delivery rate denominator: sends (final states + unreported registrations, "
+        "default) or final (final states only)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -367,6 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_clickhouse(settings, args.action, args.detach)
     if args.command == "ingress":
         return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers)
+    if args.command == "api":
+        return cmd_api(settings)
+    if args.command == "status":
+        if bool(args.message_id) == bool(args.client_ref):
+            parser.error("status: give a message id or --client-ref, not both")
+        return cmd_status(settings, args.message_id, args.client_ref, args.format)
+    if args.command == "apikey":
+        scopes = args.scopes or ["messages:write", "messages:read"]
+        return cmd_apikey(settings, args.id, args.tenant, scopes)
     if args.command == "worker":
         return cmd_worker(settings)
     if args.command == "sink":
@@ -398,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             fmt=args.format,
             kind=args.report,
             stuck_after=args.stuck_after,
+            attempts=args.attempts,
         )
     return 2
 

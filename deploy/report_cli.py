@@ -21,6 +21,11 @@ The other reports of the issue have their own entry point until `dlr report` get
     python -m deploy.report_cli --report silent --since 24h         # carriers, no delivered
     python -m deploy.report_cli --report spikes --since 24h --by carrier --min-count 10
     python -m deploy.report_cli --report hourly --since 6h --by region  # per hour, exact
+    python -m deploy.report_cli --report unreported --since 24h   # registered, no receipt
+
+`--attempts sends` (default) counts registered messages that got no receipt within
+`DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
+messages in a final state (sinks/clickhouse/README.md, "Delivery rate").
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
@@ -37,7 +42,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, Literal, TextIO, cast, get_args
 
 import orjson
 
@@ -46,8 +51,8 @@ from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
 from sinks.clickhouse.report import GROUPS
 
-ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly"]
-KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly")
+ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
+KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
 
 #: carrier_source values, plus `unrecorded` (messages stored before the enrichment).
@@ -204,6 +209,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         *groups,
         "messages",
         "attempts",
+        "unreported",
         "delivered",
         "rate",
         "prev rate",
@@ -218,6 +224,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
             *("(none)" if row[g] is None else str(row[g]) for g in groups),
             str(row["messages"]),
             str(row["attempts"]),
+            str(row.get("unreported", 0)),
             str(row["delivered"]),
             _percent(row["delivery_rate"]),
             _percent(row["previous_delivery_rate"]),
@@ -230,7 +237,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         for row in rows
     ]
     first = len(groups)
-    return render_table(headers, body, numeric=set(range(first, first + 8)))
+    return render_table(headers, body, numeric=set(range(first, first + 9)))
 
 
 def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
@@ -249,6 +256,8 @@ def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
         *_groups(by),
         "messages",
         "attempts",
+        "final_attempts",
+        "unreported",
         "delivered",
         "delivery_rate",
         "ttd_p50_s",
@@ -312,6 +321,16 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "ttd_p95_s",
         "failure_reasons",
     ),
+    "unreported": (
+        "provider",
+        "carrier",
+        "registered",
+        "unreported",
+        "waiting",
+        "share",
+        "countries",
+        "oldest_unreported",
+    ),
     "spikes": (
         "grp",
         "reason",
@@ -324,6 +343,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 _NUMERIC = {
+    "registered",
+    "unreported",
+    "waiting",
     "messages",
     "attempts",
     "stuck_in_sent",
@@ -419,6 +441,7 @@ def produce(
     stuck_after: str,
     min_count: int,
     limit: int,
+    attempts: str = "sends",
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
@@ -429,7 +452,7 @@ def produce(
         group = report.check_groups(by)
     except ValueError as exc:
         raise ReportError(f"--by: {exc}", 2) from exc
-    if kind in ("stuck", "silent") and len(group) > 1:
+    if kind in ("stuck", "silent", "unreported") and len(group) > 1:
         raise ReportError(f"--by takes no pair with --report {kind}", 2)
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}", 2)
@@ -439,8 +462,23 @@ def produce(
     except ValueError as exc:
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
+    if attempts not in ("sends", "final"):
+        raise ReportError("--attempts must be sends or final", 2)
+    after = settings.unreported_after_s
     if kind == "delivery":
-        rows = _fetch(settings, kind, lambda c: report.report(c, db, group, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.report(
+                c,
+                db,
+                group,
+                since_s,
+                now,
+                attempts=cast(report.Attempts, attempts),
+                unreported_after_s=after,
+            ),
+        )
         if fmt == "json":
             return _json(rows)
         if fmt == "csv":
@@ -453,6 +491,16 @@ def produce(
         hours = after_s / 3600
         rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
+    elif kind == "unreported":
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.unreported(c, db, since_s, now, unreported_after_s=after),
+        )
+        title = (
+            f"registered messages submitted in the {since} before {_iso(now)} without any "
+            f"receipt {after}s after submission, per provider and carrier (worst share first)"
+        )
     elif kind == "silent":
         rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
@@ -498,6 +546,7 @@ def run_report(
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
+    attempts: str = "sends",
 ) -> int:
     """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -512,6 +561,7 @@ def run_report(
             stuck_after=stuck_after,
             min_count=min_count,
             limit=limit,
+            attempts=attempts,
         )
     except ReportError as exc:
         print(f"dlr report: {exc}", file=sys.stderr)
@@ -536,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
     parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
+    parser.add_argument("--attempts", default="sends", choices=["sends", "final"])
     args = parser.parse_args(argv)
     return run_report(
         Settings(),
@@ -546,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         stuck_after=args.stuck_after,
         min_count=args.min_count,
         limit=args.limit,
+        attempts=args.attempts,
     )
 
 

@@ -10,8 +10,14 @@ applied by the state machine; `transition` says what the report did:
 carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` after
 `delivered`).
 
-`carrier_source`, `line_type` and `area` came later: they are optional (an event written
-before them reads with None), so they are last and have defaults.
+`submitted_at`, `consent_source` and `consent_at` come from the sender's registration of
+the message (`dlr.sends.v1`, see `schemas/sends.py`); they are optional on the wire (events
+written before they existed lack them) and null when the message was never registered.
+A registration that arrives after the message's reports is emitted as an `enriched` event
+whose `raw_sha256` is the registration's digest.
+
+`carrier_source`, `line_type` and `area` (streams/enrich.py) came later too: optional, so
+an event written before them reads with None.
 """
 
 from __future__ import annotations
@@ -79,6 +85,10 @@ class CanonicalEvent:
     received_at: datetime
     emitted_at: datetime
     raw_sha256: str
+    #: From the sender's registration (dlr.sends.v1) when the report lacks them.
+    submitted_at: datetime | None = None
+    consent_source: str | None = None
+    consent_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
     carrier_source: CarrierSource | None = None
     line_type: LineType | None = None
@@ -99,7 +109,13 @@ class CanonicalEvent:
         KeyError / ValueError / TypeError on a malformed event.
         """
         values = {k: v for k, v in data.items() if k in _FIELDS}
-        for name in ("provider_timestamp", "received_at", "emitted_at"):
+        for name in (
+            "provider_timestamp",
+            "received_at",
+            "emitted_at",
+            "submitted_at",
+            "consent_at",
+        ):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         for name in ("state", "current_state"):
@@ -117,5 +133,7 @@ class CanonicalEvent:
 
 
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
-#: Fields an event may lack on the wire (added after v1 was first published).
-OPTIONAL: frozenset[str] = frozenset({"carrier_source", "line_type", "area"})
+#: Fields added to v1 later: optional on the wire (older events lack them).
+OPTIONAL: frozenset[str] = frozenset(
+    {"submitted_at", "consent_source", "consent_at", "carrier_source", "line_type", "area"}
+)

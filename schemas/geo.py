@@ -1,7 +1,8 @@
 """UN M49 sub-region of a country, as data, for the canonical events' `region`.
 
 The country itself comes from the worker's enrichment (streams/enrich.py: the provider,
-the MCC, or the number via libphonenumber). Regions are the M49 sub-regions ("Northern
+the MCC, or the number via libphonenumber); `country_of_number` gives the number's alone
+(the sender API's registrations). Regions are the M49 sub-regions ("Northern
 America", "Western Europe", "Sub-Saharan Africa", "Latin America and the Caribbean" ...);
 Taiwan and Kosovo, which M49 does not list, are placed where the M49 region of their
 neighbours puts them.
@@ -10,6 +11,8 @@ neighbours puts them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import phonenumbers
 
 #: UN M49 sub-region -> ISO 3166-1 alpha-2 codes of its countries and territories.
 SUBREGIONS: Mapping[str, str] = {
@@ -52,3 +55,32 @@ def region_of(country: str | None) -> str | None:
     if not country:
         return None
     return REGION.get(country.strip().upper())
+
+
+#: libphonenumber regions that are parts of an ISO 3166-1 country (Ascension, Tristan da
+#: Cunha: SH).
+_ISO_COUNTRY: Mapping[str, str] = {"AC": "SH", "TA": "SH"}
+
+
+def iso_country(region: str | None) -> str | None:
+    """libphonenumber's region code as an ISO 3166-1 alpha-2 country (None for 001, ZZ)."""
+    if not region or region in ("001", "ZZ"):
+        return None
+    return _ISO_COUNTRY.get(region, region)
+
+
+def country_of_number(number: str | None) -> str | None:
+    """ISO country of an international number: its region in libphonenumber, else (a number
+    in no assigned range) its calling code's main region. For the sender API's
+    registrations; the worker's enrichment (streams/enrich.py) says the same and more."""
+    if not number:
+        return None
+    text = number.strip()
+    try:
+        parsed = phonenumbers.parse(text if text.startswith("+") else "+" + text)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    return iso_country(region)

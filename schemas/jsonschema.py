@@ -53,7 +53,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "provider_timestamp": "When the provider says the status happened (UTC).",
     "received_at": "When the ingress received the webhook (UTC).",
     "emitted_at": "When the worker emitted this event (UTC).",
-    "raw_sha256": "SHA-256 of the raw webhook body (audit link to dlr.raw.v1).",
+    "raw_sha256": "SHA-256 of the raw webhook body (audit link to dlr.raw.v1); of the "
+    "registration for an event a registration emitted (dlr.sends.v1).",
+    "submitted_at": "When the sender submitted the message (its registration), UTC.",
+    "consent_source": "Where the recipient's consent came from (its registration).",
+    "consent_at": "When that consent was obtained (its registration), UTC.",
     "schema_version": "Contract version.",
     "carrier_source": "Evidence for carrier: provider (named by the provider), mcc_mnc "
     "(network of the provider's MCC/MNC), number_range (original range holder; ported "

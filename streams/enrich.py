@@ -64,7 +64,7 @@ from phonenumbers import carrier as ranges
 from phonenumbers.carrierdata import CARRIER_DATA
 
 from schemas.events import CarrierSource, LineType
-from schemas.geo import region_of
+from schemas.geo import iso_country, region_of
 
 CARRIER_SOURCES: Final[tuple[CarrierSource, ...]] = get_args(CarrierSource)
 #: Evidence rank: a report never replaces a carrier found on stronger evidence.
@@ -94,8 +94,6 @@ _CARRIER_TYPES = frozenset(
 _AREA_TYPES = frozenset(
     {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
-#: libphonenumber regions that are parts of an ISO 3166-1 country.
-_ISO_COUNTRY = {"AC": "SH", "TA": "SH"}
 _LANG = "en"
 #: Entries of the number-range cache (about 200 bytes each).
 CACHE_SIZE = 100_000
@@ -348,8 +346,7 @@ def _lookup(digits: str) -> NumberFacts:
         digits = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
     if region is None:  # in no assigned range: the calling code's main region
         main = phonenumbers.region_code_for_country_code(number.country_code or 0)
-        country = None if main in ("001", "ZZ") else _ISO_COUNTRY.get(main, main)
-        return NumberFacts(country, None, "unknown", None)
+        return NumberFacts(iso_country(main), None, "unknown", None)
     if region == "001":  # non-geographic (+800, +881 ...)
         kind = phonenumbers.number_type(number)
         return NumberFacts(None, None, _LINE_TYPE.get(kind, "unknown"), None)
@@ -357,7 +354,7 @@ def _lookup(digits: str) -> NumberFacts:
     holder = ranges.name_for_valid_number(number, _LANG) if kind in _CARRIER_TYPES else ""
     area = _area(digits, region, number) if kind in _AREA_TYPES else ""
     return NumberFacts(
-        _ISO_COUNTRY.get(region, region),
+        iso_country(region),
         area or None,
         _LINE_TYPE.get(kind, "unknown"),
         holder or None,

@@ -48,6 +48,10 @@ INFO_FIELDS: tuple[str, ...] = (
     "segments",
     "price",
     "currency",
+    # from the sender's registration (streams/sends.py), never from a provider report
+    "submitted_at",
+    "consent_source",
+    "consent_at",
 )
 
 

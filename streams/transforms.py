@@ -58,6 +58,8 @@ class Outcome:
     deadletter: list[Pair] = field(default_factory=list)
     actions: list[Pair] = field(default_factory=list)
     suppressions: list[Pair] = field(default_factory=list)
+    #: Records for `dlr.sends.v1` (a part's reports forwarded to its message: streams/sends.py).
+    forward: list[Pair] = field(default_factory=list)
     #: The canonical event emitted, if any (its transition and `mapped` say the rest).
     event: CanonicalEvent | None = None
 
@@ -87,7 +89,16 @@ def _report(norm: Normalized, info: dict[str, Any]) -> Report:
     return Report(norm.state, ts, norm.sequence, bool(norm.provider_final), info)
 
 
-def _info(env: RawEnvelope, norm: Normalized, prior: MessageState | None) -> dict[str, Any]:
+def _info(
+    env: RawEnvelope,
+    norm: Normalized,
+    joined: Mapping[str, Any] | None = None,
+    *,
+    prior: MessageState | None = None,
+) -> dict[str, Any]:
+    """What the report says about the message; `joined` (the registration's
+    `schemas.sends.joined_info`) fills what it does not say; `prior` (the message's state)
+    keeps a carrier found on stronger evidence than this report's."""
     found = enrich(
         norm.recipient, mcc=norm.mcc, mnc=norm.mnc, carrier=norm.carrier, country=norm.country
     )
@@ -98,7 +109,7 @@ def _info(env: RawEnvelope, norm: Normalized, prior: MessageState | None) -> dic
     if RANK.get(known, 0) > RANK[found.carrier_source]:
         carrier = source = None
     token = env.token
-    return {
+    info = {
         "carrier": carrier,
         "carrier_source": source,
         "line_type": found.line_type,
@@ -114,6 +125,15 @@ def _info(env: RawEnvelope, norm: Normalized, prior: MessageState | None) -> dic
         "price": norm.price,
         "currency": norm.currency,
     }
+    if joined:
+        for name, value in joined.items():
+            if info.get(name) is None:
+                info[name] = value
+    return info
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _event(
@@ -158,6 +178,9 @@ def _event(
         received_at=datetime.fromtimestamp(env.received_at, UTC),
         emitted_at=datetime.fromtimestamp(now, UTC),
         raw_sha256=env.body_sha256,
+        submitted_at=_time(info.get("submitted_at")),
+        consent_source=info.get("consent_source"),
+        consent_at=_time(info.get("consent_at")),
     )
 
 
@@ -240,16 +263,10 @@ def _outputs(
         )
 
 
-def process(
-    raw: bytes,
-    key: bytes | None,
-    stored: Mapping[str, Any] | None,
-    partition: int,
-    offset: int,
-    now: float,
-    config: Config,
-) -> Outcome:
-    """Decide everything about one raw record (see module docstring)."""
+def read(
+    raw: bytes, key: bytes | None, partition: int, offset: int
+) -> tuple[RawEnvelope, Normalized] | Outcome:
+    """The envelope and its mapped report, or the dead-letter outcome of a bad record."""
     try:
         env = RawEnvelope.from_json(raw)
     except (ValueError, TypeError, KeyError) as exc:
@@ -261,6 +278,25 @@ def process(
         norm = mapper(env.payload)
     except Exception as exc:  # a mapper bug must not stop the partition
         return _dead("mapping_error", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+    return env, norm
+
+
+def process(
+    raw: bytes,
+    key: bytes | None,
+    stored: Mapping[str, Any] | None,
+    partition: int,
+    offset: int,
+    now: float,
+    config: Config,
+    joined: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Decide everything about one raw record (see module docstring). `joined`: what the
+    message's registration says (streams/sends.py), for what the report does not say."""
+    got = read(raw, key, partition, offset)
+    if isinstance(got, Outcome):
+        return got
+    env, norm = got
     ekey = event_key(env, norm)
     # A duplicate needs nothing else (~30 % of the records): check before the copies,
     # the event id and the geo lookup of the report.
@@ -270,7 +306,7 @@ def process(
         if (p, o) != (partition, offset):
             return Outcome("duplicate")
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
-        decision = decide(prior, _report(norm, _info(env, norm, prior)))
+        decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
@@ -279,7 +315,7 @@ def process(
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
-    decision = decide(prior, _report(norm, _info(env, norm, prior)))
+    decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
     seen[ekey] = [partition, offset, prior_dict]
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:

@@ -22,6 +22,8 @@ from tests.conftest import ROOT, free_port
 from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
+#: Started only when a test names it.
+OPTIONAL = ("api",)
 
 
 class Pipeline:
@@ -44,6 +46,8 @@ class Pipeline:
             "DLR_DEADLETTER_TOPIC": f"deadletter.{unique}",
             "DLR_ACTIONS_TOPIC": f"actions.{unique}",
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
+            "DLR_SENDS_TOPIC": f"sends.{unique}",
+            "DLR_API_PORT": str(free_port()),
             "DLR_WORKER_ID": f"dlr-test-{unique}",
             "DLR_SINK_GROUP": f"sink-{unique}",
             "DLR_CLICKHOUSE_DATABASE": f"dlr_{unique}",
@@ -73,10 +77,20 @@ class Pipeline:
     def health_url(self, service: str) -> str:
         port = {
             "ingress": self.settings.ingress_port,
+            "api": self.settings.api_port,
             "worker": self.settings.worker_web_port,
             "sink": self.settings.sink_metrics_port,
         }[service]
-        return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
+        ready = service in ("ingress", "api")
+        return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def api_key(self) -> str:
+        data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
+        return str(data["api"]["key"])
 
     def start(self, *services: str, timeout: float = 90.0) -> None:
         create_topics(self.settings)

@@ -1,6 +1,7 @@
 """Delivery analytics from ClickHouse: the documented SQL in `queries/`, run with parameters.
 
-`report`, `stuck`, `silent_carriers`, `reason_spikes` and `hourly` (the hourly trend) read
+`report`, `stuck`, `silent_carriers`, `reason_spikes`, `unreported` and `hourly` (the
+hourly trend) read
 `status_snapshot`: the rows of the exact `message_status` view (one row per message, its
 final state after the state machine), materialized by a refreshable view every minute and
 sorted by first event time, so a query reads only its window. Never the approximate hourly
@@ -49,6 +50,8 @@ GroupBy = Literal[
     "line_type",
     "carrier_source",
 ]
+#: Delivery-rate denominators (README.md): final states + unreported sends, or final only.
+Attempts = Literal["sends", "final"]
 GROUPS: tuple[GroupBy, ...] = get_args(GroupBy)
 #: One dimension, a comma-separated pair ("country,carrier") or a tuple of one or two.
 Grouping = str | tuple[str, ...]
@@ -121,22 +124,25 @@ def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, 
 _BLOCKS = (
     "SELECT (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'messages' AND active),"
-    " ifNull((SELECT watermark FROM {db:Identifier}.status_snapshot LIMIT 1), 0)"
+    " (SELECT max(max_block_number) FROM system.parts"
+    " WHERE database = {db:String} AND table = 'sends' AND active),"
+    " ifNull((SELECT (watermark, sends_watermark) FROM {db:Identifier}.status_snapshot"
+    " LIMIT 1), (0, 0))"
 )
 
 
-def _blocks(client: Client, db: str) -> tuple[int, int]:
-    """(highest insert block of `messages` now, highest one the snapshot has seen)."""
-    current, watermark = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
-    return int(current), int(watermark)
+def _blocks(client: Client, db: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((highest insert block of `messages`, of `sends`) now, the same as the snapshot saw)."""
+    messages, sends, seen = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    return (int(messages), int(sends)), (int(seen[0]), int(seen[1]))
 
 
 def snapshot_behind(client: Client, database: str) -> bool:
-    """True when `messages` holds rows inserted after the snapshot's last refresh started
-    (one `system.parts` lookup; merges keep block numbers, so only inserts count).
+    """True when `messages` or `sends` hold rows inserted after the snapshot's last refresh
+    started (one `system.parts` lookup; merges keep block numbers, so only inserts count).
     """
-    current, watermark = _blocks(client, check_identifier(database))
-    return current > watermark
+    current, seen = _blocks(client, check_identifier(database))
+    return current[0] > seen[0] or current[1] > seen[1]
 
 
 def refresh(client: Client, database: str, *, attempts: int = 3) -> None:
@@ -150,7 +156,8 @@ def refresh(client: Client, database: str, *, attempts: int = 3) -> None:
     for _ in range(max(1, attempts)):
         client.command(f"SYSTEM REFRESH VIEW {db}.{SNAPSHOT_VIEW}")
         client.command(f"SYSTEM WAIT VIEW {db}.{SNAPSHOT_VIEW}")
-        if _blocks(client, db)[1] >= target:
+        seen = _blocks(client, db)[1]
+        if seen[0] >= target[0] and seen[1] >= target[1]:
             return
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
 
@@ -184,22 +191,31 @@ def report(
     *,
     drop_threshold: float = DROP_THRESHOLD,
     exact: bool = True,
+    attempts: Attempts = "sends",
+    unreported_after_s: int = 3600,
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
     against the previous window of the same length, and the messages per
     `carrier_source` (the evidence behind the carrier names; `unrecorded` for messages
     stored before the enrichment). Worst delivery rate first. `by` may be a pair
-    (`"country,carrier"`): the drop flag is then per pair. `exact=False`: read the snapshot
-    as it is (up to a minute old, never refreshes).
+    (`"country,carrier"`): the drop flag is then per pair.
+    `attempts="sends"` (default): registered messages without any receipt
+    `unreported_after_s` after submission are attempts too (`unreported`); `"final"`:
+    only messages in a final state (`final_attempts`; both are in every row).
+    `exact=False`: read the snapshot as it is (up to a minute old, never refreshes).
     """
     groups = check_groups(by)
+    if attempts not in ("sends", "final"):
+        raise ValueError("attempts must be sends or final")
     parameters = {
         "db": check_identifier(database),
         **_group_params(groups),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
         "drop": float(drop_threshold),
+        "sends": 1 if attempts == "sends" else 0,
+        "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
     }
     _fresh(client, database, exact)
     rows = _rows(client, "report", parameters)
@@ -215,6 +231,8 @@ def report(
                 **named,
                 "messages": int(row["messages"]),
                 "attempts": int(row["attempts"]),
+                "final_attempts": int(row["final_attempts"]),
+                "unreported": int(row["unreported"]),
                 "delivered": int(row["delivered"]),
                 "delivery_rate": _number(row["delivery_rate"]),
                 "failure_reasons": {
@@ -318,6 +336,34 @@ def reason_spikes(
         }
         for row in rows
     ]
+
+
+def unreported(
+    client: Client,
+    database: str,
+    since_s: int,
+    now: datetime | None = None,
+    *,
+    unreported_after_s: int = 3600,
+    exact: bool = True,
+) -> list[dict[str, Any]]:
+    """Registered messages without any receipt, per provider and carrier
+    (`queries/unreported.sql`): registered, unreported, still waiting, the unreported
+    share, their countries and the oldest one. Worst share first."""
+    parameters = {
+        "db": check_identifier(database),
+        "since_s": _check_window(since_s, "since_s"),
+        "now": _now(now),
+        "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
+    }
+    _fresh(client, database, exact)
+    rows = _rows(client, "unreported", parameters)
+    for row in rows:
+        row["share"] = _number(row["share"])
+        for name in ("registered", "unreported", "waiting"):
+            row[name] = int(row[name])
+        row["countries"] = sorted(str(c) for c in row["countries"])
+    return rows
 
 
 _QUANTILES = ("ttd_p50_s", "ttd_p90_s", "ttd_p95_s", "ttd_p99_s")

@@ -2,8 +2,8 @@
 
 `COLUMNS` / `TYPES` are the insert's column names and ClickHouse type names in order, so
 the writer can build its insert context without a `DESCRIBE` per batch; a unit test keeps
-them equal to `ddl/0001_events.sql` plus the columns `ddl/0007_enrichment.sql` adds.
-Columns with a DEFAULT in the DDL (`inserted_at`) are not sent.
+them equal to `ddl/0001_events.sql` and the columns `ddl/0007_enrichment.sql` and
+`ddl/0008_sends.sql` add. Columns with a DEFAULT in the DDL (`inserted_at`) are not sent.
 
 The sink reads wire records, never event objects: `parse` (a record of `dlr.status.v1` as
 its JSON object) and `to_columns` (a batch's columns straight from those objects, its hot
@@ -80,6 +80,10 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     ("emitted_at", "DateTime64(3, 'UTC')"),
     ("raw_sha256", "String"),
     ("schema_version", "UInt16"),
+    # ddl/0008_sends.sql
+    ("submitted_at", "Nullable(DateTime64(3, 'UTC'))"),
+    ("consent_source", "LowCardinality(Nullable(String))"),
+    ("consent_at", "Nullable(DateTime64(3, 'UTC'))"),
 )
 
 COLUMNS: tuple[str, ...] = tuple(name for name, _ in SCHEMA)
@@ -203,6 +207,9 @@ def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tupl
         _millis(event.emitted_at),
         event.raw_sha256,
         int(event.schema_version),
+        _millis(event.submitted_at),
+        event.consent_source,
+        _millis(event.consent_at),
     )
 
 
@@ -342,7 +349,15 @@ def _chunk_columns(
         [millis(iso(v)) for v in emitted_at],
         raw_sha256,
         [r.get("schema_version", SCHEMA_VERSION) for r in records],
+        # optional: events written before ddl/0008 lack them
+        [_optional_millis(r.get("submitted_at")) for r in records],
+        [r.get("consent_source") for r in records],
+        [_optional_millis(r.get("consent_at")) for r in records],
     ]
+
+
+def _optional_millis(value: str | None) -> int | None:
+    return None if value is None else _millis(datetime.fromisoformat(value))
 
 
 def _protect_all(

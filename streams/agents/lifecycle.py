@@ -1,9 +1,10 @@
 """The lifecycle agent: dedupe, map, apply the state machine, emit (one per partition).
 
-Thin on purpose: `streams.transforms.process` decides; `Lifecycle.handle` produces the
-outputs first and then writes the table (see that module for why this order is crash
-safe). `concurrency=1` because faust can commit past in-flight events with more (#606 in
-faust's tracker).
+Thin on purpose: `streams.transforms.process` decides (through `streams.sends`, which
+joins the sender's registrations from `dlr.sends.v1` and folds messages sent in parts);
+`Lifecycle.handle` produces the outputs first and then writes the table (see that module
+for why this order is crash safe). `concurrency=1` because faust can commit past
+in-flight events with more (#606 in faust's tracker).
 
 Per record `handle` talks to aiokafka's producer and to the table's RocksDB directly,
 doing what faust's Producer.send and `Table.__setitem__` do without their layers
@@ -39,11 +40,11 @@ from typing import Any, Protocol
 import faust
 import orjson
 
-from streams import _faust, metrics
+from streams import _faust, metrics, sends
 from streams.settings import WorkerSettings
 from streams.tables import NO_WAL
 from streams.topics import Topics
-from streams.transforms import Config, Outcome, process
+from streams.transforms import Config, Outcome
 
 __all__ = ["Lifecycle", "PartitionStore", "RocksPartitions", "register"]
 
@@ -118,7 +119,9 @@ class Lifecycle:
             settings.deadletter_topic,
             settings.actions_topic,
             settings.suppressions_topic,
+            settings.sends_topic,
         )
+        self.sends_topic = settings.sends_topic
         self.tally = metrics.Tally()
         self.outputs: list[Any] = []
         self.changelog_sent: defaultdict[int, deque[Any]] = defaultdict(deque)
@@ -128,12 +131,14 @@ class Lifecycle:
     async def handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
     ) -> Outcome:
-        """Process one raw record: outputs first, then the table (see the module doc)."""
+        """Process one record of `dlr.raw.v1` (or `dlr.sends.v1`: `streams/sends.py`):
+        outputs first, then the table (see the module doc)."""
         if topic not in self._verified:
             await self._verify_source(topic)
         now = time.time()
         stored = self.store.get(partition, key) if key else None
-        out = process(
+        decide = sends.send if topic == self.sends_topic else sends.receipt
+        out = decide(
             value,
             key,
             orjson.loads(stored) if stored else None,
@@ -144,12 +149,13 @@ class Lifecycle:
         )
         send = self.producer.send
         append = self.outputs.append
-        status, deadletter, actions, suppressions = self.outputs_of
+        status, deadletter, actions, suppressions, forward = self.outputs_of
         for out_topic, pairs in (
             (status, out.status),
             (deadletter, out.deadletter),
             (actions, out.actions),
             (suppressions, out.suppressions),
+            (forward, out.forward),
         ):
             for k, v in pairs:
                 same = self._same.get((out_topic, topic))
@@ -223,9 +229,13 @@ def register(app: faust.App, topics: Topics, table: Any, settings: WorkerSetting
             lifecycle.tally.flush()
             lifecycle.check()
 
-    @app.agent(topics.raw, concurrency=1)
+    # One agent over both co-partitioned sources: faust's assignor gives the same partition
+    # numbers of topics with equal partition counts and subscribers to one worker, so a
+    # message's reports and its registration meet in the same table partition.
+    @app.agent(topics.sources, concurrency=1)
     async def lifecycle(stream: Any) -> None:
-        """Consume dlr.raw.v1; produce dlr.status.v1 (+ dead letters, actions, suppressions)."""
+        """Consume dlr.raw.v1 and dlr.sends.v1; produce dlr.status.v1 (+ dead letters,
+        actions, suppressions, forwarded parts)."""
         loop = Lifecycle(
             settings, _faust.raw_producer(app), RocksPartitions(table), table.changelog_topic_name
         )

@@ -282,7 +282,7 @@ def test_containers_run_known_dlr_commands(capsys: pytest.CaptureFixture[str]) -
         for obj in [*workloads(), *[o for o in k8s_objects() if o["kind"] == "Job"]]
         for c in all_containers(obj)
     }
-    assert commands == {"ingress", "worker", "sink", "topics", "migrate"}
+    assert commands == {"ingress", "api", "worker", "sink", "topics", "migrate"}
     for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -379,8 +379,13 @@ def test_ingress_ports_probes_and_scrape_match_the_app() -> None:
     service = find("Service", "dlr-ingress")
     target = service["spec"]["ports"][0]["targetPort"]
     assert named_port(container, target) == port
-    hpa = [o for o in k8s_objects() if o["kind"] == "HorizontalPodAutoscaler"]
-    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpa] == [workload["metadata"]["name"]]
+    hpa = [
+        o
+        for o in k8s_objects()
+        if o["kind"] == "HorizontalPodAutoscaler"
+        and o["spec"]["scaleTargetRef"]["name"] == workload["metadata"]["name"]
+    ]
+    assert len(hpa) == 1
     assert hpa[0]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     assert any(
         o["kind"] == "PodDisruptionBudget"
@@ -388,6 +393,29 @@ def test_ingress_ports_probes_and_scrape_match_the_app() -> None:
         <= workload["spec"]["template"]["metadata"]["labels"].items()
         for o in k8s_objects()
     )
+
+
+def test_api_ports_probes_and_scrape_match_the_app() -> None:
+    from ingress.api.app import create_app
+
+    workload = workload_for("api")
+    assert workload["kind"] == "Deployment"
+    container = pod_spec(workload)["containers"][0]
+    settings = settings_from(container_env(container))
+    assert settings.api_host not in LOOPBACK
+    port = settings.api_port
+    assert named_port(container, "http") == port
+    assert probe_target(container, container["readinessProbe"]) == (port, "/readyz")
+    assert probe_target(container, container["livenessProbe"]) == (port, "/healthz")
+    assert scrape_target(workload) == (port, "/metrics")
+    assert "REPLACE_ME" in settings.api_keys  # from the template; a real one parses
+    app = create_app(settings.model_copy(update={"api_keys": ""}))
+    routes = {getattr(r, "path", "") for r in app.routes}
+    assert {"/readyz", "/healthz", "/metrics", "/openapi.json", "/v1/messages"} <= routes
+    service = find("Service", "dlr-api")
+    assert named_port(container, service["spec"]["ports"][0]["targetPort"]) == port
+    refs = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
+    assert refs == {"dlr-api-keys", "dlr-storage-credentials"}
 
 
 def test_worker_is_a_statefulset_with_its_state_on_a_per_pod_volume() -> None:

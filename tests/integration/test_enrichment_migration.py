@@ -1,5 +1,6 @@
-"""ddl/0007 on a database that already holds messages: old rows keep working, new events
-of the same messages carry the enrichment into message_status and the snapshot."""
+"""ddl/0007 (and 0009, the snapshot) on a database that already holds messages: old rows
+keep working, new events of the same messages carry the enrichment into message_status and
+the snapshot."""
 
 from __future__ import annotations
 
@@ -56,9 +57,16 @@ def test_messages_stored_before_0007_keep_working(client: tuple[Client, str]) ->
                current_state=State.SENT, previous_state=None, failure_reason=None,
                received_at=now, emitted_at=now, provider_timestamp=now),
     ]  # fmt: skip
-    columns = [c for c in rows.COLUMNS if c not in NEW]
+    existing = {
+        str(r[0])
+        for r in connection.query(
+            f"SELECT name FROM system.columns WHERE database = '{db}' AND table = 'events'"
+        ).result_rows
+    }
+    assert not existing & set(NEW)
+    columns = [c for c in rows.COLUMNS if c in existing]
     data = rows.to_columns(wire(*old), pii_mode="hash", salt="s")
-    kept = [col for name, col in zip(rows.COLUMNS, data, strict=True) if name not in NEW]
+    kept = [col for name, col in zip(rows.COLUMNS, data, strict=True) if name in existing]
     connection.insert("events", list(zip(*kept, strict=True)), database=db, column_names=columns)
 
     _apply(connection, db, before=None, since="0007")  # over the stored rows

@@ -47,3 +47,20 @@ def test_region_of_unknown_is_none(country: str | None) -> None:
 def test_every_region_lists_distinct_countries() -> None:
     listed = [c for members in geo.SUBREGIONS.values() for c in members.split()]
     assert len(listed) == len(set(listed)) == len(geo.REGION)
+
+
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [
+        ("+14155550100", "US"),
+        ("14155550100", "US"),
+        ("+447911123456", "GG"),
+        ("+447700900123", "GB"),  # no assigned range: the calling code's main region
+        ("+2470123", "SH"),  # Ascension: part of SH in ISO 3166-1
+        ("+80012345678", None),  # non-geographic
+        ("garbage", None),
+        (None, None),
+    ],
+)
+def test_country_of_number(number: str | None, country: str | None) -> None:
+    assert geo.country_of_number(number) == country

@@ -14,9 +14,9 @@
 --   is harmless because every column is an idempotent aggregate.
 -- * message_status: the view again with the three columns (CREATE OR REPLACE: a view holds
 --   no data).
--- * status_snapshot: three columns, and its refreshable view re-created with them (each
---   refresh replaces the whole snapshot, so nothing is lost; until the next refresh the
---   snapshot shows NULL there).
+-- * status_snapshot: three columns. Its refreshable view is re-created with them by
+--   ddl/0009 (after 0008 re-created it for the sender's registrations); until then they
+--   stay NULL in the snapshot.
 -- * hourly_v2 keeps its dimensions (provider, carrier, country, region, campaign).
 ALTER TABLE {db}.events
     ADD COLUMN IF NOT EXISTS carrier_source LowCardinality(Nullable(String)) AFTER region,
@@ -147,40 +147,3 @@ ALTER TABLE {db}.status_snapshot
     ADD COLUMN IF NOT EXISTS carrier_source LowCardinality(Nullable(String)) AFTER region,
     ADD COLUMN IF NOT EXISTS line_type LowCardinality(Nullable(String)) AFTER carrier_source,
     ADD COLUMN IF NOT EXISTS area LowCardinality(Nullable(String)) AFTER line_type;
-
-DROP VIEW IF EXISTS {db}.status_snapshot_mv;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.status_snapshot_mv
-REFRESH EVERY 1 MINUTE
-TO {db}.status_snapshot AS
-SELECT
-    message_id,
-    provider,
-    provider_message_id,
-    current_state,
-    is_attempt,
-    is_final,
-    failure_reason,
-    provider_status,
-    provider_error_code,
-    provider_error_text,
-    carrier,
-    mcc,
-    mnc,
-    country,
-    region,
-    carrier_source,
-    line_type,
-    area,
-    campaign,
-    tenant,
-    client_ref,
-    first_event_at,
-    last_event_at,
-    submitted_at,
-    sent_at,
-    delivered_at,
-    time_to_deliver_s,
-    (SELECT toUInt64(max(max_block_number)) FROM system.parts
-     WHERE database = '{db}' AND table = 'messages' AND active) AS watermark
-FROM {db}.message_status;

@@ -69,7 +69,7 @@ class Recorder:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         self.calls.append((sql, dict(parameters or {})))
-        rows: list[Any] = [[5, 5]] if "system.parts" in sql else []
+        rows: list[Any] = [[5, 5, (5, 5)]] if "system.parts" in sql else []
 
         class Result:
             column_names: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State
-from sinks.clickhouse import rows
+from sinks.clickhouse import migrate, rows
 from streams.transforms import recipient_hash
 
 SALT = "test-salt"
@@ -96,25 +96,40 @@ def sample(**changes: object) -> CanonicalEvent:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def added_columns(sql: str, table: str) -> list[tuple[str, str, str]]:
-    """(name, type, after) of each `ADD COLUMN IF NOT EXISTS ... AFTER x` on `table`."""
+def added_columns(sql: str, table: str) -> list[tuple[str, str, str | None]]:
+    """(name, type, the column it comes AFTER or None: last) of each `ALTER TABLE
+    {db}.<table> ... ADD COLUMN IF NOT EXISTS` in a file, in order."""
     out = []
-    for statement in sql.split(";"):
-        if f"ALTER TABLE {{db}}.{table}\n" not in statement + "\n":
+    for statement in migrate.statements(sql):
+        code = "\n".join(line.split("--", 1)[0] for line in statement.splitlines()).strip()
+        if not re.match(rf"ALTER TABLE {{db}}\.{table}\s", code):
             continue
-        for match in re.finditer(r"ADD COLUMN IF NOT EXISTS (\w+) (.*) AFTER (\w+)", statement):
-            kind, _ = split_type(match.group(2))
-            out.append((match.group(1), kind, match.group(3)))
+        for match in re.finditer(r"ADD COLUMN IF NOT EXISTS (\w+) ", code):
+            kind, tail = split_type(code[match.end() :].strip())
+            after = re.match(r"\s*AFTER (\w+)", tail)
+            out.append((match.group(1), kind, after.group(1) if after else None))
     return out
 
 
 def test_columns_and_types_match_the_events_ddl() -> None:
     declared = table_columns(ddl("0001_events.sql"), "events")
-    for name, kind, after in added_columns(ddl("0007_enrichment.sql"), "events"):
-        at = [n for n, _, _ in declared].index(after) + 1
-        declared.insert(at, (name, kind, True))
+    added = [*added_columns(ddl("0007_enrichment.sql"), "events")]
+    added += added_columns(ddl("0008_sends.sql"), "events")
+    assert len(added) == 6
+    for name, kind, after in added:
+        names = [n for n, _, _ in declared]
+        declared.insert(names.index(after) + 1 if after else len(declared), (name, kind, True))
     inserted = [(name, kind) for name, kind, ins in declared if ins]
     assert inserted == list(zip(rows.COLUMNS, rows.TYPES, strict=True))
+    assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
+
+
+def test_columns_and_types_match_the_sends_ddl() -> None:
+    from sinks.clickhouse import sends
+
+    declared = table_columns(ddl("0008_sends.sql"), "sends")
+    inserted = [(name, kind) for name, kind, ins in declared if ins]
+    assert inserted == list(zip(sends.COLUMNS, sends.TYPES, strict=True))
     assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
 
 
