@@ -14,9 +14,10 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """Every dlr.* topic with its partition count and config.
 
     All keyed topics share one partition count so that the stream worker's tables are
-    co-partitioned with `dlr.raw.v1`. Suppressions are compacted: latest entry per recipient.
-    Every topic gets the replication factor and `min.insync.replicas` of the settings, and
-    unclean leader election off (`CommonSettings.topic_durability_configs`).
+    co-partitioned with `dlr.raw.v1` (and `dlr.sends.v1`, which the same agent joins in).
+    Suppressions are compacted: latest entry per recipient. Every topic gets the replication
+    factor and `min.insync.replicas` of the settings, and unclean leader election off
+    (`CommonSettings.topic_durability_configs`).
     """
     n, rf = settings.topic_partitions, settings.topic_replication_factor
     durable = settings.topic_durability_configs
@@ -25,6 +26,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.status_topic, n, rf, topic_configs=dict(durable)),
         NewTopic(settings.deadletter_topic, n, rf, topic_configs=dict(durable)),
         NewTopic(settings.actions_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.sends_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.actions_deadletter_topic, n, rf, topic_configs=dict(durable)),
         NewTopic(
             settings.suppressions_topic,
             n,

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -57,6 +58,22 @@ def murmur2(key: bytes) -> int:
         h = ((h ^ rest[0]) * m) & 0xFFFFFFFF
     h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
     return h ^ (h >> 15)
+
+
+class Producer(Protocol):
+    """What the ingress app needs from a producer: `RawProducer`, or a test's in-process double."""
+
+    async def start(self) -> None:
+        """Connect (raise `BrokerUnavailable` when the broker cannot be reached)."""
+
+    async def stop(self) -> None:
+        """Flush what is in flight and disconnect."""
+
+    async def ready(self) -> bool:
+        """True when the broker answers."""
+
+    async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Return only once every (key, value) is acknowledged; else `BrokerUnavailable`."""
 
 
 class _OpenBatch:

@@ -38,6 +38,13 @@ class WorkerSettings(CommonSettings):
         description="How long the group waits for a silent worker before its partitions go to "
         "the others (Kafka consumer session timeout; heartbeats every 3 s).",
     )
+    fallback_grace_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a message must stay failed before its fallback goes out; a "
+        "`delivered` inside cancels it. 0 = at once. Raise it for carriers known to send "
+        "`delivered` after `undelivered`.",
+    )
 
     @property
     def fallback_campaign_set(self) -> frozenset[str]:

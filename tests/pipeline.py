@@ -1,4 +1,4 @@
-"""Runs the real services (ingress, worker, sink) as separate processes for end-to-end tests.
+"""Runs the real services (ingress, worker, sink, dispatch) as processes for end-to-end tests.
 
 Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
 on the session's real broker and server, so tests never see each other's data. More
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,8 @@ from tests.conftest import ROOT, free_port
 from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `check` until it is true; fail the test naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+#: Started only when a test names it.
+OPTIONAL = ("api",)
 
 
 class Pipeline:
@@ -56,7 +48,12 @@ class Pipeline:
             "DLR_STATUS_TOPIC": f"status.{unique}",
             "DLR_DEADLETTER_TOPIC": f"deadletter.{unique}",
             "DLR_ACTIONS_TOPIC": f"actions.{unique}",
+            "DLR_ACTIONS_DEADLETTER_TOPIC": f"actions-dead.{unique}",
+            "DLR_DISPATCH_GROUP": f"dispatch-{unique}",
+            "DLR_DISPATCH_METRICS_PORT": str(free_port()),
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
+            "DLR_SENDS_TOPIC": f"sends.{unique}",
+            "DLR_API_PORT": str(free_port()),
             "DLR_WORKER_ID": f"dlr-test-{unique}",
             "DLR_SINK_GROUP": f"sink-{unique}",
             "DLR_CLICKHOUSE_DATABASE": f"dlr_{unique}",
@@ -73,7 +70,7 @@ class Pipeline:
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         #: instance name -> (service, its own DLR_* variables); the services themselves too.
-        self.instances: dict[str, tuple[str, dict[str, str]]] = {s: (s, {}) for s in SERVICES}
+        self.instances: dict[str, tuple[str, dict[str, str]]] = {}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -83,7 +80,7 @@ class Pipeline:
 
     def env(self, instance: str | None = None) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
-        own = self.instances[instance][1] if instance else {}
+        own = self.instance(instance)[1] if instance else {}
         return {**clean, **self.env_vars, **own, "PYTHONUNBUFFERED": "1"}
 
     def add(self, name: str, service: str) -> None:
@@ -91,28 +88,44 @@ class Pipeline:
 
         It gets its own web/metrics port and data directory (a worker's RocksDB state).
         """
-        own = {"DLR_DATA_DIR": str(self.data_dir / name)}
-        if service == "worker":
-            own["DLR_WORKER_WEB_PORT"] = str(free_port())
-        elif service == "sink":
-            own["DLR_SINK_METRICS_PORT"] = str(free_port())
-        else:
-            own["DLR_INGRESS_PORT"] = str(free_port())
+        port = {
+            "ingress": "DLR_INGRESS_PORT",
+            "api": "DLR_API_PORT",
+            "worker": "DLR_WORKER_WEB_PORT",
+            "sink": "DLR_SINK_METRICS_PORT",
+            "dispatch": "DLR_DISPATCH_METRICS_PORT",
+        }[service]
+        own = {"DLR_DATA_DIR": str(self.data_dir / name), port: str(free_port())}
         self.instances[name] = (service, own)
+
+    def instance(self, name: str) -> tuple[str, dict[str, str]]:
+        """(service, own DLR_* variables) of a process name; a service is its own name."""
+        return self.instances.get(name, (name, {}))
 
     def settings_of(self, instance: str) -> Settings:
         """The settings the process `instance` runs with."""
-        return Settings.from_vars({**self.env_vars, **self.instances[instance][1]})
+        return Settings.from_vars({**self.env_vars, **self.instance(instance)[1]})
 
     def health_url(self, instance: str) -> str:
-        service = self.instances[instance][0]
+        service = self.instance(instance)[0]
         settings = self.settings_of(instance)
         port = {
             "ingress": settings.ingress_port,
+            "api": settings.api_port,
             "worker": settings.worker_web_port,
             "sink": settings.sink_metrics_port,
+            "dispatch": settings.dispatch_metrics_port,
         }[service]
-        return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
+        ready = service in ("ingress", "api")
+        return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def api_key(self) -> str:
+        data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
+        return str(data["api"]["key"])
 
     def metrics_url(self, instance: str) -> str:
         """The instance's Prometheus endpoint."""
@@ -123,7 +136,7 @@ class Pipeline:
         for name in instances or SERVICES:
             log = (self.logs / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "deploy.cli", self.instances[name][0]],
+                [sys.executable, "-m", "deploy.cli", self.instance(name)[0]],
                 cwd=ROOT,
                 env=self.env(name),
                 stdout=log,
@@ -168,12 +181,20 @@ class Pipeline:
                 proc.wait()
             self.procs.pop(service, None)
 
+    def sink_metric(self, name: str) -> float:
+        """One unlabelled sample of the sink's /metrics (0.0 while it has none)."""
+        text = httpx.get(f"http://127.0.0.1:{self.settings.sink_metrics_port}/metrics").text
+        match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
+
     def signing_key(self, provider: str) -> str:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
         return str(data[provider]["key"])
 
-    def post_generic(self, client: httpx.Client, raw: bytes) -> httpx.Response:
-        """POST one body to the ingress's generic route, signed now with the dev key."""
+    def post_generic(
+        self, client: httpx.Client, raw: bytes, at: int | None = None
+    ) -> httpx.Response:
+        """POST one body to the ingress's generic route, signed at `at` (default now)."""
         from ingress.providers import generic
         from ingress.providers._contract import InboundRequest
 
@@ -181,7 +202,7 @@ class Pipeline:
         request = generic.sign(
             InboundRequest("POST", url, {"content-type": "application/json"}, raw),
             self.signing_key("generic"),
-            int(time.time()),
+            int(time.time()) if at is None else at,
         )
         return client.post(url, content=raw, headers=dict(request.headers))
 

@@ -43,6 +43,7 @@ from ingress.providers._contract import (
     Verified,
     VerifyContext,
 )
+from schemas.providers.twilio import INBOUND  # statuses of inbound messages: no receipt
 
 NAME = "twilio"
 METHODS = frozenset({"POST", "GET"})
@@ -59,7 +60,6 @@ ALGORITHMS: dict[str, Callable[[], Any]] = {
 }
 
 _MESSAGE_EVENT_PREFIX = "com.twilio.messaging.message."
-_INBOUND_STATUSES = frozenset({"receiving", "received"})
 _MAX_ID = 200
 
 
@@ -161,7 +161,7 @@ def _form_records(request: InboundRequest) -> list[Record]:
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not status:
         raise InvalidPayload("MessageStatus is required")
-    if status.lower() in _INBOUND_STATUSES:
+    if status.lower() in INBOUND:
         return []  # an inbound message, not a receipt
     return [Record(provider_message_id=sid, message_key=sid, payload=params)]
 

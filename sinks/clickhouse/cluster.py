@@ -13,16 +13,18 @@ new migration needs no extra work):
    - `{db}.t ON CLUSTER c AS {db}.t_local ENGINE = Distributed(c, <db>, t_local, key)`:
      what everyone reads and inserts into. The key is `sipHash64(message_id)` when the
      table has a `message_id` column, so all rows of a message live on one shard; else
-     `rand()` (only mergeable aggregates have no message id; their states merge anywhere).
+     `rand()` (only mergeable aggregates have no message id; their states merge anywhere);
+     `SHARD_KEYS` names the exceptions.
    The target of a `REFRESH` materialized view keeps its plain engine: every replica
    computes its own copy from its own replica of the source (no Keeper coordination).
-2. `CREATE VIEW {db}.v AS q` becomes `{db}.v_local` (q over the `_local` tables and views:
-   one shard's rows) and `{db}.v` (q as written, over the Distributed tables: all shards),
-   both `ON CLUSTER c`.
+2. `CREATE [OR REPLACE] VIEW {db}.v AS q` becomes `{db}.v_local` (q over the `_local`
+   tables and views: one shard's rows) and `{db}.v` (q as written, over the Distributed
+   tables: all shards), both `ON CLUSTER c`.
 3. `CREATE MATERIALIZED VIEW {db}.m [REFRESH ...] TO {db}.t AS q` becomes one view
    `ON CLUSTER c` with every table and view in it (`TO` included) replaced by its `_local`
    form, and `table = '<name>'` literals (system tables) too: a view runs on the shard
-   that received the insert and sees that shard only. Right because every view here is
+   that received the insert and sees that shard only (a `TO` table of `SHARD_KEYS` stays
+   the Distributed one, which routes the rows to their shard). Right because every view here is
    per message and every row of a message is on its shard; a new view must be as well.
 4. `INSERT INTO {db}.t [(cols)] SELECT q` (backfills) becomes
    `INSERT INTO {db}.t [(cols)] SELECT * FROM cluster(c, view(q over _local))`: q runs on
@@ -53,6 +55,7 @@ from schemas.settings import CommonSettings
 
 __all__ = [
     "LOCAL_SUFFIX",
+    "SHARD_KEYS",
     "ClusterDDLError",
     "ClusterSpec",
     "Objects",
@@ -65,6 +68,12 @@ __all__ = [
 
 #: Suffix of the shard-local table (or view) behind each Distributed one.
 LOCAL_SUFFIX = "_local"
+
+#: Tables whose rows belong on the shard of another key than their `message_id` column
+#: (rule 1): `message_parts` maps a part's own id to its message, and is read where the
+#: part's own reports are (`status_snapshot` leaves the parts out), i.e. on the part id's
+#: shard. The views that fill such a table write through its Distributed table (rule 3).
+SHARD_KEYS = {"message_parts": "sipHash64(part_id)"}
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
@@ -142,7 +151,7 @@ def _db(db: str) -> str:
 
 
 _CREATE_TABLE = r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?{db}\.{name}\b"
-_CREATE_VIEW = r"^\s*CREATE\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?{db}\.{name}\b"
+_CREATE_VIEW = r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?{db}\.{name}\b"
 _CREATE_MV = r"^\s*CREATE\s+MATERIALIZED\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?{db}\.{name}\b"
 _INSERT = r"^\s*INSERT\s+INTO\s+(TABLE\s+)?{db}\.{name}\b"
 _DROP = r"^\s*DROP\s+(TABLE|VIEW|DICTIONARY)\s+(IF\s+EXISTS\s+)?{db}\.{name}\b"
@@ -247,7 +256,9 @@ def _table(
     if body_open < 0 or body_open > engine.start():
         raise ClusterDDLError(f"{name}: CREATE TABLE without a column list")
     columns = sql[body_open : _closing(sql, body_open) + 1]
-    key = "sipHash64(message_id)" if re.search(r"[(,]\s*message_id\s", columns) else "rand()"
+    key = SHARD_KEYS.get(name) or (
+        "sipHash64(message_id)" if re.search(r"[(,]\s*message_id\s", columns) else "rand()"
+    )
     local_sql = sql[: found.start(2)] + local(name) + sql[found.end(2) :]
     shift = len(local(name)) - len(name)
     engine = _engine(local_sql)
@@ -325,7 +336,12 @@ def cluster_form(sql: str, db: str, spec: ClusterSpec, objects: Objects) -> list
             raise ClusterDDLError(
                 f"{found.group(2)}: a materialized view needs TO <table> on a cluster (rule 3)"
             )
-        return [Statement(_on_cluster(_localize(sql, db, objects), found.end(2), spec))]
+        localized = _localize(sql, db, objects)
+        for name in SHARD_KEYS:  # rows of another key: routed through the Distributed table
+            localized = re.sub(
+                rf"\bTO(\s+){_db(db)}\.{name}{LOCAL_SUFFIX}\b", rf"TO\g<1>{db}.{name}", localized
+            )
+        return [Statement(_on_cluster(localized, found.end(2), spec))]
     if found := _match(_INSERT, sql, db):
         rest = sql[found.end() :]
         select = re.search(r"\b(SELECT|WITH)\b", rest, re.IGNORECASE)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from deploy.demo import _run
 from deploy.local import kafka
 from deploy.settings import Settings
 from sinks.clickhouse.client import connect
-from tests.pipeline import Pipeline, wait_for
+from tests.pipeline import Pipeline
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -83,12 +83,17 @@ def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
             )
         )
         demo.start()
-        wait_for(lambda: p.event_count() >= 1500, 120, "traffic to reach ClickHouse")
+        wait_for(p.event_count, lambda n: n >= 1500, timeout=120, what="traffic in ClickHouse")
         victim = busiest_leader(p.settings.bootstrap, p.settings.raw_topic)
         assert kafka.kill_node(kafka_cluster, victim), "the leader was not running"
         killed_at = p.event_count()
         # The two survivors hold every partition (ISR 2 >= min.insync 2): work goes on.
-        wait_for(lambda: p.event_count() >= killed_at + 2000, 180, "progress with a broker down")
+        wait_for(
+            p.event_count,
+            lambda n: n >= killed_at + 2000,
+            timeout=180,
+            what="progress with a broker down",
+        )
         kafka.start_node(kafka_cluster, victim)
         demo.join(420)
         assert not demo.is_alive(), "the demo did not finish"
@@ -105,7 +110,7 @@ def test_leader_broker_killed_mid_run_loses_and_doubles_nothing(
         for name, proc in p.procs.items():
             assert proc.poll() is None, f"{name} died: {p.log_tail(name)}"
         wait_for(
-            lambda: kafka.ready(kafka_cluster.bootstrap, 3), 120, "the killed broker to rejoin"
+            lambda: kafka.ready(kafka_cluster.bootstrap, 3), timeout=120, what="the broker back"
         )
     finally:
         p.stop()
@@ -122,7 +127,7 @@ def test_two_brokers_down_nothing_is_acknowledged(
 ) -> None:
     p = Pipeline(kafka_cluster.bootstrap, clickhouse_url, tmp_path, unique, **CLUSTER_ENV)
     try:
-        wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), 120, "three brokers")
+        wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), timeout=120, what="3 brokers")
         p.start()
         with httpx.Client(timeout=30) as client:
             before = [_post(client, p, f"two-down-before-{i}") for i in range(20)]
@@ -138,12 +143,18 @@ def test_two_brokers_down_nothing_is_acknowledged(
             assert {r.status_code for r in during} == {503}, [r.status_code for r in during]
             assert all(r.headers.get("retry-after") for r in during)
             assert {r.json()["error"] for r in during} == {"broker_unavailable"}
-            wait_for(lambda: kafka.ready(kafka_cluster.bootstrap, 3), 180, "the brokers to rejoin")
+            wait_for(
+                lambda: kafka.ready(kafka_cluster.bootstrap, 3),
+                timeout=180,
+                what="the brokers back",
+            )
             after: list[int] = []
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and after[-5:] != [200] * 5:
+
+            def post_after() -> list[int]:
                 after.append(_post(client, p, f"two-down-after-{len(after)}").status_code)
-            assert after[-5:] == [200] * 5, after
+                return after[-5:]
+
+            wait_for(post_after, lambda last: last == [200] * 5, timeout=120, what="200s again")
         # Everything acknowledged, before and after, reaches ClickHouse once; a refused
         # callback may arrive too (the broker may keep it), a provider retry is deduped.
         acknowledged = {f"generic:two-down-before-{i}" for i in range(20)} | {
@@ -153,12 +164,12 @@ def test_two_brokers_down_nothing_is_acknowledged(
             f"SELECT message_id FROM {p.settings.clickhouse_database}.events FINAL "
             "WHERE message_id LIKE 'generic:two-down-%'"
         )
-        ids: list[str] = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not acknowledged <= set(ids):
-            ids = [r[0] for r in p.clickhouse().query(query).result_rows]
-            time.sleep(0.5)
-        assert acknowledged <= set(ids), f"acknowledged but missing: {acknowledged - set(ids)}"
+        ids = wait_for(
+            lambda: [r[0] for r in p.clickhouse().query(query).result_rows],
+            lambda got: acknowledged <= set(got),
+            timeout=180,
+            what="every acknowledged callback in ClickHouse",
+        )
         assert len(ids) == len(set(ids)), "an event counted twice"
         for name, proc in p.procs.items():
             assert proc.poll() is None, f"{name} died: {p.log_tail(name)}"

@@ -9,13 +9,13 @@ SIGKILLed mid-stream. Either way ClickHouse must end up equal to the truth: ever
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 import pytest
 
-from tests.integration.test_crash import check_clickhouse, produce, workload
-from tests.pipeline import Pipeline, wait_for
+from tests.pipeline import Pipeline
+from tests.polling import wait_for
+from tests.workload import check_clickhouse, produce, workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -23,7 +23,7 @@ PIPELINE_ENV = {"DLR_TOPIC_PARTITIONS": "8", "DLR_LOG_LEVEL": "INFO"}
 
 
 def wait_progress(p: Pipeline, target: int) -> None:
-    wait_for(lambda: p.event_count() >= target, 240, f"{target} events in ClickHouse")
+    wait_for(p.event_count, lambda n: n >= target, timeout=240, what=f"{target} events")
 
 
 def check_messages(p: Pipeline, truth: set[tuple[str, str]]) -> None:
@@ -40,7 +40,7 @@ def test_three_workers_one_killed_one_added(pipeline: Pipeline) -> None:
     for name in ("worker-2", "worker-3", "worker-4"):
         pipeline.add(name, "worker")
     pipeline.start("sink", "worker", "worker-2", "worker-3")
-    asyncio.run(produce(pipeline.settings.bootstrap, pipeline.settings.raw_topic, records))
+    produce(pipeline.settings.bootstrap, pipeline.settings.raw_topic, records)
     wait_progress(pipeline, len(truth) // 4)
     pipeline.kill("worker-2", signal.SIGKILL)  # its partitions move after the session timeout
     wait_progress(pipeline, len(truth) // 2)
@@ -56,7 +56,7 @@ def test_two_sinks_one_killed(pipeline: Pipeline) -> None:
     records, truth = workload(30_000, seed=29)
     pipeline.add("sink-2", "sink")
     pipeline.start("sink", "sink-2")
-    asyncio.run(produce(pipeline.settings.bootstrap, pipeline.settings.raw_topic, records))
+    produce(pipeline.settings.bootstrap, pipeline.settings.raw_topic, records)
     pipeline.start("worker")
     wait_progress(pipeline, len(truth) // 3)
     pipeline.kill("sink", signal.SIGKILL)  # mid-batch: its uncommitted records go to sink-2

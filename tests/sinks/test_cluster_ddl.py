@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from sinks.clickhouse.cluster import (
+    SHARD_KEYS,
     ClusterDDLError,
     ClusterSpec,
     Objects,
@@ -51,6 +52,7 @@ def forms(spec: ClusterSpec, objects: Objects) -> Iterator[tuple[str, str, list[
 def test_the_files_define_what_the_rules_expect(objects: Objects) -> None:
     # If this changes, read the rules in cluster.py again: they were checked for this.
     assert {"schema_migrations", "events", "messages", "status_snapshot"} <= objects.sharded
+    assert set(SHARD_KEYS) <= objects.sharded
     assert "message_status" in objects.views
     assert objects.refreshed == {"status_snapshot"}
     assert not {o for o in objects.sharded | objects.views if o.endswith("_local")}
@@ -90,7 +92,9 @@ def test_each_table_is_a_replicated_local_table_and_a_distributed_one(objects: O
                 continue
             name = re.search(rf"CREATE TABLE IF NOT EXISTS {DB}\.(\w+)", text).group(1)  # type: ignore[union-attr]
             assert f"AS {DB}.{name}_local" in text
-            key = "sipHash64(message_id)" if re.search(r"\bmessage_id\s", sql) else "rand()"
+            key = SHARD_KEYS.get(name) or (
+                "sipHash64(message_id)" if re.search(r"\bmessage_id\s", sql) else "rand()"
+            )
             assert text.rstrip().endswith(f"'{name}_local', {key})"), text
             local = next(s.sql for s in out if f"{DB}.{name}_local ON CLUSTER" in s.sql)
             if name in objects.refreshed:  # every replica refreshes its own copy
@@ -108,11 +112,17 @@ def test_every_materialized_view_reads_and_writes_its_own_shard(objects: Objects
             if "CREATE MATERIALIZED VIEW" not in statement.sql:
                 continue
             views += 1
+            target = re.search(rf"\bTO {DB}\.(\w+)", statement.sql)
+            assert target is not None
+            if target.group(1) in SHARD_KEYS:  # rows of another key: routed to their shard
+                continue
             refs = set(re.findall(rf"\b{DB}\.(\w+)", statement.sql))
             global_refs = {r for r in refs if r in objects.localized}
             assert not global_refs, f"a view reads other shards: {global_refs}"
-            assert re.search(rf"\bTO {DB}\.\w+_local\b", statement.sql)
-            assert "table = 'messages'" not in statement.sql
+            assert target.group(1).endswith("_local")
+            assert (
+                "table = 'messages'" not in statement.sql and "table = 'sends'" not in statement.sql
+            )
     assert views >= 3
 
 
