@@ -29,7 +29,8 @@ from sinks.clickhouse.client import connect
 from tests.pipeline import Pipeline
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+#: Minutes each on a shared machine (cluster start, thousands of callbacks, kills, recovery).
+pytestmark = [pytest.mark.integration, pytest.mark.heavy, pytest.mark.timeout(900)]
 
 #: The cluster's durability, as an operator of an external cluster would set it.
 CLUSTER_ENV = {

@@ -17,7 +17,8 @@ from tests.pipeline import Pipeline
 from tests.polling import wait_for
 from tests.workload import check_clickhouse, produce, workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+#: Minutes each on a shared machine (cluster start, thousands of callbacks, kills, recovery).
+pytestmark = [pytest.mark.integration, pytest.mark.heavy, pytest.mark.timeout(900)]
 
 PIPELINE_ENV = {"DLR_TOPIC_PARTITIONS": "8", "DLR_LOG_LEVEL": "INFO"}
 

@@ -22,7 +22,8 @@ from sinks.clickhouse.report import ShardedDatabaseError, report
 from tests.integration.test_demo import check_report
 from tests.pipeline import Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+#: Minutes each on a shared machine (cluster start, thousands of callbacks, kills, recovery).
+pytestmark = [pytest.mark.integration, pytest.mark.heavy, pytest.mark.timeout(900)]
 
 
 def test_demo_and_reports_on_two_shards(
