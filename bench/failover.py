@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bench.analytics import free_port
 from bench.streams import canonical_times, ensure_kafka, envelope, produce
@@ -186,7 +187,12 @@ def run_config(
                 start_new_session=True,
             )
         while True:
-            lag = asyncio.run(group_lag(base.bootstrap, settings.worker_id, raw))
+            try:
+                lag = asyncio.run(group_lag(base.bootstrap, settings.worker_id, raw))
+            except KafkaError as exc:  # a fresh broker has no group coordinator yet
+                print(f"[bench]   lag unknown yet ({type(exc).__name__})", flush=True)
+                time.sleep(5)
+                continue
             print(f"[bench]   lag {lag} records, {time.monotonic() - started:.0f}s", flush=True)
             if lag == 0:
                 break

@@ -25,7 +25,6 @@ engines and run on every shard (`sinks/clickhouse/cluster.py`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import urllib.error
@@ -34,7 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from deploy.local._process import pid_alive, port_open, read_pid, spawn, terminate, wait_until
+from deploy.local._process import (
+    cluster_sizes,
+    pid_alive,
+    port_open,
+    read_pid,
+    spawn,
+    terminate,
+    wait_until,
+)
 from deploy.settings import Settings
 
 #: Opens the listeners, then keeps the single query (and with it the listeners) alive.
@@ -241,11 +248,7 @@ def stop(settings: Settings, timeout: float = 20.0) -> bool:
 def local_clusters(settings: Settings) -> list[int]:
     """Shard counts of the local servers with data under `<data>/clickhouse` (1 = one)."""
     root = (settings.data_dir / "clickhouse").resolve()
-    found = [1] if (root / "data").exists() or (root / "server.pid").exists() else []
-    for path in sorted(root.glob("cluster-*")):
-        with contextlib.suppress(ValueError):
-            found.append(int(path.name.removeprefix("cluster-")))
-    return found or [settings.clickhouse_shards]
+    return cluster_sizes(root, ("data", "server.pid"), settings.clickhouse_shards)
 
 
 def status(settings: Settings) -> bool:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local._process import (
+    cluster_sizes,
     pid_alive,
     port_open,
     read_pid,
@@ -374,11 +375,7 @@ def stop(settings: Settings, timeout: float = 30.0) -> bool:
 def local_clusters(settings: Settings) -> list[int]:
     """Broker counts of the local clusters that have data under `<data>/kafka` (1 = one node)."""
     base = (settings.data_dir / "kafka").resolve()
-    found = [1] if (base / "logs").exists() or (base / "kafka.pid").exists() else []
-    for path in sorted(base.glob("cluster-*")):
-        with contextlib.suppress(ValueError):
-            found.append(int(path.name.removeprefix("cluster-")))
-    return found or [settings.kafka_brokers]
+    return cluster_sizes(base, ("logs", "kafka.pid"), settings.kafka_brokers)
 
 
 def status(settings: Settings) -> bool:

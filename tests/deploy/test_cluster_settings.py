@@ -57,3 +57,14 @@ def test_three_local_brokers_default_every_topic_to_rf3_isr2(tmp_path: Path) -> 
         assert props["controller.quorum.voters"].count("@") == 3
         ports.add(props["listeners"])
     assert len(ports) == 3  # no two nodes share a listener
+
+
+def test_stop_finds_every_local_cluster_that_has_data(tmp_path: Path) -> None:
+    """`dlr kafka stop` / `dlr clickhouse stop` stop every size that ever ran here."""
+    settings = Settings.from_vars({"DLR_DATA_DIR": str(tmp_path), "DLR_KAFKA_BROKERS": "5"})
+    assert kafka.local_clusters(settings) == [5]  # nothing ran: the configured size
+    (tmp_path / "kafka" / "cluster-3" / "node-1").mkdir(parents=True)
+    (tmp_path / "kafka" / "cluster-x").mkdir()
+    assert kafka.local_clusters(settings) == [3]
+    (tmp_path / "kafka" / "logs").mkdir()
+    assert kafka.local_clusters(settings) == [1, 3]
