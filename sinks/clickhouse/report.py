@@ -49,6 +49,8 @@ GroupBy = Literal[
     "provider",
     "line_type",
     "carrier_source",
+    "tenant",
+    "sender",
 ]
 #: Delivery-rate denominators (README.md): final states + unreported sends, or final only.
 Attempts = Literal["sends", "final"]

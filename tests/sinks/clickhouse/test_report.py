@@ -123,7 +123,7 @@ def test_groups_are_group_names() -> None:
     assert by == "carrier"
     assert report.GROUPS == (
         "carrier", "country", "region", "area", "campaign", "provider", "line_type",
-        "carrier_source",
+        "carrier_source", "tenant", "sender",
     )  # fmt: skip
 
 
