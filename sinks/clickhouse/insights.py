@@ -137,7 +137,7 @@ def parse_rates(text: str, target: str) -> Rates:
     goal = _code(target)
     stripped = text.strip()
     pairs: list[tuple[str, object, int]] = []
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):
         try:
             loaded = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:

@@ -78,8 +78,8 @@ def test_every_statement_is_rerunnable() -> None:
                 line for line in statement.splitlines() if not line.strip().startswith("--")
             )
             # re-runnable: IF [NOT] EXISTS, OR REPLACE (a view), or a backfill into
-            # idempotent aggregates (hourly_v2, messages) or a ReplacingMergeTree keyed by the whole row
-            # (client_refs)
+            # idempotent aggregates (hourly_v2, messages) or a ReplacingMergeTree keyed by
+            # the whole row (client_refs)
             assert re.match(
                 r"\s*(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS"
                 r"|CREATE OR REPLACE VIEW"

@@ -50,6 +50,10 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
         ("reason_spikes", "status_snapshot"),
         ("hourly", "status_snapshot"),
         ("hourly_rollup", "hourly_v2"),
+        ("cost", "status_snapshot"),
+        ("compare", "status_snapshot"),
+        ("filtering", "status_snapshot"),
+        ("billing", "status_snapshot"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
