@@ -577,12 +577,12 @@ def produce(
 def run_report(
     settings: Settings,
     *,
-    by: str,
+    by: str | None,
     since: str,
     fmt: str,
     kind: str = "delivery",
     stuck_after: str = "6h",
-    min_count: int = 10,
+    min_count: int | None = None,
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
@@ -591,8 +591,11 @@ def run_report(
     to: str | None = None,
 ) -> int:
     """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments.
+    `by` and `min_count` default per report (`DEFAULT_BY`, `DEFAULT_MIN_COUNT`);
     `rates` / `to`: a rate table file and the currency it converts into (cost, compare)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
+    by = by or DEFAULT_BY.get(kind, "carrier")
+    min_count = min_count if min_count is not None else DEFAULT_MIN_COUNT.get(kind, 10)
     try:
         from deploy.insights_cli import load_rates
 
