@@ -476,6 +476,18 @@ def reported(message: Message) -> tuple[int | None, float | None, str | None]:
     )
 
 
+#: Providers whose callbacks carry our campaign (AWS `context`, Standard Webhooks and generic
+#: bodies). The others echo a client reference at most (the simulator puts the campaign
+#: there); in production the campaign of their messages comes from the sender's
+#: registration (`dlr api`) or a callback token.
+CAMPAIGN_CARRIED = frozenset({"sns", "standard", "generic"})
+
+
+def campaign(message: Message) -> str | None:
+    """The campaign the pipeline learns from the message's receipts (None: none)."""
+    return message.campaign if message.provider in CAMPAIGN_CARRIED else None
+
+
 #: Providers whose receipts state their time only to the second; Twilio states none.
 _SECONDS = frozenset({"vonage", "plivo"})
 
