@@ -399,10 +399,12 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
             ),
         ),
     ]
-    info: list[tuple[str, Callable[[], Any]]] = [
-        ("hourly rollup by region", lambda: report.hourly_rollup(client, db, "region", day, now)),
-    ]
-    baselines: list[tuple[str, Callable[[], Any]]] = [
+    info: list[tuple[str, Callable[[], Any], str]] = [
+        (
+            "hourly rollup by region",
+            lambda: report.hourly_rollup(client, db, "region", day, now),
+            "dashboards' SQL over hourly_v2, not a dlr report query",
+        ),
         (
             "cost over events FINAL",
             lambda: (
@@ -410,6 +412,7 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
                     COST_BASELINE.format(db=db), parameters={"since_s": day, "now": now}
                 ).result_rows
             ),
+            "baseline: what `cost by provider,country` answers, from the raw events",
         ),
     ]
     print(f"\n{'query':<30}{'rows':>6}{'min ms':>10}{'median ms':>11}  target < {TARGET_MS:.0f} ms")
@@ -423,18 +426,11 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
         print(
             f"{name:<30}{len(result):>6}{min(times):>10.0f}{median:>11.0f}  {verdict}", flush=True
         )
-    for name, call in info:
+    for name, call, note in info:
         times, result = timed(call, repeat)
         print(
             f"{name:<30}{len(result):>6}{min(times):>10.0f}{statistics.median(times):>11.0f}  "
-            "(dashboards' SQL over hourly_v2, not a dlr report query)",
-            flush=True,
-        )
-    for name, call in baselines:
-        times, result = timed(call, repeat)
-        print(
-            f"{name:<30}{len(result):>6}{min(times):>10.0f}{statistics.median(times):>11.0f}  "
-            "(baseline: what `cost by provider,country` answers, from the raw events)",
+            f"({note})",
             flush=True,
         )
     if carrier_rows:

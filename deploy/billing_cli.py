@@ -25,7 +25,7 @@ import argparse
 import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -45,24 +45,31 @@ def _percent_arg(text: str) -> float:
     return value
 
 
+def _export(
+    settings: Settings, provider: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Our side of [start, end) for one provider (ReportError when ClickHouse fails)."""
+    return _fetch(
+        settings,
+        "billing",
+        lambda c: billing.export(
+            c,
+            settings.clickhouse_database,
+            provider,
+            start,
+            end,
+            currencies=settings.price_currencies,
+        ),
+    )
+
+
 def run_export(
     settings: Settings, *, provider: str, month: str, out: Path | None, stdout: TextIO
 ) -> int:
     """Write the export of one provider and month; 0, 1 (ClickHouse), 2 (arguments)."""
     try:
         start, end = billing.month_bounds(month)
-        rows = _fetch(
-            settings,
-            "billing",
-            lambda c: billing.export(
-                c,
-                settings.clickhouse_database,
-                provider,
-                start,
-                end,
-                currencies=settings.price_currencies,
-            ),
-        )
+        rows = _export(settings, provider, start, end)
     except ValueError as exc:
         print(f"dlr billing export: {exc}", file=sys.stderr)
         return 2
@@ -172,18 +179,7 @@ def run_compare(
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
     try:
-        rows = _fetch(
-            settings,
-            "billing",
-            lambda c: billing.export(
-                c,
-                settings.clickhouse_database,
-                provider,
-                start,
-                end,
-                currencies=settings.price_currencies,
-            ),
-        )
+        rows = _export(settings, provider, start, end)
     except ValueError as exc:
         print(f"dlr billing compare: {exc}", file=sys.stderr)
         return 2

@@ -35,17 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sinks.clickhouse.migrate import check_identifier
 from sinks.clickhouse.report import (
     Attempts,
     GroupBy,
     Grouping,
     _check_window,
     _fresh,
-    _group_params,
-    _now,
     _number,
     _rows,
+    _window_params,
     check_groups,
 )
 
@@ -179,17 +177,6 @@ def currency_params(currencies: Mapping[str, str]) -> dict[str, list[str]]:
     return {"cur_providers": names, "cur_codes": [currencies[n] for n in names]}
 
 
-def _window(
-    database: str, groups: tuple[GroupBy, ...], since_s: int, now: datetime | None
-) -> dict[str, Any]:
-    return {
-        "db": check_identifier(database),
-        **_group_params(groups),
-        "since_s": _check_window(since_s, "since_s"),
-        "now": _now(now),
-    }
-
-
 def _named(row: Mapping[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, Any]:
     named: dict[str, Any] = {groups[0]: row["grp"]}
     if len(groups) == 2:
@@ -227,7 +214,10 @@ def cost(
     `converted=True` summing its priced rows (None amounts and `missing_rates` when a
     currency has no rate). Largest groups first."""
     groups = check_groups(by)
-    parameters = {**_window(database, groups, since_s, now), **currency_params(currencies or {})}
+    parameters = {
+        **_window_params(database, groups, since_s, now),
+        **currency_params(currencies or {}),
+    }
     _fresh(client, database, exact)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "cost", parameters):
@@ -316,7 +306,7 @@ def compare(
     if attempts not in ("sends", "final"):
         raise ValueError("attempts must be sends or final")
     parameters = {
-        **_window(database, groups, since_s, now),
+        **_window_params(database, groups, since_s, now),
         "sends": 1 if attempts == "sends" else 0,
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
         **currency_params(currencies or {}),
@@ -422,7 +412,7 @@ def filtering(
         raise ValueError("factor must be at least 1")
     groups = check_groups(by)
     parameters = {
-        **_window(database, groups, since_s, now),
+        **_window_params(database, groups, since_s, now),
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
