@@ -55,6 +55,8 @@ GroupBy = Literal[
     "provider",
     "line_type",
     "carrier_source",
+    "tenant",
+    "sender",
 ]
 #: Delivery-rate denominators (README.md): final states + unreported sends, or final only.
 Attempts = Literal["sends", "final"]
@@ -227,7 +229,7 @@ def refresh(
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
 
 
-def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | None) -> None:
+def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | None = None) -> None:
     """With `exact`, bring the snapshot up to date first (only when it is behind)."""
     if exact and snapshot_behind(client, database, cluster=cluster):
         refresh(client, database, cluster=cluster)
@@ -450,9 +452,11 @@ _HOURLY_COUNTS = (
 )
 
 
-def _hourly_params(
+def _window_params(
     database: str, groups: tuple[GroupBy, ...], since_s: int, now: datetime | None
 ) -> dict[str, Any]:
+    """db, group, since_s and now: the parameters of a query over one window (hourly,
+    insights)."""
     return {
         "db": check_identifier(database),
         **_group_params(groups),
@@ -481,7 +485,7 @@ def hourly(
     hour first. `exact=False`: read the snapshot as it is (never refreshes).
     """
     groups = check_groups(by)
-    parameters = _hourly_params(database, groups, since_s, now)
+    parameters = _window_params(database, groups, since_s, now)
     _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "hourly", parameters):
@@ -518,7 +522,7 @@ def hourly_rollup(
     `hourly()` for exact numbers. Only the dimensions `hourly_v2` keeps (`ROLLUP_GROUPS`).
     """
     groups = check_groups(by, ROLLUP_GROUPS)
-    parameters = _hourly_params(database, groups, since_s, now)
+    parameters = _window_params(database, groups, since_s, now)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "hourly_rollup", parameters):
         hour = found.pop("hour")
