@@ -16,6 +16,7 @@ import pytest
 
 from deploy.demo import _run
 from deploy.settings import Settings
+from sinks.clickhouse import insights
 from sinks.clickhouse.client import connect, connect_url
 from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.report import ShardedDatabaseError, report
@@ -86,6 +87,9 @@ def test_demo_and_reports_on_two_shards(
 
         # Reports read both shards and stay exact (each refreshes its own snapshot).
         check_report(connect(p.settings), db, truths, cluster=spec)
+        # The cost report too (insights): every message counted once across both shards.
+        rows = insights.cost(connect(p.settings), db, "provider", 3600, cluster=spec)
+        assert sum(r["messages"] for r in rows) == len(truths)
         # Read as if it were one node, the freshness check would look at no parts at all.
         with pytest.raises(ShardedDatabaseError):
             report(connect(p.settings), db, "carrier", since_s=3600)
