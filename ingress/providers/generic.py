@@ -11,15 +11,20 @@ plus optional `carrier`, `mcc`, `mnc`, `country`, `campaign`, `tenant`, `segment
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from typing import Any
 
 import orjson
 
 from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCredentials
-from ingress.providers._common import check_window, equal, key_id, random_secret, require
+from ingress.providers._common import (
+    check_window,
+    equal,
+    hmac_digest,
+    key_id,
+    random_secret,
+    require,
+)
 from ingress.providers._contract import (
     Credentials,
     InboundRequest,
@@ -36,7 +41,7 @@ _SPLIT = re.compile(r"[,\s]+")
 
 
 def _digest(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac_digest(secret, timestamp.encode() + b"." + body).hex()
 
 
 async def verify(
@@ -60,7 +65,7 @@ async def verify(
 def extract(request: InboundRequest) -> list[Record]:
     """One record per request, keyed by `message_id`."""
     try:
-        payload: Any = orjson.loads(request.body)
+        payload: Any = request.json()
     except orjson.JSONDecodeError as exc:
         raise MalformedPayload("body is not valid JSON") from exc
     if not isinstance(payload, dict):

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from starlette.requests import Request
+from starlette.types import Scope
 
 from deploy.logs import JsonFormatter, mask_phone, mask_pii
 from ingress import tokens
@@ -23,7 +23,7 @@ def request(
     peer: str = "10.0.0.5",
     headers: dict[str, str] | None = None,
     host: str = "internal:8080",
-) -> Request:
+) -> Scope:
     raw = [(b"host", host.encode())] + [
         (k.lower().encode(), v.encode()) for k, v in (headers or {}).items()
     ]
@@ -38,7 +38,7 @@ def request(
         "scheme": "http",
         "root_path": "",
     }
-    return Request(scope)
+    return scope
 
 
 def test_token_round_trip_and_tampering() -> None:
