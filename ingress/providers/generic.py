@@ -11,7 +11,6 @@ plus optional `carrier`, `mcc`, `mnc`, `country`, `campaign`, `tenant`, `segment
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -37,9 +36,6 @@ NAME = "generic"
 METHODS = frozenset({"POST"})
 CONTENT_TYPES = frozenset({"application/json"})
 
-_SPLIT = re.compile(r"[,\s]+")
-
-
 def _digest(secret: str, timestamp: str, body: bytes) -> str:
     return hmac_digest(secret, timestamp.encode() + b"." + body).hex()
 
@@ -53,7 +49,8 @@ async def verify(
     timestamp = require(request.headers, "x-webhook-timestamp")
     header = require(request.headers, "x-webhook-signature")
     signed_at = check_window(timestamp, context.now, context.window)
-    candidates = [c[3:] for c in _SPLIT.split(header.strip()) if c.startswith("v1=")]
+    # str methods, not a regex: this runs once per webhook.
+    candidates = [c[3:] for c in header.replace(",", " ").split() if c.startswith("v1=")]
     for secret in credentials.secrets:
         expected = _digest(secret, timestamp, request.body)
         for candidate in candidates:
