@@ -53,4 +53,3 @@ class RawEnvelope:
         if not isinstance(data, dict):
             raise ValueError("envelope is not a JSON object")
         return cls(**data)
-

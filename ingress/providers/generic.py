@@ -36,6 +36,7 @@ NAME = "generic"
 METHODS = frozenset({"POST"})
 CONTENT_TYPES = frozenset({"application/json"})
 
+
 def _digest(secret: str, timestamp: str, body: bytes) -> str:
     return hmac_digest(secret, timestamp.encode() + b"." + body).hex()
 
