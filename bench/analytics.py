@@ -92,7 +92,7 @@ CAMPAIGNS = ["otp", "2fa", "login", "password-reset", "order-confirmation", "shi
              "delivery-window", "appointment", "reminder", "billing", "fraud-alert", "promo-spring",
              "promo-black-friday", "newsletter", "survey", "win-back"]  # fmt: skip
 TENANTS = [f"tenant-{i:02d}" for i in range(12)]
-#: The carrier whose delivery rate collapses in the last 24 h (the seed's regional alert).
+#: The carrier whose delivery rate collapses in the last 24 h (what a regional alert must catch).
 DEGRADED = ("Glo", 0.55)
 FAILURES: list[tuple[State, float, list[FailureReason | None]]] = [
     (State.UNDELIVERED, 0.40, [FailureReason.UNREACHABLE, FailureReason.INVALID_NUMBER,

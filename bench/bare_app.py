@@ -1,7 +1,14 @@
-"""The baseline for bench/ingress.py: a bare Starlette endpoint that reads the body, 200."""
+"""Baselines: a bare Starlette endpoint that reads the body, 200 (bench/ingress.py), and
+one that produces it to Kafka with aiokafka's `send_and_wait`, 202 (bench/api.py)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from aiokafka import AIOKafkaProducer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,3 +22,32 @@ async def bare(request: Request) -> Response:
 
 
 app = Starlette(routes=[Route("/bare", bare, methods=["POST"])])
+
+
+_producer: list[AIOKafkaProducer] = []
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=os.environ["BENCH_BOOTSTRAP"], acks="all", enable_idempotence=False
+    )
+    await producer.start()
+    _producer.append(producer)
+    try:
+        yield
+    finally:
+        await producer.stop()
+
+
+async def produce(request: Request) -> Response:
+    """What a naive sender API does: parse, produce keyed by message id, wait for the ack."""
+    body = await request.body()
+    key = orjson.loads(body)["message_id"].encode()
+    await _producer[0].send_and_wait(os.environ["BENCH_TOPIC"], body, key=key)
+    return Response(b'{"status":"accepted"}', status_code=202, media_type="application/json")
+
+
+produce_app = Starlette(
+    routes=[Route("/v1/messages", produce, methods=["POST"])], lifespan=_lifespan
+)

@@ -166,18 +166,19 @@ def run_load(
     loadgen: Path,
     url: str,
     mode: str,
+    secret: str,
     seconds: int,
     connections: int,
     server_pid: int,
-    broker_pid: int | None,
-    loadgen_cpus: set[int] | None,
+    broker_pid: int | None = None,
+    loadgen_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     print(f"[bench] {mode}: {connections} connections for {seconds}s -> {url}", flush=True)
     server_before = tree_cpu_s(server_pid)
     broker_before = cpu_s(broker_pid)[0] if broker_pid else 0.0
     command = [
         str(loadgen),
-        *("-url", url, "-mode", mode, "-secret", SECRETS[mode]),
+        *("-url", url, "-mode", mode, "-secret", secret),
         *("-c", str(connections), "-d", f"{seconds}s"),
     ]
     if loadgen_cpus:
@@ -350,7 +351,7 @@ def main() -> int:
                         continue
                     assert server.proc is not None
                     url = f"http://127.0.0.1:{server.port}{server.routes[mode]}"
-                    load = (loadgen, url, mode)
+                    load = (loadgen, url, mode, SECRETS[mode])
                     target = (server.proc.pid, broker_pid, other_cpus)
                     if round_ == 0 and args.warmup:
                         run_load(*load, args.warmup, args.connections, *target)

@@ -13,8 +13,10 @@ the offset commits, with the broker and ClickHouse on the same machine.
 3. Starts ONE `dlr sink` (a separate process, default settings otherwise) and polls its
    `/metrics` until it has written every row; prints rows/s from its first to its last
    row, its CPU time per row, its peak RSS, and checks the row count in ClickHouse.
+4. Baseline, in the same run: `bench.naive_sink` (consume, `to_row` per event, insert,
+   commit: the sink a team writes first) drains the same topic into a second database.
 
-    .venv/bin/python -m bench.sink [--events 2000000]
+    .venv/bin/python -m bench.sink [--events 2000000] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -75,9 +80,79 @@ def rows_written(port: int) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One sink process catching up the backlog."""
+
+    label: str
+    rows: float
+    seconds: float
+    cpu_us: float
+    peak_mb: float
+
+    @property
+    def rate(self) -> float:
+        """Rows per second from its first to its last row."""
+        return self.rows / max(self.seconds, 1e-9)
+
+
+def measure(
+    label: str, proc: subprocess.Popen[bytes], written: Callable[[], float], target: int, log: Path
+) -> Run:
+    """Poll `written()` until `target` rows (or 60 s without progress): rate, CPU, RSS."""
+    first: tuple[float, float, float] | None = None  # (time, rows, cpu s)
+    last = (time.monotonic(), 0.0, 0.0)
+    peak = 0.0
+    last_print = 0.0
+    while proc.poll() is None:
+        rows = written()
+        now = time.monotonic()
+        peak = max(peak, rss_mb(proc.pid))
+        if rows and first is None:
+            first = (now, rows, cpu_s(proc.pid)[0])
+        if rows != last[1]:
+            last = (now, rows, cpu_s(proc.pid)[0])
+        if now - last_print >= 5:
+            last_print = now
+            print(f"[bench] {label}: {rows:>12,.0f} rows written", flush=True)
+        if rows >= target or (first and now - last[0] > 60):
+            break
+        time.sleep(0.25)
+    if first is None or proc.poll() is not None:
+        raise SystemExit(f"{label} wrote nothing or died; see {log}")
+    if last[1] <= first[1]:
+        raise SystemExit("every row arrived within one poll: too few --events to time")
+    rows = last[1] - first[1]
+    cpu_us = (last[2] - first[2]) / max(rows, 1) * 1e6
+    return Run(label, rows, last[0] - first[0], cpu_us, peak)
+
+
+def spawn(command: list[str], env_vars: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A sink process with exactly these DLR_* variables, logging to `log`."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
+    return subprocess.Popen(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group and wait."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the naive sink (bench.naive_sink)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # "topic not found" until metadata
 
@@ -90,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if own_clickhouse:
         clickhouse.start(server)
     data = ROOT / ".data" / "bench" / "sink"
+    data.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
     port = free_port()
     env_vars = {
@@ -103,68 +179,64 @@ def main(argv: list[str] | None = None) -> int:
         "DLR_DATA_DIR": str(data),
         "DLR_LOG_LEVEL": "WARNING",
     }
+    naive_vars = {
+        **env_vars,
+        "DLR_CLICKHOUSE_DATABASE": f"dlr_bench_naive_{run}",
+        "DLR_SINK_GROUP": f"bench-naive-sink-{run}",
+    }
     settings = Settings.from_vars(env_vars)
+    naive_settings = Settings.from_vars(naive_vars)
     sink: subprocess.Popen[bytes] | None = None
+    naive: subprocess.Popen[bytes] | None = None
+    runs: list[Run] = []
     try:
         asyncio.run(ensure_topics(settings))
         asyncio.run(preload(settings.bootstrap, settings.status_topic, args.events))
         client = connect(settings)
         migrate(client, settings.clickhouse_database)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
-        data.mkdir(parents=True, exist_ok=True)
         print(
             f"[bench] starting dlr sink (batches of {settings.sink_batch_rows:,} rows / "
             f"{settings.sink_batch_ms} ms) ...",
             flush=True,
         )
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "sink"],
-            cwd=ROOT,
-            env=env,
-            stdout=(data / "sink.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        sink = spawn(["deploy.cli", "sink"], env_vars, data / "sink.log")
+        runs.append(
+            measure("dlr sink", sink, lambda: rows_written(port), args.events, data / "sink.log")
         )
-        first: tuple[float, float, float] | None = None  # (time, rows, cpu s)
-        last = (time.monotonic(), 0.0, 0.0)
-        peak = 0.0
-        last_print = 0.0
-        while sink.poll() is None:
-            rows = rows_written(port)
-            now = time.monotonic()
-            peak = max(peak, rss_mb(sink.pid))
-            if rows and first is None:
-                first = (now, rows, cpu_s(sink.pid)[0])
-            if rows != last[1]:
-                last = (now, rows, cpu_s(sink.pid)[0])
-            if now - last_print >= 5:
-                last_print = now
-                print(f"[bench] {rows:>12,.0f} rows written", flush=True)
-            if rows >= args.events or (first and now - last[0] > 60):
-                break
-            time.sleep(0.25)
-        if first is None or sink.poll() is not None:
-            raise SystemExit(f"the sink wrote nothing or died; see {data / 'sink.log'}")
-        if last[1] <= first[1]:
-            raise SystemExit("every row arrived within one poll: too few --events to time")
-        seconds = max(last[0] - first[0], 1e-9)
-        rows = last[1] - first[1]
-        rate = rows / seconds
-        cpu_us = (last[2] - first[2]) / max(rows, 1) * 1e6
+        stop(sink)
         db = settings.clickhouse_database
         stored = int(client.query(f"SELECT count() FROM {db}.events").result_rows[0][0])
-        verdict = "met" if rate >= TARGET_ROWS_S else "NOT met"
+        if not args.no_baseline:
+            naive_db = naive_settings.clickhouse_database
+            migrate(client, naive_db)
+            print("[bench] starting the naive sink (bench.naive_sink) ...", flush=True)
+            naive = spawn(["bench.naive_sink"], naive_vars, data / "naive-sink.log")
+
+            def naive_rows() -> float:
+                query = f"SELECT count() FROM {naive_db}.events"
+                return float(client.query(query).result_rows[0][0])
+
+            runs.append(
+                measure("naive sink", naive, naive_rows, args.events, data / "naive-sink.log")
+            )
+        ours = runs[0]
+        verdict = "met" if ours.rate >= TARGET_ROWS_S else "NOT met"
         print(
-            f"[bench] dlr sink: {rows:,.0f} rows in {seconds:.1f}s (first to last row) = "
-            f"{rate:,.0f} rows/s ({verdict}: >= {TARGET_ROWS_S:,}); sink CPU {cpu_us:.1f} us/row; "
-            f"peak RSS {peak:,.0f} MB; {stored:,} rows in ClickHouse of {args.events:,} produced",
+            f"[bench] dlr sink: {ours.rows:,.0f} rows in {ours.seconds:.1f}s (first to last row)"
+            f" = {ours.rate:,.0f} rows/s ({verdict}: >= {TARGET_ROWS_S:,}); "
+            f"{stored:,} rows in ClickHouse of {args.events:,} produced",
             flush=True,
         )
+        print(
+            f"\n{'sink':<12} {'rows/s':>9} {'CPU us/row':>11} {'peak RSS MB':>12} {'vs naive':>9}"
+        )
+        for r in runs:
+            ratio = f"{r.rate / runs[-1].rate:.2f}x" if len(runs) > 1 else "-"
+            print(f"{r.label:<12} {r.rate:>9,.0f} {r.cpu_us:>11.1f} {r.peak_mb:>12,.0f} {ratio:>9}")
         return 0 if stored == args.events else 1
     finally:
-        if sink is not None and sink.poll() is None:
-            os.killpg(sink.pid, signal.SIGTERM)
-            sink.wait(60)
+        stop(sink)
+        stop(naive)
         if own_clickhouse:
             clickhouse.stop(server)
         if started_kafka:

@@ -5,11 +5,21 @@
    fast it turns the backlog into canonical events (first to last output).
 2. Then produces at a steady rate below that capacity and measures the latency from the
    envelope's `received_at` to the canonical event's `emitted_at` (p50/p99).
+3. Baseline, in the same run: the same backlog through `bench.naive_worker` (the same
+   decision in a faust agent written with faust's public API only), so the ratio says what
+   the worker's own I/O path (`streams/_faust.py`) buys on whatever this machine is doing.
 
     .venv/bin/python -m bench.streams [--events 200000] [--rate 3000] [--seconds 20]
+                                      [--no-baseline] [--recipients ranges|one]
 
 `--seconds 0` skips the latency phase. The worker's CPU time per raw event is printed too:
 unlike events/s it hardly depends on what else the machine is running.
+
+Recipients (`--recipients`): `ranges` (default) gives every message its own number in
+one of 16 real mobile ranges of 8 countries, so the worker's number enrichment meets a
+new number range for nearly every message (its worst case; real traffic repeats
+ranges); `one` sends everything to a single number with the carrier named (the
+enrichment always cached). Run the same command on two checkouts to compare them.
 """
 
 from __future__ import annotations
@@ -23,11 +33,13 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.analytics import free_port
 from deploy.local import kafka
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -35,20 +47,40 @@ from schemas.envelope import RawEnvelope
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = ["accepted", "queued", "sent", "delivered"]
+#: (E.164 prefix, digits) of real mobile ranges: GB, DE, BR, IN, NG, ZA, AU, US.
+RANGES = [
+    ("44794", 12), ("44776", 12), ("44751", 12), ("49151", 13), ("49176", 13),
+    ("5511971", 13), ("5511988", 13), ("91900", 12), ("91630", 12), ("234803", 13),
+    ("234805", 13), ("2782", 11), ("2783", 11), ("61400", 11), ("1206", 11), ("1415", 11),
+]  # fmt: skip
+RECIPIENTS = {"mode": "ranges"}
+
+
+def recipient(mid: str) -> str:
+    """The message's number: fixed, or random in one of RANGES (seeded by the message id)."""
+    if RECIPIENTS["mode"] == "one":
+        return "+447700900123"
+    rng = random.Random(mid)
+    prefix, digits = rng.choice(RANGES)
+    rest = digits - len(prefix)
+    first = str(rng.randrange(2, 10)) if prefix.startswith("1") else ""
+    tail = f"{rng.randrange(10**rest):0{rest}d}"
+    return f"+{prefix}{first}{tail[len(first) :]}"
 
 
 def envelope(mid: str, status: str, k: int, received_at: float) -> tuple[bytes, bytes]:
     payload = {
         "message_id": mid,
-        "to": "+447700900123",
+        "to": recipient(mid),
         "from": "ACME",
         "status": status,
         "provider_status_code": "0",
         "error": None,
         "timestamp": f"2025-08-12T10:15:0{k}Z",
-        "carrier": "EE",
         "campaign": "bench",
     }
+    if RECIPIENTS["mode"] == "one":
+        payload["carrier"] = "EE"  # the carrier is named: no range lookup at all
     body = orjson.dumps(payload).decode()
     env = RawEnvelope(
         provider="generic",
@@ -120,6 +152,7 @@ async def produce(
 async def watch(
     bootstrap: str,
     topic: str,
+    partitions: int,
     unique: int,
     worker: subprocess.Popen[bytes],
     peak: list[float],
@@ -133,13 +166,12 @@ async def watch(
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
     try:
         first: float | None = None
         last_count, last_change = 0, time.monotonic()
         while True:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            count = sum((await consumer.end_offsets(tps)).values()) if tps else 0
+            count = sum((await consumer.end_offsets(tps)).values())
             now = time.monotonic()
             peak[0] = max(peak[0], rss_mb(worker.pid))
             if count and first is None:
@@ -215,18 +247,14 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rate", type=float, default=3000.0)
-    parser.add_argument("--seconds", type=int, default=20)
-    args = parser.parse_args()
-
-    base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+def run_backlog(
+    label: str,
+    command: list[str],
+    base: Settings,
+    records: list[tuple[bytes, bytes]],
+    unique: int,
+) -> tuple[dict[str, str], subprocess.Popen[bytes], Result]:
+    """Fresh topics, the backlog pre-loaded, one worker process: how fast it drains it."""
     run = uuid.uuid4().hex[:8]
     data = ROOT / ".data" / "bench" / f"streams-{run}"
     env_vars = {
@@ -239,22 +267,19 @@ def main() -> int:
         "DLR_WORKER_ID": f"bench-{run}",
         "DLR_DATA_DIR": str(data),
         "DLR_LOG_LEVEL": "WARNING",
-        "DLR_WORKER_WEB_PORT": "16066",
+        "DLR_WORKER_WEB_PORT": str(free_port()),
     }
     settings = Settings.from_vars(env_vars)
     asyncio.run(ensure_topics(settings))
-    records = backlog(args.events, seed=1)
-    unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
-    print(f"[bench] pre-loading {len(records)} raw records ({unique} unique) ...", flush=True)
+    print(f"[bench] {label}: pre-loading {len(records)} raw records ({unique} unique) ...")
     asyncio.run(produce(settings.bootstrap, settings.raw_topic, records))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
     data.mkdir(parents=True, exist_ok=True)
-    log = (data / "worker.log").open("ab")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cli", "worker"],
+        [sys.executable, "-m", *command],
         cwd=ROOT,
         env=env,
-        stdout=log,
+        stdout=(data / "worker.log").open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -262,51 +287,114 @@ def main() -> int:
     cpu: list[tuple[float, float, int]] = []
     try:
         first, last_change, last_count = asyncio.run(
-            watch(settings.bootstrap, settings.status_topic, unique, worker, peak, cpu)
-        )
-        elapsed = max(last_change - first, 1e-9)
-        throughput = len(records) / elapsed
-        print(
-            f"[bench] backlog: {len(records)} raw records -> {last_count} canonical events in "
-            f"{elapsed:.1f}s = {throughput:.0f} raw events/s (one worker)",
-            flush=True,
-        )
-        if len(cpu) == 2 and cpu[1][2] > cpu[0][2]:
-            # Raw records behind the outputs seen between the two samples (same ratio).
-            done = (cpu[1][2] - cpu[0][2]) * len(records) / max(unique, 1)
-            proc_us = (cpu[1][0] - cpu[0][0]) / done * 1e6
-            main_us = (cpu[1][1] - cpu[0][1]) / done * 1e6
-            print(
-                f"[bench] worker CPU per raw event: {proc_us:.0f} us "
-                f"(main thread {main_us:.0f} us)",
-                flush=True,
+            watch(
+                settings.bootstrap,
+                settings.status_topic,
+                settings.topic_partitions,
+                unique,
+                worker,
+                peak,
+                cpu,
             )
-        if args.seconds <= 0:
-            print(f"[bench] worker peak RSS {peak[0]:.0f} MB")
-            return 0
-        since = time.time()
-        n = int(args.rate * args.seconds)
-        paced = backlog(n, seed=2)
-        print(f"[bench] latency phase: {n} records at {args.rate:.0f}/s ...", flush=True)
-        asyncio.run(produce(settings.bootstrap, settings.raw_topic, paced, rate=args.rate))
-        time.sleep(3)
-        peak[0] = max(peak[0], rss_mb(worker.pid))
-        lat = sorted(asyncio.run(latencies(settings.bootstrap, settings.status_topic, since)))
-        if lat:
-            p50 = lat[len(lat) // 2] * 1000
-            p99 = lat[int(len(lat) * 0.99)] * 1000
-            print(
-                f"[bench] raw->canonical latency at {args.rate:.0f}/s: p50 {p50:.1f} ms, "
-                f"p99 {p99:.1f} ms over {len(lat)} events"
+        )
+    except BaseException:
+        stop(worker)
+        raise
+    elapsed = max(last_change - first, 1e-9)
+    cpu_us = 0.0
+    if len(cpu) == 2 and cpu[1][2] > cpu[0][2]:
+        # Raw records behind the outputs seen between the two samples (same ratio).
+        done = (cpu[1][2] - cpu[0][2]) * len(records) / max(unique, 1)
+        cpu_us = (cpu[1][0] - cpu[0][0]) / done * 1e6
+    result = Result(label, len(records) / elapsed, cpu_us, peak[0], last_count == unique)
+    print(
+        f"[bench] {label}: {len(records)} raw records -> {last_count} canonical events in "
+        f"{elapsed:.1f}s = {result.rate:.0f} raw events/s, {cpu_us:.0f} us CPU per raw event",
+        flush=True,
+    )
+    return env_vars, worker, result
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One worker's backlog run."""
+
+    label: str
+    rate: float
+    cpu_us: float
+    peak_mb: float
+    complete: bool
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker's process group and wait for it."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=3000.0)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the naive faust worker baseline"
+    )
+    parser.add_argument("--recipients", choices=["ranges", "one"], default="ranges")
+    args = parser.parse_args()
+    RECIPIENTS["mode"] = args.recipients
+    print(f"[bench] recipients: {args.recipients}", flush=True)
+
+    base = Settings()
+    started_kafka = False
+    if not base.kafka_bootstrap and not kafka.status(base):
+        kafka.start(base)
+        started_kafka = True
+    records = backlog(args.events, seed=1)
+    unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
+    results: list[Result] = []
+    try:
+        env_vars, worker, ours = run_backlog(
+            "dlr worker", ["deploy.cli", "worker"], base, records, unique
+        )
+        results.append(ours)
+        try:
+            if args.seconds > 0:
+                settings = Settings.from_vars(env_vars)
+                since = time.time()
+                n = int(args.rate * args.seconds)
+                paced = backlog(n, seed=2)
+                print(f"[bench] latency phase: {n} records at {args.rate:.0f}/s ...", flush=True)
+                asyncio.run(produce(settings.bootstrap, settings.raw_topic, paced, rate=args.rate))
+                lat = sorted(
+                    asyncio.run(latencies(settings.bootstrap, settings.status_topic, since))
+                )
+                if lat:
+                    p50 = lat[len(lat) // 2] * 1000
+                    p99 = lat[int(len(lat) * 0.99)] * 1000
+                    print(
+                        f"[bench] raw->canonical latency at {args.rate:.0f}/s: p50 {p50:.1f} ms, "
+                        f"p99 {p99:.1f} ms over {len(lat)} events"
+                    )
+        finally:
+            stop(worker)
+        if not args.no_baseline:
+            _, naive, theirs = run_backlog(
+                "naive faust worker", ["bench.naive_worker"], base, records, unique
             )
-        print(f"[bench] worker peak RSS {peak[0]:.0f} MB")
+            stop(naive)
+            results.append(theirs)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(60)
         if started_kafka:
             kafka.stop(base)
-    return 0
+    header = f"{'worker':<20} {'raw events/s':>13} {'CPU us/event':>13} {'peak RSS MB':>12}"
+    print(f"\n{header} {'vs naive':>9}")
+    naive_rate = results[-1].rate if len(results) > 1 else 0.0
+    for r in results:
+        ratio = f"{r.rate / naive_rate:.2f}x" if naive_rate else "-"
+        print(f"{r.label:<20} {r.rate:>13.0f} {r.cpu_us:>13.0f} {r.peak_mb:>12.0f} {ratio:>9}")
+    return 0 if all(r.complete for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -4,12 +4,17 @@ dlr up                          everything locally, in the foreground (make run)
 dlr kafka start|stop|status     local Kafka 4.x KRaft broker (start runs in the foreground)
 dlr clickhouse start|stop|status  local ClickHouse 26.9 server
 dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
+dlr api                         the sender's API (register messages, ask their status)
+dlr status <message_id> | --client-ref X   what became of a message (same as the API)
+dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
 dlr worker                      the faust stream worker
 dlr sink                        the ClickHouse sink
+dlr dispatch                    deliver dlr.actions.v1 as signed webhooks
+dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered actions
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
-dlr report --by carrier ...     delivery analytics from ClickHouse
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import logs
+from deploy import logs, report_cli
 from deploy.settings import Settings
 
 
@@ -130,6 +135,53 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
     return 0
 
 
+def cmd_api(settings: Settings) -> int:
+    """Serve the sender's API with uvicorn."""
+    import uvicorn
+
+    from ingress.api.app import create_app
+
+    logs.setup(settings.log_level)
+    print(f"[api] http://{settings.api_host}:{settings.api_port}", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_apikey(settings: Settings, key_id: str, tenant: str | None, scopes: list[str]) -> int:
+    """Print a new token (once) and the DLR_API_KEYS entry that holds only its SHA-256."""
+    import json
+
+    from ingress.api.keys import SCOPES, new_token, token_hash
+
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        print(f"dlr apikey: unknown scopes {unknown}; known: {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    token = new_token()
+    entry: dict[str, object] = {"id": key_id, "sha256": token_hash(token), "scopes": scopes}
+    if tenant:
+        entry["tenant"] = tenant
+    print(f"token (give it to the sender, it is not stored anywhere): {token}")
+    print(f"DLR_API_KEYS entry: {json.dumps(entry)}")
+    return 0
+
+
+def cmd_status(settings: Settings, message_id: str | None, client_ref: str | None, fmt: str) -> int:
+    """Print what became of a message (or of every message with a client_ref)."""
+    from deploy.status_cli import run_status
+
+    return run_status(settings, message_id=message_id, client_ref=client_ref, fmt=fmt)
+
+
 def cmd_worker(settings: Settings) -> int:
     """Run the faust worker in the foreground."""
     logs.setup(settings.log_level)
@@ -148,6 +200,45 @@ def cmd_sink(settings: Settings) -> int:
     logs.setup(settings.log_level)
     asyncio.run(main_async(settings))
     return 0
+
+
+def cmd_dispatch(settings: Settings) -> int:
+    """Run the action dispatcher in the foreground."""
+    from sinks.dispatch.service import main_async
+
+    logs.setup(settings.log_level)
+    asyncio.run(main_async(settings))
+    return 0
+
+
+def cmd_dispatch_retry(
+    settings: Settings,
+    since: str | None,
+    until: str | None,
+    kind: str | None,
+    endpoint: str | None,
+    dry_run: bool,
+) -> int:
+    """Re-send dead-lettered actions; exit 1 when some failed again or had no endpoint."""
+    from deploy.report_cli import parse_duration
+    from sinks.dispatch.retry import Selection, retry_dead_letters
+
+    now = time.time()
+    selection = Selection(
+        since=now - parse_duration(since) if since else None,
+        until=now - parse_duration(until) if until else None,
+        kind=kind,
+        endpoint=endpoint,
+    )
+    summary = asyncio.run(retry_dead_letters(settings, selection, dry_run=dry_run))
+    verb = "would re-send" if dry_run else "re-sent"
+    print(
+        f"[dispatch retry] scanned {summary.scanned} dead-letter records; {verb} "
+        f"{summary.selected}: {summary.delivered} delivered, {summary.failed} dead-lettered again"
+    )
+    for name, count in sorted(summary.unknown_endpoints.items()):
+        print(f"[dispatch retry] {count} for endpoint {name}, not in DLR_ACTION_ENDPOINTS now")
+    return 1 if summary.failed or summary.unknown_endpoints else 0
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -228,6 +319,14 @@ SERVICES: tuple[Service, ...] = (
         ),
     ),
     Service(
+        "api",
+        lambda s: f"http://{s.api_host}:{s.api_port}/readyz",
+        lambda s: (
+            f"http://{s.api_host}:{s.api_port}  /v1/messages  /healthz /readyz /metrics "
+            "/openapi.json"
+        ),
+    ),
+    Service(
         "worker",
         lambda s: f"http://127.0.0.1:{s.worker_web_port}/healthz",
         lambda s: f"http://127.0.0.1:{s.worker_web_port}/metrics",
@@ -236,6 +335,14 @@ SERVICES: tuple[Service, ...] = (
         "sink",
         lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/healthz",
         lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/metrics",
+    ),
+    Service(
+        "dispatch",
+        lambda s: f"http://127.0.0.1:{s.dispatch_metrics_port}/healthz",
+        lambda s: (
+            f"http://127.0.0.1:{s.dispatch_metrics_port}/metrics  actions -> "
+            + (", ".join(sorted(s.action_routes)) or "no endpoints (DLR_ACTION_ENDPOINTS)")
+        ),
     ),
 )
 
@@ -263,10 +370,15 @@ def cmd_up(settings: Settings) -> int:
             clickhouse.start(settings)
         asyncio.run(_topics(settings))
         if env["DLR_DEV_SECRETS"] == "1":
+            from ingress.api.keys import dev_key
             from ingress.credentials import dev_secrets, dev_secrets_path
 
             dev_secrets(settings.model_copy(update={"dev_secrets": True}))
-            print(f"[up] development secrets in {dev_secrets_path(settings)} (kept, not printed)")
+            dev_key(settings)
+            print(
+                f"[up] development secrets and API key in {dev_secrets_path(settings)} "
+                "(kept, not printed)"
+            )
         for service in SERVICES:
             procs.append(_spawn([service.name], env, log_dir))
         for service in SERVICES:
@@ -323,8 +435,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--workers", type=int, default=1)
+    sub.add_parser("api", help="the sender's API")
+    p = sub.add_parser("status", help="what became of a message")
+    p.add_argument("message_id", nargs="?")
+    p.add_argument("--client-ref")
+    p.add_argument("--format", default="text", choices=["text", "json"])
+    p = sub.add_parser("apikey", help="make a new API key for the sender's API")
+    p.add_argument("--id", default="sender")
+    p.add_argument("--tenant")
+    p.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        help="repeat; default messages:write and messages:read",
+    )
     sub.add_parser("worker", help="faust stream worker")
     sub.add_parser("sink", help="ClickHouse sink")
+    p = sub.add_parser("dispatch", help="deliver actions as signed webhooks")
+    dispatch_sub = p.add_subparsers(dest="dispatch_command")
+    p = dispatch_sub.add_parser("retry", help="re-send dead-lettered actions")
+    p.add_argument("--since", help="dead-lettered within this long ago, e.g. 24h (default: any)")
+    p.add_argument("--until", help="dead-lettered at least this long ago, e.g. 1h")
+    p.add_argument("--type", dest="kind", help="action type, e.g. fallback")
+    p.add_argument("--endpoint", help="endpoint name (host#hash, as in metrics) or URL")
+    p.add_argument("--dry-run", action="store_true", help="count, do not send")
     sub.add_parser("topics", help="create topics")
     sub.add_parser("migrate", help="apply ClickHouse migrations")
     p = sub.add_parser("demo", help="simulate traffic and check the result")
@@ -333,20 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0)
-    p = sub.add_parser("report", help="delivery analytics")
     p.add_argument(
-        "--by", default="carrier", choices=["carrier", "country", "region", "campaign", "provider"]
+        "--providers",
+        default="generic",
+        choices=["generic", "all"],
+        help="generic JSON callbacks (default), or every provider's own signed wire format "
+        "to real number ranges in 8 countries",
     )
-    p.add_argument("--since", default="24h")
-    p.add_argument("--format", default="table", choices=["table", "json", "csv"])
-    p.add_argument(
-        "--report",
-        default="delivery",
-        choices=["delivery", "stuck", "silent", "spikes", "hourly"],
-        help="delivery (default), messages stuck before a final state, carriers that never "
-        "report delivered, failure-reason spikes, hourly trend",
-    )
-    p.add_argument("--stuck-after", default="6h", help="with --report stuck")
+    p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
+    report_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -357,10 +486,25 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_clickhouse(settings, args.action, args.detach)
     if args.command == "ingress":
         return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers)
+    if args.command == "api":
+        return cmd_api(settings)
+    if args.command == "status":
+        if bool(args.message_id) == bool(args.client_ref):
+            parser.error("status: give a message id or --client-ref, not both")
+        return cmd_status(settings, args.message_id, args.client_ref, args.format)
+    if args.command == "apikey":
+        scopes = args.scopes or ["messages:write", "messages:read"]
+        return cmd_apikey(settings, args.id, args.tenant, scopes)
     if args.command == "worker":
         return cmd_worker(settings)
     if args.command == "sink":
         return cmd_sink(settings)
+    if args.command == "dispatch":
+        if args.dispatch_command == "retry":
+            return cmd_dispatch_retry(
+                settings, args.since, args.until, args.kind, args.endpoint, args.dry_run
+            )
+        return cmd_dispatch(settings)
     if args.command == "topics":
         asyncio.run(_topics(settings))
         return 0
@@ -376,18 +520,10 @@ def main(argv: list[str] | None = None) -> int:
             truth=args.truth,
             concurrency=args.concurrency,
             timeout=args.timeout,
+            providers=args.providers,
         )
     if args.command == "report":
-        from deploy.report_cli import run_report
-
-        return run_report(
-            settings,
-            by=args.by,
-            since=args.since,
-            fmt=args.format,
-            kind=args.report,
-            stuck_after=args.stuck_after,
-        )
+        return report_cli.run_args(settings, args)
     return 2
 
 

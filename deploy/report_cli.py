@@ -1,20 +1,30 @@
 """`dlr report`: delivery analytics from ClickHouse, printed as a table, JSON or CSV.
 
-    dlr report --by carrier|country|region|campaign|provider --since 24h [--format table|json|csv]
+    dlr report --by DIM[,DIM] --since 24h [--format table|json|csv]
+
+DIM: carrier, country, region, area, campaign, provider, line_type, carrier_source; a pair
+such as `--by country,carrier` groups by both at once (is a drop one carrier everywhere,
+or one carrier in one country?).
 
 One row per group for the window `[now - since, now)` (a message belongs to it by its first
 event): messages, attempts, delivered, delivery rate, the failure-reason mix, p50/p95 time
 to deliver, and the same rate for the window of the same length just before; `DROP` flags a
-group whose rate fell more than 10 % (relative) against that previous window. Worst first.
-The numbers come from `sinks.clickhouse.report` (exact, see sinks/clickhouse/README.md).
+group (a pair, with two dimensions) whose rate fell more than 10 % (relative) against that
+previous window. Worst first. JSON and CSV also give the messages per `carrier_source`, the
+evidence behind the carrier names. The numbers come from `sinks.clickhouse.report` (exact,
+see sinks/clickhouse/README.md).
 
-The other reports of the issue have their own entry point until `dlr report` gets a
-`--report` option (deploy/cli.py):
+`--report` chooses another report (`python -m deploy.report_cli` takes the same arguments):
 
-    python -m deploy.report_cli --report stuck --stuck-after 6h     # not final after 6 h
-    python -m deploy.report_cli --report silent --since 24h         # carriers, no delivered
-    python -m deploy.report_cli --report spikes --since 24h --by carrier --min-count 10
-    python -m deploy.report_cli --report hourly --since 6h --by region  # per hour, exact
+    dlr report --report stuck --stuck-after 6h                  # not final after 6 h
+    dlr report --report silent --since 24h                      # carriers, no delivered
+    dlr report --report spikes --since 24h --by carrier --min-count 10
+    dlr report --report hourly --since 6h --by region           # per hour, exact
+    dlr report --report unreported --since 24h                  # registered, no receipt
+
+`--attempts sends` (default) counts registered messages that got no receipt within
+`DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
+messages in a final state (sinks/clickhouse/README.md, "Delivery rate").
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
@@ -31,17 +41,21 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO, cast
+from typing import Any, Literal, TextIO, cast, get_args
 
 import orjson
 
 from deploy.settings import Settings
+from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
+from sinks.clickhouse.report import GROUPS
 
-ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly"]
-KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly")
+ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
+KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
-GROUPS: tuple[str, ...] = ("carrier", "country", "region", "campaign", "provider")
+
+#: carrier_source values, plus `unrecorded` (messages stored before the enrichment).
+CARRIER_SOURCES: tuple[str, ...] = (*get_args(CarrierSource), "unrecorded")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -178,12 +192,23 @@ def _csv_value(value: Any) -> Any:
 # -- delivery report ---------------------------------------------------------------------
 
 
+def _groups(by: str) -> list[str]:
+    return [name.strip() for name in by.split(",")]
+
+
+def _sources(mix: dict[str, int]) -> str:
+    """Carrier evidence of a group, largest first: 'mcc_mnc 40, number_range 2'."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(mix.items(), key=lambda i: (-i[1], i[0])))
+
+
 def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
     """The delivery report as aligned text."""
+    groups = _groups(by)
     headers = [
-        by,
+        *groups,
         "messages",
         "attempts",
+        "unreported",
         "delivered",
         "rate",
         "prev rate",
@@ -195,9 +220,10 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
     ]
     body = [
         [
-            "(none)" if row[by] is None else str(row[by]),
+            *("(none)" if row[g] is None else str(row[g]) for g in groups),
             str(row["messages"]),
             str(row["attempts"]),
+            str(row.get("unreported", 0)),
             str(row["delivered"]),
             _percent(row["delivery_rate"]),
             _percent(row["previous_delivery_rate"]),
@@ -209,22 +235,28 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         ]
         for row in rows
     ]
-    return render_table(headers, body, numeric=set(range(1, 9)))
+    first = len(groups)
+    return render_table(headers, body, numeric=set(range(first, first + 9)))
 
 
 def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
     """One line per group; the failure-reason mix as one `reason_<name>` column per reason.
 
     The reason columns are every `FailureReason` (stable header), then any other reason
-    the data holds, sorted.
+    the data holds, sorted; then one `carrier_source_<name>` column per evidence kind.
     """
     known = [str(reason) for reason in FailureReason]
     extra = sorted({name for row in rows for name in row["failure_reasons"]} - set(known))
     reasons = known + extra
+    sources = list(CARRIER_SOURCES) + sorted(
+        {name for row in rows for name in row["carrier_sources"]} - set(CARRIER_SOURCES)
+    )
     scalar = [
-        by,
+        *_groups(by),
         "messages",
         "attempts",
+        "final_attempts",
+        "unreported",
         "delivered",
         "delivery_rate",
         "ttd_p50_s",
@@ -234,12 +266,17 @@ def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
         "previous_delivery_rate",
         "dropped",
     ]
-    headers = [*scalar, *(f"reason_{name}" for name in reasons)]
+    headers = [
+        *scalar,
+        *(f"reason_{name}" for name in reasons),
+        *(f"carrier_source_{name}" for name in sources),
+    ]
     body = [
         [
             *(_csv_value(row[name]) for name in scalar[:-1]),
             "true" if row["dropped"] else "false",
             *(row["failure_reasons"].get(name, 0) for name in reasons),
+            *(row["carrier_sources"].get(name, 0) for name in sources),
         ]
         for row in rows
     ]
@@ -263,6 +300,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "silent": (
         "carrier",
+        "carrier_sources",
         "providers",
         "countries",
         "messages",
@@ -282,6 +320,16 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "ttd_p95_s",
         "failure_reasons",
     ),
+    "unreported": (
+        "provider",
+        "carrier",
+        "registered",
+        "unreported",
+        "waiting",
+        "share",
+        "countries",
+        "oldest_unreported",
+    ),
     "spikes": (
         "grp",
         "reason",
@@ -294,6 +342,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 _NUMERIC = {
+    "registered",
+    "unreported",
+    "waiting",
     "messages",
     "attempts",
     "stuck_in_sent",
@@ -319,7 +370,7 @@ def generic_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
             elif name in _DURATIONS:
                 cells.append(format_duration(value))
             elif isinstance(value, dict):
-                cells.append(_reasons(value))
+                cells.append(_sources(value) if name == "carrier_sources" else _reasons(value))
             else:
                 cells.append(_cell(value))
         body.append(cells)
@@ -389,14 +440,19 @@ def produce(
     stuck_after: str,
     min_count: int,
     limit: int,
+    attempts: str = "sends",
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
 
     if kind not in KINDS:
         raise ReportError(f"--report must be one of {', '.join(KINDS)}", 2)
-    if by not in GROUPS:
-        raise ReportError(f"--by must be one of {', '.join(GROUPS)}", 2)
+    try:
+        group = report.check_groups(by)
+    except ValueError as exc:
+        raise ReportError(f"--by: {exc}", 2) from exc
+    if kind in ("stuck", "silent", "unreported") and len(group) > 1:
+        raise ReportError(f"--by takes no pair with --report {kind}", 2)
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}", 2)
     try:
@@ -405,9 +461,23 @@ def produce(
     except ValueError as exc:
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
-    group = cast(report.GroupBy, by)
+    if attempts not in ("sends", "final"):
+        raise ReportError("--attempts must be sends or final", 2)
+    after = settings.unreported_after_s
     if kind == "delivery":
-        rows = _fetch(settings, kind, lambda c: report.report(c, db, group, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.report(
+                c,
+                db,
+                group,
+                since_s,
+                now,
+                attempts=cast(report.Attempts, attempts),
+                unreported_after_s=after,
+            ),
+        )
         if fmt == "json":
             return _json(rows)
         if fmt == "csv":
@@ -420,6 +490,16 @@ def produce(
         hours = after_s / 3600
         rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
+    elif kind == "unreported":
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.unreported(c, db, since_s, now, unreported_after_s=after),
+        )
+        title = (
+            f"registered messages submitted in the {since} before {_iso(now)} without any "
+            f"receipt {after}s after submission, per provider and carrier (worst share first)"
+        )
     elif kind == "silent":
         rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
@@ -442,7 +522,7 @@ def produce(
         )
     columns = _COLUMNS[kind]
     if kind in ("spikes", "hourly"):
-        columns = tuple(by if name == "grp" else name for name in columns)
+        columns = tuple(part for name in columns for part in (group if name == "grp" else (name,)))
     if fmt == "json":
         return _json(rows)
     if fmt == "csv":
@@ -465,6 +545,7 @@ def run_report(
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
+    attempts: str = "sends",
 ) -> int:
     """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -479,6 +560,7 @@ def run_report(
             stuck_after=stuck_after,
             min_count=min_count,
             limit=limit,
+            attempts=attempts,
         )
     except ReportError as exc:
         print(f"dlr report: {exc}", file=sys.stderr)
@@ -487,23 +569,37 @@ def run_report(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m deploy.report_cli`: `dlr report` plus `--report stuck|silent|spikes|hourly`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.report_cli",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `dlr report` (deploy/cli.py) and of `python -m deploy.report_cli`."""
+    parser.add_argument(
+        "--report",
+        default="delivery",
+        choices=KINDS,
+        help="delivery (default), messages stuck before a final state, carriers that never "
+        "report delivered, failure-reason spikes, hourly trend, registered messages without "
+        "any receipt per provider / carrier",
     )
-    parser.add_argument("--report", default="delivery", choices=KINDS)
-    parser.add_argument("--by", default="carrier", choices=GROUPS)
+    parser.add_argument(
+        "--by", default="carrier", help=f"one of {', '.join(GROUPS)}, or a pair: country,carrier"
+    )
     parser.add_argument("--since", default="24h", help="window length (all but stuck)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
     parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--attempts",
+        default="sends",
+        choices=["sends", "final"],
+        help="delivery rate denominator: sends (final states + unreported registrations, "
+        "default) or final (final states only)",
+    )
+
+
+def run_args(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the report that parsed `add_arguments` arguments ask for."""
     return run_report(
-        Settings(),
+        settings,
         by=args.by,
         since=args.since,
         fmt=args.format,
@@ -511,7 +607,19 @@ def main(argv: list[str] | None = None) -> int:
         stuck_after=args.stuck_after,
         min_count=args.min_count,
         limit=args.limit,
+        attempts=args.attempts,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deploy.report_cli`: the same as `dlr report`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.report_cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run_args(Settings(), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

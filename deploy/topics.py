@@ -14,7 +14,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """Every dlr.* topic with its partition count and config.
 
     All keyed topics share one partition count so that the stream worker's tables are
-    co-partitioned with `dlr.raw.v1`. Suppressions are compacted: latest entry per recipient.
+    co-partitioned with `dlr.raw.v1` (and `dlr.sends.v1`, which the same agent joins in).
+    Suppressions are compacted: latest entry per recipient.
     """
     n, rf = settings.topic_partitions, settings.topic_replication_factor
     return [
@@ -22,6 +23,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.status_topic, n, rf),
         NewTopic(settings.deadletter_topic, n, rf),
         NewTopic(settings.actions_topic, n, rf),
+        NewTopic(settings.sends_topic, n, rf),
+        NewTopic(settings.actions_deadletter_topic, n, rf),
         NewTopic(
             settings.suppressions_topic,
             n,

@@ -46,7 +46,7 @@ from ingress.errors import (
 )
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
-from ingress.producer import RawProducer
+from ingress.producer import Producer, RawProducer
 from ingress.providers import (
     PROVIDERS,
     Credentials,
@@ -82,7 +82,7 @@ class IngressState:
     """Everything the endpoints share, built once per app from the settings."""
 
     settings: IngressSettings
-    producer: RawProducer
+    producer: Producer
     credentials: dict[str, Credentials]
     metrics: IngressMetrics = field(default_factory=IngressMetrics)
     trusted: tuple[Network, ...] = ()
@@ -387,7 +387,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": code, "detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
-def build_state(settings: IngressSettings, producer: RawProducer | None = None) -> IngressState:
+def build_state(settings: IngressSettings, producer: Producer | None = None) -> IngressState:
     """Everything the app needs, from settings (no I/O besides reading dev secrets)."""
     allow = {
         name: parse_networks(settings.provider_setting(name, "allow_ips")) for name in PROVIDERS
@@ -406,7 +406,7 @@ def build_state(settings: IngressSettings, producer: RawProducer | None = None) 
 
 
 def create_app(
-    settings: IngressSettings | None = None, producer: RawProducer | None = None
+    settings: IngressSettings | None = None, producer: Producer | None = None
 ) -> IngressApp:
     """The ASGI app. Kafka being down at start is not fatal: /readyz says so, webhooks get 503."""
     settings = settings or IngressSettings()

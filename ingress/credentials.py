@@ -12,14 +12,16 @@ signed curl work out of the box.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ingress.providers import PROVIDERS, Credentials
 from ingress.settings import IngressSettings
-from schemas.settings import split_list
+from schemas.settings import CommonSettings, split_list
 
 
 def from_settings(settings: IngressSettings, provider: str) -> Credentials:
@@ -62,7 +64,7 @@ def _merge(a: Credentials, b: Credentials) -> Credentials:
     )
 
 
-def dev_secrets_path(settings: IngressSettings) -> Path:
+def dev_secrets_path(settings: CommonSettings) -> Path:
     """Where local development credentials are kept."""
     return settings.data_dir / "dev-secrets.json"
 
@@ -90,24 +92,37 @@ def _from_json(data: dict[str, Any]) -> tuple[Credentials, str]:
     return creds, str(data["key"])
 
 
+def update_dev_secrets(path: Path, add: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Read the development secrets file, let `add` fill what is missing (it returns
+    whether it changed anything), write it back (mode 0600) and return it. A lock file
+    keeps the services that `dlr up` starts together from overwriting each other's entry
+    (the ingress its providers', the sender's API its key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        if add(stored):
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(stored, out, indent=1)
+            tmp.replace(path)
+        return stored
+    finally:
+        os.close(lock)  # releases the lock
+
+
 def dev_secrets(settings: IngressSettings) -> dict[str, tuple[Credentials, str]]:
     """Load (creating what is missing) development credentials and signing keys."""
-    path = dev_secrets_path(settings)
-    stored: dict[str, Any] = {}
-    if path.exists():
-        stored = json.loads(path.read_text())
-    changed = False
-    for name, provider in PROVIDERS.items():
-        if name not in stored:
-            stored[name] = _to_json(*provider.dev_credentials())
-            changed = True
-    if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(stored, out, indent=1)
-        tmp.replace(path)
+
+    def add(stored: dict[str, Any]) -> bool:
+        missing = [name for name in PROVIDERS if name not in stored]
+        for name in missing:
+            stored[name] = _to_json(*PROVIDERS[name].dev_credentials())
+        return bool(missing)
+
+    stored = update_dev_secrets(dev_secrets_path(settings), add)
     return {name: _from_json(stored[name]) for name in PROVIDERS if name in stored}
 
 

@@ -25,10 +25,16 @@ _ERRORS: list[type[errors.IngressError]] = [
 ]
 
 
-def _error_responses() -> dict[str, Any]:
+def error_responses(
+    classes: list[type[errors.IngressError]], statuses: tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    """OpenAPI responses of these error classes, one per status (only `statuses` if given),
+    each listing its codes; 429 and 503 carry `Retry-After`. The sender's API uses it too."""
     by_status: dict[int, list[str]] = {}
-    for cls in _ERRORS:
-        by_status.setdefault(cls.status, []).append(f"`{cls.code}`: {(cls.__doc__ or '').strip()}")
+    for cls in classes:
+        if statuses is None or cls.status in statuses:
+            line = f"`{cls.code}`: {(cls.__doc__ or '').strip()}"
+            by_status.setdefault(cls.status, []).append(line)
     out: dict[str, Any] = {}
     for status, lines in sorted(by_status.items()):
         entry: dict[str, Any] = {
@@ -77,7 +83,7 @@ def openapi_document(providers: list[str]) -> dict[str, Any]:
         "summary": "Receive a delivery receipt",
         "parameters": [provider_param],
         "requestBody": body,
-        "responses": {"200": ok, **_error_responses()},
+        "responses": {"200": ok, **error_responses(_ERRORS)},
     }
     get_op = {k: v for k, v in webhook_op.items() if k != "requestBody"}
     token_op = {**webhook_op, "parameters": [provider_param, token_param]}

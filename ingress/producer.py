@@ -27,8 +27,10 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from ingress.errors import BrokerUnavailable
 
@@ -57,6 +59,22 @@ class _Request:
             future.set_result(None)
 
 
+class Producer(Protocol):
+    """What the ingress app needs from a producer: `RawProducer`, or a test's in-process double."""
+
+    async def start(self) -> None:
+        """Connect (raise `BrokerUnavailable` when the broker cannot be reached)."""
+
+    async def stop(self) -> None:
+        """Flush what is in flight and disconnect."""
+
+    async def ready(self) -> bool:
+        """True when the broker answers."""
+
+    async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Return only once every (key, value) is acknowledged; else `BrokerUnavailable`."""
+
+
 class RawProducer:
     """Produces raw envelopes keyed by message id and waits for the broker's acknowledgement."""
 
@@ -67,7 +85,7 @@ class RawProducer:
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
         self.poll_interval_s = poll_interval_s
-        self._producer: Producer | None = None  # None until started
+        self._producer: confluent_kafka.Producer | None = None  # None until started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.TimerHandle | None = None
 
@@ -104,11 +122,11 @@ class RawProducer:
         if not await self._metadata(self.timeout_s):
             raise BrokerUnavailable(f"Kafka not reachable within {self.timeout_s:.1f}s")
 
-    def _client(self) -> Producer:
+    def _client(self) -> confluent_kafka.Producer:
         """The librdkafka producer, created on first use inside the running loop."""
         if self._producer is None:
             self._loop = asyncio.get_running_loop()
-            self._producer = Producer(self._config())
+            self._producer = confluent_kafka.Producer(self._config())
         return self._producer
 
     async def _metadata(self, timeout_s: float) -> bool:

@@ -9,6 +9,15 @@ applied by the state machine; `transition` says what the report did:
 `advanced` (current state moved forward), `enriched` (same state, new information such as
 carrier or price), `stale` (recorded for history, changes nothing: e.g. `sent` after
 `delivered`).
+
+`submitted_at`, `consent_source` and `consent_at` come from the sender's registration of
+the message (`dlr.sends.v1`, see `schemas/sends.py`); they are optional on the wire (events
+written before they existed lack them) and null when the message was never registered.
+A registration that arrives after the message's reports is emitted as an `enriched` event
+whose `raw_sha256` is the registration's digest.
+
+`carrier_source`, `line_type` and `area` (streams/enrich.py) came later too: optional, so
+an event written before them reads with None.
 """
 
 from __future__ import annotations
@@ -24,6 +33,20 @@ from schemas.lifecycle import FailureReason, State
 SCHEMA_VERSION = 1
 
 Transition = Literal["advanced", "enriched", "stale"]
+#: The evidence `carrier` comes from, strongest first (streams/enrich.py).
+CarrierSource = Literal["provider", "mcc_mnc", "number_range", "none"]
+#: libphonenumber's type of the recipient number, as the worker names it.
+LineType = Literal[
+    "mobile",
+    "fixed",
+    "fixed_or_mobile",
+    "voip",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "other",
+    "unknown",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +85,14 @@ class CanonicalEvent:
     received_at: datetime
     emitted_at: datetime
     raw_sha256: str
+    #: From the sender's registration (dlr.sends.v1) when the report lacks them.
+    submitted_at: datetime | None = None
+    consent_source: str | None = None
+    consent_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
+    carrier_source: CarrierSource | None = None
+    line_type: LineType | None = None
+    area: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (enums as strings, datetimes as UTC ISO-8601)."""
@@ -79,7 +109,13 @@ class CanonicalEvent:
         KeyError / ValueError / TypeError on a malformed event.
         """
         values = {k: v for k, v in data.items() if k in _FIELDS}
-        for name in ("provider_timestamp", "received_at", "emitted_at"):
+        for name in (
+            "provider_timestamp",
+            "received_at",
+            "emitted_at",
+            "submitted_at",
+            "consent_at",
+        ):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         for name in ("state", "current_state"):
@@ -97,3 +133,7 @@ class CanonicalEvent:
 
 
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
+#: Fields added to v1 later: optional on the wire (older events lack them).
+OPTIONAL: frozenset[str] = frozenset(
+    {"submitted_at", "consent_source", "consent_at", "carrier_source", "line_type", "area"}
+)

@@ -9,18 +9,77 @@ the object down. A field `x` is the environment variable `DLR_X`. Nothing here d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings", "split_list"]
+__all__ = ["CommonSettings", "Target", "parse_url", "split_list"]
 
 
 def split_list(value: str) -> tuple[str, ...]:
     """Comma-separated setting to a tuple, blanks dropped."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+_DEFAULT_PORTS = {"http": 8123, "https": 8443}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and as whom to connect, parsed from a URL (the password is never printed)."""
+
+    host: str
+    port: int
+    secure: bool
+    username: str
+    password: str
+    verify: bool = True
+
+    def __repr__(self) -> str:
+        scheme = "https" if self.secure else "http"
+        return f"Target({scheme}://{self.username}@{self.host}:{self.port})"
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments of `clickhouse_connect.get_client` for this target. No session
+        id is generated, so one client may be used from several threads."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "secure": self.secure,
+            "verify": self.verify,
+            "connect_timeout": 10,
+            "autogenerate_session_id": False,
+        }
+
+
+def parse_url(url: str) -> Target:
+    """`http[s]://[user[:password]@]host[:port][?verify=false]` to a Target."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError("ClickHouse URL must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("ClickHouse URL has no host")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    verify_text = query.get("verify", "true").lower()
+    if verify_text not in _TRUE | _FALSE:
+        raise ValueError("ClickHouse URL option verify must be true or false")
+    return Target(
+        host=parts.hostname,
+        port=parts.port or _DEFAULT_PORTS[scheme],
+        secure=scheme == "https",
+        username=unquote(parts.username) if parts.username else "default",
+        password=unquote(parts.password) if parts.password else "",
+        verify=verify_text in _TRUE,
+    )
 
 
 class CommonSettings(BaseSettings):
@@ -48,7 +107,14 @@ class CommonSettings(BaseSettings):
     status_topic: str = "dlr.status.v1"
     deadletter_topic: str = "dlr.deadletter.v1"
     actions_topic: str = "dlr.actions.v1"
+    actions_deadletter_topic: str = Field(
+        "dlr.actions.deadletter.v1",
+        description="Actions `dlr dispatch` could not deliver, and what `retry` re-sent.",
+    )
     suppressions_topic: str = "dlr.suppressions.v1"
+    sends_topic: str = Field(
+        "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."
+    )
 
     # -- ClickHouse ----------------------------------------------------------------------
     clickhouse_url: str | None = Field(
@@ -57,6 +123,14 @@ class CommonSettings(BaseSettings):
     clickhouse_host: str = Field("127.0.0.1", description="The local server's address.")
     clickhouse_http_port: int = Field(8123, description="The local server's HTTP port.")
     clickhouse_database: str = "dlr"
+
+    # -- analytics ----------------------------------------------------------------------
+    unreported_after_s: int = Field(
+        3600,
+        ge=1,
+        description="A registered message without any receipt this long after its "
+        "submission is unreported: an attempt in the delivery rate (sends definition).",
+    )
 
     # -- privacy -------------------------------------------------------------------------
     pii_mode: Literal["hash", "mask", "clear"] = "hash"

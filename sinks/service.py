@@ -1,5 +1,9 @@
 """`dlr sink`: consume dlr.status.v1, insert into ClickHouse in batches, then commit.
 
+The same loop, with its own consumer group (`<DLR_SINK_GROUP>-sends`) and metrics
+(`dlr_sink_sends_*`), runs a second time in the process for the registrations of
+`dlr.sends.v1` into the `sends` table (`Source`, `SENDS`).
+
 Batches close by size (`DLR_SINK_BATCH_ROWS`) or age (`DLR_SINK_BATCH_MS`). Offsets are
 committed only after ClickHouse accepted the batch; while ClickHouse is down the same batch
 is retried with exponential backoff and full jitter and nothing more is fetched, so memory
@@ -24,16 +28,38 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sinks.clickhouse import rows
+from sinks._http import serve_metrics
+from sinks.clickhouse import rows, sends
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.writer import EventWriter
+from sinks.clickhouse.writer import EVENTS, SENDS, EventWriter, TableSpec
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 from sinks.settings import SinkSettings
 
 log = logging.getLogger("dlr.sink")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What one sink loop consumes and where it writes."""
+
+    #: The topic, from the settings.
+    topic: Any
+    #: Consumer group suffix (appended to DLR_SINK_GROUP).
+    group_suffix: str
+    #: Metric name prefix.
+    prefix: str
+    #: A record's value (and offset) as the writer's input; None skips it.
+    parse: Any
+    spec: TableSpec
+
+
+STATUS = Source(
+    lambda s: s.status_topic, "", "dlr_sink", lambda value, offset: rows.parse(value), EVENTS
+)
+SEND_RECORDS = Source(lambda s: s.sends_topic, "-sends", "dlr_sink_sends", sends.parse, SENDS)
 
 
 @dataclass
@@ -41,24 +67,25 @@ class SinkMetrics:
     """Rows written, batch latency, retries, lag."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    prefix: str = "dlr_sink"
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.rows = Counter("dlr_sink_rows", "Rows inserted into ClickHouse", registry=r)
-        self.batches = Counter("dlr_sink_batches", "Batches inserted", registry=r)
-        self.retries = Counter("dlr_sink_retries", "Batch insert retries", registry=r)
-        self.rejected = Counter("dlr_sink_rejected", "Events ClickHouse refused", registry=r)
+        r, p = self.registry, self.prefix
+        self.rows = Counter(f"{p}_rows", "Rows inserted into ClickHouse", registry=r)
+        self.batches = Counter(f"{p}_batches", "Batches inserted", registry=r)
+        self.retries = Counter(f"{p}_retries", "Batch insert retries", registry=r)
+        self.rejected = Counter(f"{p}_rejected", "Records ClickHouse refused", registry=r)
         self.invalid = Counter(
-            "dlr_sink_invalid", "Status records that are not canonical events", registry=r
+            f"{p}_invalid", "Records that break the contract of their topic", registry=r
         )
         self.batch_seconds = Histogram(
-            "dlr_sink_batch_seconds",
+            f"{p}_batch_seconds",
             "Insert time per batch",
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.lag = Gauge("dlr_sink_lag", "Records behind the end of dlr.status.v1", registry=r)
-        self.up = Gauge("dlr_sink_clickhouse_up", "1 when the last insert succeeded", registry=r)
+        self.lag = Gauge(f"{p}_lag", "Records behind the end of the topic", registry=r)
+        self.up = Gauge(f"{p}_clickhouse_up", "1 when the last insert succeeded", registry=r)
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
@@ -69,11 +96,16 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
 class Sink:
     """The consume -> batch -> insert -> commit loop."""
 
-    def __init__(self, settings: SinkSettings, database: str | None = None) -> None:
+    def __init__(
+        self, settings: SinkSettings, database: str | None = None, source: Source = STATUS
+    ) -> None:
         self.settings = settings
+        self.source = source
         self.database = database or settings.clickhouse_database
-        self.metrics = SinkMetrics()
+        self.metrics = SinkMetrics(prefix=source.prefix)
         self._stop = asyncio.Event()
+        #: Set once ClickHouse is connected and migrated (or the sink stopped before).
+        self.connected = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.writer: EventWriter | None = None
@@ -81,6 +113,12 @@ class Sink:
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit."""
         self._stop.set()
+        self.connected.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether stop() was called."""
+        return self._stop.is_set()
 
     async def _connect_clickhouse(self) -> EventWriter:
         attempt = 0
@@ -101,6 +139,7 @@ class Sink:
                     self.database,
                     pii_mode=self.settings.pii_mode,
                     salt=self.settings.pii_salt,
+                    spec=self.source.spec,
                 )
             except Exception as exc:
                 delay = backoff(attempt)
@@ -122,11 +161,12 @@ class Sink:
     async def run(self) -> None:
         """Run until stop(); commits only what ClickHouse accepted."""
         self.writer = await self._connect_clickhouse()
+        self.connected.set()
         s = self.settings
         consumer = AIOKafkaConsumer(
-            s.status_topic,
+            self.source.topic(s),
             bootstrap_servers=s.bootstrap,
-            group_id=s.sink_group,
+            group_id=s.sink_group + self.source.group_suffix,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.sink_batch_rows,
@@ -218,13 +258,16 @@ class Sink:
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
             try:
-                records.append(rows.parse(record.value or b""))
+                parsed = self.source.parse(record.value or b"", record.offset)
             except ValueError as exc:
                 self.metrics.invalid.inc()
                 raw = (record.value or b"").decode("utf-8", "replace")
                 await self._dead_letter(
-                    record.key, "sink_unparseable", f"unparseable canonical event: {exc}", raw=raw
+                    record.key, "sink_unparseable", f"unparseable record: {exc}", raw=raw
                 )
+                continue
+            if parsed is not None:
+                records.append(parsed)
         return records, offsets
 
     async def _store(
@@ -297,24 +340,11 @@ class Sink:
         )
 
 
-async def serve_http(sink: Sink, host: str, port: int) -> web.AppRunner:
-    """/healthz and /metrics of the sink process."""
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(sink.metrics.registry), content_type="text/plain", charset="utf-8"
-        )
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+async def serve_http(sink: Sink, host: str, port: int, *more: Sink) -> web.AppRunner:
+    """/healthz and /metrics of the sink process (every loop's metrics)."""
+    return await serve_metrics(
+        sink.metrics.registry, host, port, *(s.metrics.registry for s in more)
+    )
 
 
 def tune_gc() -> None:
@@ -336,11 +366,27 @@ async def main_async(settings: SinkSettings) -> None:
     """Run the sink with its HTTP endpoints until SIGINT/SIGTERM."""
     tune_gc()
     sink = Sink(settings)
+    registrations = Sink(settings, source=SEND_RECORDS)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        sink.stop()
+        registrations.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, sink.stop)
-    runner = await serve_http(sink, settings.sink_metrics_host, settings.sink_metrics_port)
+        loop.add_signal_handler(sig, stop)
+    runner = await serve_http(
+        sink, settings.sink_metrics_host, settings.sink_metrics_port, registrations
+    )
     try:
-        await sink.run()
+        # the events' loop migrates first; the other waits for its tables
+        await asyncio.gather(sink.run(), _after_migration(sink, registrations))
     finally:
         await runner.cleanup()
+
+
+async def _after_migration(first: Sink, then: Sink) -> None:
+    """Run `then` once `first` has migrated the database (both need its tables)."""
+    await first.connected.wait()
+    if not first.stopped:
+        await then.run()

@@ -35,6 +35,9 @@ PRECEDENCE: dict[State, int] = {
 #: Fields a report can add to what we know about a message.
 INFO_FIELDS: tuple[str, ...] = (
     "carrier",
+    "carrier_source",
+    "line_type",
+    "area",
     "mcc",
     "mnc",
     "country",
@@ -45,6 +48,10 @@ INFO_FIELDS: tuple[str, ...] = (
     "segments",
     "price",
     "currency",
+    # from the sender's registration (streams/sends.py), never from a provider report
+    "submitted_at",
+    "consent_source",
+    "consent_at",
 )
 
 

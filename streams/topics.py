@@ -26,6 +26,10 @@ class Topics:
     actions: Any
     #: Compacted suppression list keyed by salted recipient hash.
     suppressions: Any
+    #: The sender's registrations (schemas/sends.py), keyed by message id like `raw`.
+    sends: Any
+    #: `raw` and `sends` as one source of the lifecycle agent (co-partitioned).
+    sources: Any
 
 
 def declare(app: faust.App, settings: CommonSettings) -> Topics:
@@ -38,6 +42,14 @@ def declare(app: faust.App, settings: CommonSettings) -> Topics:
 
     return Topics(
         raw=topic(settings.raw_topic),
+        sends=topic(settings.sends_topic),
+        sources=app.topic(
+            settings.raw_topic,
+            settings.sends_topic,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+        ),
         status=topic(settings.status_topic),
         deadletter=topic(settings.deadletter_topic),
         actions=topic(settings.actions_topic),

@@ -27,11 +27,12 @@ import orjson
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
-from schemas.geo import locate
-from schemas.lifecycle import FAILURES, FailureReason, is_final
+from schemas.lifecycle import FAILURES, is_final
 from schemas.normalized import Normalized
 from schemas.providers import MAPPERS
+from streams import actions
 from streams.dedupe import event_id, event_key
+from streams.enrich import RANK, enrich
 from streams.state_machine import Decision, MessageState, Report, decide
 
 Kind = Literal["new", "duplicate", "redelivery", "invalid"]
@@ -43,6 +44,8 @@ class Config:
     """Processing options from settings."""
 
     fallback_campaigns: frozenset[str] = frozenset()
+    #: Seconds a message must stay failed before its fallback goes out (0: at once).
+    fallback_grace_s: float = 0.0
     salt: str = ""
     #: Event keys remembered per message (a message has a handful of reports).
     max_seen: int = 64
@@ -58,8 +61,13 @@ class Outcome:
     deadletter: list[Pair] = field(default_factory=list)
     actions: list[Pair] = field(default_factory=list)
     suppressions: list[Pair] = field(default_factory=list)
+    #: Records for `dlr.sends.v1` (a part's reports forwarded to its message: streams/sends.py).
+    forward: list[Pair] = field(default_factory=list)
     #: The canonical event emitted, if any (its transition and `mapped` say the rest).
     event: CanonicalEvent | None = None
+    #: A pending fallback was decided / ended: the agent adds / removes its due-index entry.
+    due_added: float | None = None
+    due_removed: float | None = None
 
 
 def recipient_hash(recipient: str, salt: str) -> str:
@@ -87,15 +95,35 @@ def _report(norm: Normalized, info: dict[str, Any]) -> Report:
     return Report(norm.state, ts, norm.sequence, bool(norm.provider_final), info)
 
 
-def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
-    country, region = locate(norm.recipient, norm.mcc, norm.country)
+def _info(
+    env: RawEnvelope,
+    norm: Normalized,
+    joined: Mapping[str, Any] | None = None,
+    *,
+    prior: MessageState | None = None,
+) -> dict[str, Any]:
+    """What the report says about the message; `joined` (the registration's
+    `schemas.sends.joined_info`) fills what it does not say; `prior` (the message's state)
+    keeps a carrier found on stronger evidence than this report's."""
+    found = enrich(
+        norm.recipient, mcc=norm.mcc, mnc=norm.mnc, carrier=norm.carrier, country=norm.country
+    )
+    carrier: str | None = found.carrier
+    source: str | None = found.carrier_source
+    # A carrier found on stronger evidence by an earlier report of the message stays.
+    known = prior.info.get("carrier_source", "") if prior is not None else ""
+    if RANK.get(known, 0) > RANK[found.carrier_source]:
+        carrier = source = None
     token = env.token
-    return {
-        "carrier": norm.carrier,
+    info = {
+        "carrier": carrier,
+        "carrier_source": source,
+        "line_type": found.line_type,
+        "area": found.area,
         "mcc": norm.mcc,
         "mnc": norm.mnc,
-        "country": country,
-        "region": region,
+        "country": found.country,
+        "region": found.region,
         "campaign": norm.campaign or token.get("campaign"),
         "tenant": norm.tenant or token.get("tenant"),
         "client_ref": norm.client_ref or token.get("ref"),
@@ -103,6 +131,15 @@ def _info(env: RawEnvelope, norm: Normalized) -> dict[str, Any]:
         "price": norm.price,
         "currency": norm.currency,
     }
+    if joined:
+        for name, value in joined.items():
+            if info.get(name) is None:
+                info[name] = value
+    return info
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _event(
@@ -133,6 +170,9 @@ def _event(
         mnc=info.get("mnc"),
         country=info.get("country"),
         region=info.get("region"),
+        carrier_source=info.get("carrier_source"),
+        line_type=info.get("line_type"),
+        area=info.get("area"),
         campaign=info.get("campaign"),
         tenant=info.get("tenant"),
         client_ref=info.get("client_ref"),
@@ -144,12 +184,22 @@ def _event(
         received_at=datetime.fromtimestamp(env.received_at, UTC),
         emitted_at=datetime.fromtimestamp(now, UTC),
         raw_sha256=env.body_sha256,
+        submitted_at=_time(info.get("submitted_at")),
+        consent_source=info.get("consent_source"),
+        consent_at=_time(info.get("consent_at")),
     )
 
 
 def _outputs(
-    out: Outcome, env: RawEnvelope, event: CanonicalEvent, raw: bytes, config: Config
-) -> None:
+    out: Outcome,
+    env: RawEnvelope,
+    event: CanonicalEvent,
+    raw: bytes,
+    config: Config,
+    prior_act: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any] | None:
+    """The event and what comes with it; returns the message's action state after it."""
     key = env.message_id.encode()
     out.event = event
     out.status.append((key, event.to_json()))
@@ -168,74 +218,64 @@ def _outputs(
                 ),
             )
         )
-    if event.transition != "advanced" or event.current_state not in FAILURES:
-        return
-    base = {
-        "event_id": event.event_id,
-        "message_id": event.message_id,
-        "provider": event.provider,
-        "state": str(event.current_state),
-        "failure_reason": str(event.failure_reason) if event.failure_reason else None,
-        "campaign": event.campaign,
-        "tenant": event.tenant,
-        "recipient": event.recipient,
-        "at": event.emitted_at.isoformat(),
-    }
-    fallback = env.token.get("fallback")
-    if fallback or (event.campaign and event.campaign in config.fallback_campaigns):
-        out.actions.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        **base,
-                        "action_id": f"{event.event_id}:fallback",
-                        "type": "fallback",
-                        "channel": fallback or "email",
-                    }
-                ),
-            )
-        )
-    if event.failure_reason is FailureReason.OPTED_OUT and event.recipient:
-        hashed = recipient_hash(event.recipient, config.salt)
-        out.actions.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        **base,
-                        "action_id": f"{event.event_id}:suppress",
-                        "type": "suppress",
-                    }
-                ),
-            )
-        )
-        out.suppressions.append(
-            (
-                hashed.encode(),
-                orjson.dumps(
-                    {
-                        "recipient_hash": hashed,
-                        "reason": "opted_out",
-                        "provider": event.provider,
-                        "message_id": event.message_id,
-                        "since": event.emitted_at.isoformat(),
-                    }
-                ),
-            )
-        )
+    if prior_act is None and (
+        event.transition != "advanced" or event.current_state not in FAILURES
+    ):
+        return None
+    return _actions(out, env, event, config, prior_act, now)
 
 
-def process(
-    raw: bytes,
-    key: bytes | None,
-    stored: Mapping[str, Any] | None,
-    partition: int,
-    offset: int,
-    now: float,
+def _actions(
+    out: Outcome,
+    env: RawEnvelope,
+    event: CanonicalEvent,
     config: Config,
-) -> Outcome:
-    """Decide everything about one raw record (see module docstring)."""
+    prior_act: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any] | None:
+    """The message's decision (streams/actions.py): actions, suppressions, due index;
+    returns the action state after it (None: nothing decided yet)."""
+    channel = env.token.get("fallback") or (
+        "email" if event.campaign and event.campaign in config.fallback_campaigns else None
+    )
+    acts = actions.decide(prior_act, event, channel, config.fallback_grace_s, now)
+    key = env.message_id.encode()
+    for body in acts.emit:
+        out.actions.append((key, orjson.dumps(body)))
+        if body["type"] == actions.SUPPRESS:
+            hashed = recipient_hash(body["recipient"], config.salt)
+            out.suppressions.append(
+                (
+                    hashed.encode(),
+                    orjson.dumps(
+                        {
+                            "recipient_hash": hashed,
+                            "reason": "opted_out",
+                            "provider": event.provider,
+                            "message_id": event.message_id,
+                            "since": event.emitted_at.isoformat(),
+                        }
+                    ),
+                )
+            )
+    if out.store is not None:  # a redelivery stores nothing: the first run did
+        if acts.state:
+            out.store["a"] = acts.state
+        else:
+            out.store.pop("a", None)
+        # Two decisions of one record (a message sent in parts: streams/sends.py) add to
+        # the due index in order; the agent writes additions before removals.
+        if acts.due_added is not None:
+            out.due_added = acts.due_added
+        if acts.due_removed is not None:
+            out.due_removed = acts.due_removed
+    return acts.state or None
+
+
+def read(
+    raw: bytes, key: bytes | None, partition: int, offset: int
+) -> tuple[RawEnvelope, Normalized] | Outcome:
+    """The envelope and its mapped report, or the dead-letter outcome of a bad record."""
     try:
         env = RawEnvelope.from_json(raw)
     except (ValueError, TypeError, KeyError) as exc:
@@ -247,31 +287,60 @@ def process(
         norm = mapper(env.payload)
     except Exception as exc:  # a mapper bug must not stop the partition
         return _dead("mapping_error", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+    return env, norm
+
+
+def process(
+    raw: bytes,
+    key: bytes | None,
+    stored: Mapping[str, Any] | None,
+    partition: int,
+    offset: int,
+    now: float,
+    config: Config,
+    joined: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Decide everything about one raw record (see module docstring). `joined`: what the
+    message's registration says (streams/sends.py), for what the report does not say."""
+    got = read(raw, key, partition, offset)
+    if isinstance(got, Outcome):
+        return got
+    env, norm = got
     ekey = event_key(env, norm)
     # A duplicate needs nothing else (~30 % of the records): check before the copies,
     # the event id and the geo lookup of the report.
     stored_seen = stored.get("seen") if stored else None
     if stored_seen and ekey in stored_seen:
-        p, o, prior_dict = stored_seen[ekey]
-        if (p, o) != (partition, offset):
+        entry = stored_seen[ekey]
+        if (entry[0], entry[1]) != (partition, offset):
             return Outcome("duplicate")
+        prior_dict = entry[2]
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
-        decision = decide(prior, _report(norm, _info(env, norm)))
+        decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
-            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
+            prior_act = entry[3] if len(entry) > 3 else None
+            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, prior_act, now)
         return out
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
-    decision = decide(prior, _report(norm, _info(env, norm)))
-    seen[ekey] = [partition, offset, prior_dict]
+    decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
+    # The action decision before this record too, so a redelivery re-decides the same.
+    prior_act = stored.get("a") if stored else None
+    entry = [partition, offset, prior_dict]
+    if prior_act:
+        entry.append(prior_act)
+    seen[ekey] = entry
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:
             del seen[old]
-    out = Outcome("new", store={"st": decision.after.to_dict(), "seen": seen, "at": now})
+    store = {"st": decision.after.to_dict(), "seen": seen, "at": now}
+    if prior_act:
+        store["a"] = prior_act
+    out = Outcome("new", store=store)
     if decision.transition is not None:
         eid = event_id(env.message_id, ekey)
-        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
+        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, prior_act, now)
     return out

@@ -4,21 +4,31 @@ Order of preference for each: an explicitly configured one (`DLR_KAFKA_BOOTSTRAP
 `DLR_CLICKHOUSE_URL`), else testcontainers when a Docker engine answers, else the
 project's own local launchers (started on free ports with a throw-away data dir, stopped
 at the end). Nothing here mocks Kafka or ClickHouse.
+
+A test that stops a server must not leave later tests a dead one: it either starts its own
+(`own_clickhouse`) or restores the session's and proves it is back (`restartable_kafka`).
+Every test that uses the session's broker or server must be marked `integration`
+(`pytest_collection_modifyitems` refuses the run otherwise), so `-m "not integration"` is
+a run without them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A restarted broker recovers its logs first: on a loaded 2-core machine that took over 90 s.
+KAFKA_RESTART_TIMEOUT_S = 240.0
 
 
 def free_port() -> int:
@@ -26,6 +36,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def local_clickhouse(data_dir: Path) -> Settings:
+    """Settings of a local ClickHouse server on free ports, its data under `data_dir`."""
+    return Settings(
+        data_dir=data_dir,
+        clickhouse_url=None,
+        clickhouse_host="127.0.0.1",
+        clickhouse_http_port=free_port(),
+        clickhouse_tcp_port=free_port(),
+    )
 
 
 def docker_available() -> bool:
@@ -88,12 +109,7 @@ def clickhouse_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
         return
     from deploy.local import clickhouse
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("clickhouse-data"),
-        clickhouse_url=None,
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    settings = local_clickhouse(tmp_path_factory.mktemp("clickhouse-data"))
     clickhouse.start(settings)
     try:
         yield settings
@@ -119,7 +135,90 @@ def clickhouse_url(clickhouse_launcher: Settings | None) -> Iterator[str]:
         yield f"http://test:test@{host}:{port}"
 
 
+#: Fixtures that reach the session's real broker or server.
+_REAL_SERVICES = frozenset({"kafka_bootstrap", "clickhouse_url", "kafka_launcher"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the real broker or server without the `integration` mark."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if _REAL_SERVICES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("integration") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that use the real broker or server must be marked "
+            f"`pytest.mark.integration`: {', '.join(unmarked[:10])}"
+        )
+
+
+@pytest.fixture
+def own_clickhouse(tmp_path: Path) -> Iterator[Settings]:
+    """A ClickHouse server of the test's own (free ports, tmp data): it may stop and start it."""
+    from deploy.local import clickhouse
+
+    settings = local_clickhouse(tmp_path / "own-clickhouse")
+    clickhouse.start(settings)
+    try:
+        yield settings
+    finally:
+        clickhouse.stop(settings)
+        assert not clickhouse.status(settings), "the test's own ClickHouse is still up"
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def restartable_kafka(kafka_launcher: Settings | None) -> Iterator[Settings]:
+    """The session's local broker, for a test that stops and starts it.
+
+    Starting a second broker costs tens of seconds on a shared machine; instead the broker
+    is restarted after the test if it is down, and proven to be the same broker, up, with
+    every topic it had before (the data dir is kept), before any later test runs.
+    """
+    if kafka_launcher is None:
+        pytest.skip("the broker is external (DLR_KAFKA_BOOTSTRAP or testcontainers)")
+    from deploy.local import kafka
+
+    before = asyncio.run(_topics(kafka_launcher.bootstrap))
+    try:
+        yield kafka_launcher
+    finally:
+        if not kafka.status(kafka_launcher):
+            kafka.start(kafka_launcher, timeout=KAFKA_RESTART_TIMEOUT_S)
+        after = asyncio.run(_topics(kafka_launcher.bootstrap))
+        assert before <= after, f"topics lost by the restart: {sorted(before - after)[:5]}"
+
+
 @pytest.fixture
 def unique() -> str:
     """A short random suffix for topic, group and database names."""
     return uuid.uuid4().hex[:10]
+
+
+#: Signing secret shared by the test receiver and the webhook senders under test.
+WEBHOOK_SECRET = "whsec_dGVzdC1yZWNlaXZlci1zZWNyZXQtMDEyMzQ1Njc4OQ=="
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Any]:
+    """A real webhook receiver process on localhost (tests/webhook_receiver.py)."""
+    from tests.webhook_receiver import ReceiverProcess
+
+    process = ReceiverProcess(free_port(), WEBHOOK_SECRET)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -1,4 +1,4 @@
-"""Runs the real services (ingress, worker, sink) as separate processes for end-to-end tests.
+"""Runs the real services (ingress, worker, sink, dispatch) as processes for end-to-end tests.
 
 Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
 on the session's real broker and server, so tests never see each other's data.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from tests.conftest import ROOT, free_port
 from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
+#: Started only when a test names it.
+OPTIONAL = ("api",)
 
 
 class Pipeline:
@@ -43,7 +46,12 @@ class Pipeline:
             "DLR_STATUS_TOPIC": f"status.{unique}",
             "DLR_DEADLETTER_TOPIC": f"deadletter.{unique}",
             "DLR_ACTIONS_TOPIC": f"actions.{unique}",
+            "DLR_ACTIONS_DEADLETTER_TOPIC": f"actions-dead.{unique}",
+            "DLR_DISPATCH_GROUP": f"dispatch-{unique}",
+            "DLR_DISPATCH_METRICS_PORT": str(free_port()),
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
+            "DLR_SENDS_TOPIC": f"sends.{unique}",
+            "DLR_API_PORT": str(free_port()),
             "DLR_WORKER_ID": f"dlr-test-{unique}",
             "DLR_SINK_GROUP": f"sink-{unique}",
             "DLR_CLICKHOUSE_DATABASE": f"dlr_{unique}",
@@ -73,10 +81,21 @@ class Pipeline:
     def health_url(self, service: str) -> str:
         port = {
             "ingress": self.settings.ingress_port,
+            "api": self.settings.api_port,
             "worker": self.settings.worker_web_port,
             "sink": self.settings.sink_metrics_port,
+            "dispatch": self.settings.dispatch_metrics_port,
         }[service]
-        return f"http://127.0.0.1:{port}/{'readyz' if service == 'ingress' else 'healthz'}"
+        ready = service in ("ingress", "api")
+        return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def api_key(self) -> str:
+        data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
+        return str(data["api"]["key"])
 
     def start(self, *services: str, timeout: float = 90.0) -> None:
         create_topics(self.settings)
@@ -127,6 +146,12 @@ class Pipeline:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             self.procs.pop(service, None)
+
+    def sink_metric(self, name: str) -> float:
+        """One unlabelled sample of the sink's /metrics (0.0 while it has none)."""
+        text = httpx.get(f"http://127.0.0.1:{self.settings.sink_metrics_port}/metrics").text
+        match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
 
     def signing_key(self, provider: str) -> str:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())

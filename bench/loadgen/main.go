@@ -81,6 +81,15 @@ func build(mode, target, secret string) (*http.Request, error) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Twilio-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 		return req, nil
+	case "api": // a registration for the sender's API (secret = bearer token)
+		body := fmt.Sprintf(`{"message_id":"generic:bench-%d-%d","recipient":"+14155550100","sender":"ACME","campaign":"order-confirmation","client_ref":"order-%d","submitted_at":"2025-08-12T10:15:00Z","consent":{"source":"checkout","obtained_at":"2025-08-01T09:00:00Z"}}`, os.Getpid(), n, n)
+		req, err := http.NewRequest("POST", target, bytes.NewReader([]byte(body)))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+secret)
+		return req, nil
 	default: // bare
 		body := fmt.Sprintf(`{"message_id":"bench-%d","status":"delivered"}`, n)
 		req, err := http.NewRequest("POST", target, bytes.NewReader([]byte(body)))
@@ -94,7 +103,7 @@ func build(mode, target, secret string) (*http.Request, error) {
 
 func main() {
 	target := flag.String("url", "http://127.0.0.1:8080/webhooks/generic", "target URL")
-	mode := flag.String("mode", "generic", "generic | twilio | bare")
+	mode := flag.String("mode", "generic", "generic | twilio | api | bare")
 	secret := flag.String("secret", "", "signing secret")
 	conns := flag.Int("c", 64, "connections")
 	duration := flag.Duration("d", 20*time.Second, "duration")

@@ -1,4 +1,4 @@
-"""Generic JSON webhooks: the seed guide's sample shape, HMAC-SHA256 signed.
+"""Generic JSON webhooks: one flat JSON object per report, HMAC-SHA256 signed.
 
     X-Webhook-Timestamp: <unix seconds>
     X-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>[,v1=<hex> ...]

@@ -34,6 +34,7 @@ from ingress.providers._contract import (
     Verified,
     VerifyContext,
 )
+from schemas.providers.plivo import INBOUND  # statuses of inbound messages: no receipt
 
 NAME = "plivo"
 METHODS = frozenset({"GET", "POST"})
@@ -42,7 +43,6 @@ CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded"})
 SIGNATURE_HEADER = "x-plivo-signature-v3"
 NONCE_HEADER = "x-plivo-signature-v3-nonce"
 
-_INBOUND_STATUSES = frozenset({"received"})
 _MAX_ID = 200
 
 
@@ -109,7 +109,7 @@ def extract(request: InboundRequest) -> list[Record]:
     status = params.get("Status", "")
     if not status:
         raise InvalidPayload("Status is required")
-    if status.lower() in _INBOUND_STATUSES:
+    if status.lower() in INBOUND:
         return []  # an inbound message, not a receipt
     return [Record(provider_message_id=message_id, message_key=message_id, payload=params)]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 import uuid
@@ -302,6 +303,15 @@ def _iso(now: int) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+@functools.lru_cache(maxsize=16)
+def _private_key(pem: str) -> rsa.RSAPrivateKey:
+    """The RSA key of a PEM text, loaded once: loading validates the key (~0.1 s each)."""
+    private_key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ValueError("sns signing key must be an RSA private key")
+    return private_key
+
+
 def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:
     """Sign as SNS would with `key` (PEM RSA private key).
 
@@ -309,9 +319,7 @@ def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:
     wrapped into a Notification first. `Timestamp` is set to `now`; `SignatureVersion`
     defaults to 2 and `SigningCertURL` to `DEV_CERT_URL`.
     """
-    private_key = serialization.load_pem_private_key(key.encode(), password=None)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise ValueError("sns signing key must be an RSA private key")
+    private_key = _private_key(key)
     parsed: Any = orjson.loads(request.body) if request.body else {}
     if not isinstance(parsed, dict) or "Type" not in parsed:
         digest = hashlib.sha256(request.body).hexdigest()

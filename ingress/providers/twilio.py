@@ -44,6 +44,7 @@ from ingress.providers._contract import (
     VerifyContext,
     query_pairs,
 )
+from schemas.providers.twilio import INBOUND  # statuses of inbound messages: no receipt
 
 NAME = "twilio"
 METHODS = frozenset({"POST", "GET"})
@@ -60,7 +61,6 @@ ALGORITHMS: dict[str, str] = {
 }
 
 _MESSAGE_EVENT_PREFIX = "com.twilio.messaging.message."
-_INBOUND_STATUSES = frozenset({"receiving", "received"})
 _MAX_ID = 200
 
 
@@ -162,7 +162,7 @@ def _form_records(request: InboundRequest) -> list[Record]:
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not status:
         raise InvalidPayload("MessageStatus is required")
-    if status.lower() in _INBOUND_STATUSES:
+    if status.lower() in INBOUND:
         return []  # an inbound message, not a receipt
     return [Record(provider_message_id=sid, message_key=sid, payload=params)]
 

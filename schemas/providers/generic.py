@@ -1,4 +1,5 @@
-"""Generic sender (seed sample shape): canonical names plus common synonyms, as data."""
+"""Generic sender (the flat JSON of ingress/providers/generic.py): canonical names plus common
+synonyms, as data."""
 
 from __future__ import annotations
 

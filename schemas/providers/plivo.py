@@ -14,7 +14,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.normalized import Normalized
 from schemas.providers._common import ErrorRow, parse_time, resolve, text
 
-#: Outbound `Status` values (providers.md §3.3), lower case.
+#: Outbound `Status` values (Plivo docs, "Message status callbacks"), lower case.
 STATUSES: Mapping[str, State] = {
     "queued": State.QUEUED,
     "sent": State.SENT,
@@ -25,11 +25,12 @@ STATUSES: Mapping[str, State] = {
     "rejected": State.REJECTED,  # older docs
 }
 
-#: Status of inbound messages: never a delivery receipt, the ingress drops it.
+#: Status of inbound messages: never a delivery receipt. The ingress imports this set and
+#: extracts no record from such a callback (ingress/providers/plivo.py).
 INBOUND: frozenset[str] = frozenset({"received"})
 
-#: `ErrorCode` values (providers.md §3.3). The 300/420/450/910/950 rows come from newer
-#: docs that providers.md marks "(verify)"; they are kept because each is unambiguous.
+#: `ErrorCode` values (Plivo docs, "SMS error codes"). The 300/420/450/910/950 rows appear
+#: only in newer copies of that list; they are kept because each is unambiguous.
 ERRORS: Mapping[str, ErrorRow] = {
     "10": (None, FailureReason.PROVIDER_ERROR),  # invalid message
     "20": (State.UNDELIVERED, FailureReason.UNREACHABLE),  # network error (temporary)

@@ -19,7 +19,8 @@ from schemas.lifecycle import FailureReason, State
 from schemas.normalized import Normalized
 from schemas.providers._common import ErrorRow, parse_time, resolve, text
 
-#: Message resource status enum (providers.md §1.3), lower case.
+#: The Message resource's status enum (Twilio docs, "Track the message status of outbound
+#: messages"), lower case.
 STATUSES: Mapping[str, State] = {
     "accepted": State.ACCEPTED,
     "scheduled": State.ACCEPTED,
@@ -38,10 +39,12 @@ STATUSES: Mapping[str, State] = {
     "canceled": State.FAILED,
 }
 
-#: Statuses of inbound messages: never a delivery receipt, the ingress drops them.
+#: Statuses of inbound messages: never a delivery receipt. The ingress imports this set and
+#: extracts no record from such a callback (ingress/providers/twilio.py).
 INBOUND: frozenset[str] = frozenset({"receiving", "received"})
 
-#: Delivery error codes (providers.md §1.3, plus well-known 21xxx/300xx dictionary codes).
+#: Delivery error codes of Twilio's error dictionary (https://www.twilio.com/docs/api/errors):
+#: the 300xx delivery codes plus well-known 21xxx ones.
 ERRORS: Mapping[str, ErrorRow] = {
     "30001": (None, FailureReason.PROVIDER_ERROR),  # queue overflow
     "30002": (State.FAILED, FailureReason.PROVIDER_ERROR),  # account suspended

@@ -18,7 +18,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.normalized import Normalized
 from schemas.providers._common import ErrorRow, parse_time, resolve, text
 
-#: DeliveryReceipt `status` values (providers.md §2.3).
+#: DeliveryReceipt `status` values (Vonage SMS API docs, "Delivery receipts").
 STATUSES: Mapping[str, State] = {
     "accepted": State.SENT,
     "buffered": State.SENT,
@@ -29,7 +29,7 @@ STATUSES: Mapping[str, State] = {
     "unknown": State.UNKNOWN,
 }
 
-#: `err-code` values (providers.md §2.3); 0 is success and lives in OK_CODES.
+#: `err-code` values (Vonage SMS API docs, "Delivery receipts"); 0 is success, in OK_CODES.
 ERRORS: Mapping[str, ErrorRow] = {
     "1": (None, FailureReason.UNKNOWN),  # unknown
     "2": (State.UNDELIVERED, FailureReason.UNREACHABLE),  # absent subscriber, temporary

@@ -28,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import (
@@ -37,7 +38,7 @@ from clickhouse_connect.driver.exceptions import (
     OperationalError,
 )
 
-from sinks.clickhouse import rows
+from sinks.clickhouse import rows, sends
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 
 #: Settings of every batch insert (see the module docstring), besides the dedup token.
@@ -53,8 +54,31 @@ logging.getLogger("clickhouse_connect.driver.transform").setLevel(logging.CRITIC
 _DATA_ERRORS = (KeyError, ValueError, TypeError, AttributeError, ArithmeticError, struct.error)
 
 
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A table the writer fills: its columns, and how a batch of records becomes them."""
+
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    to_columns: Callable[..., list[list[Any]]]
+    #: Columns whose values make the batch's insert deduplication token.
+    token_columns: tuple[int, ...] = (0,)
+
+
+EVENTS = TableSpec(rows.TABLE, rows.COLUMNS, rows.TYPES, rows.to_columns)
+SENDS = TableSpec(
+    sends.TABLE,
+    sends.COLUMNS,
+    sends.TYPES,
+    sends.to_columns,
+    token_columns=(0, sends.COLUMNS.index("digest")),
+)
+
+
 class EventWriter:
-    """Turns canonical events into rows of `<db>.events` and inserts them.
+    """Turns canonical events (or, with `spec=SENDS`, registrations) into rows and inserts
+    them.
 
     One insert context serves every batch. A context clickhouse-connect makes per insert
     holds the batch's columns in a reference cycle (it keeps a bound method of itself), so
@@ -63,7 +87,10 @@ class EventWriter:
     at most the last batch.
     """
 
-    def __init__(self, client: Any, database: str, *, pii_mode: str, salt: str) -> None:
+    def __init__(
+        self, client: Any, database: str, *, pii_mode: str, salt: str, spec: TableSpec = EVENTS
+    ) -> None:
+        self.spec = spec
         self.client = client
         self.database = database
         self.pii_mode = pii_mode
@@ -73,10 +100,10 @@ class EventWriter:
     def _insert_context(self) -> Any:
         if self._context is None:
             self._context = self.client.create_insert_context(
-                rows.TABLE,
-                column_names=list(rows.COLUMNS),
+                self.spec.name,
+                column_names=list(self.spec.columns),
                 database=self.database,
-                column_type_names=list(rows.TYPES),
+                column_type_names=list(self.spec.types),
                 column_oriented=True,
                 settings=dict(INSERT_SETTINGS),
             )
@@ -88,8 +115,9 @@ class EventWriter:
             return 0
         try:
             # column-oriented: built a column at a time and encoded without transposing rows
-            data = rows.to_columns(records, pii_mode=self.pii_mode, salt=self.salt)
-            token = hashlib.sha256("".join(data[0]).encode()).hexdigest()
+            data = self.spec.to_columns(records, pii_mode=self.pii_mode, salt=self.salt)
+            basis = "".join("".join(data[i]) for i in self.spec.token_columns)
+            token = hashlib.sha256(basis.encode()).hexdigest()
         except _DATA_ERRORS as exc:
             raise SinkInvalid(f"breaks the canonical contract: {_describe(exc)}") from exc
         try:

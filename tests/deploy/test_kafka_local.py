@@ -18,7 +18,7 @@ def test_a_cluster_id_that_starts_with_a_dash_is_formatted(
 ) -> None:
     """1 in 64 random ids start with "-"; StorageTool once took it for an option and failed."""
     dash = uuid.UUID(bytes=b"\xf8" + bytes(15))  # base64url: "-AAAAAAAAAAAAAAAAAAAAA"
-    monkeypatch.setattr(uuid, "uuid4", lambda: dash)  # the module deploy.local.kafka calls
+    monkeypatch.setattr(uuid, "uuid4", lambda: dash)
     settings = Settings(
         data_dir=tmp_path,
         cache_dir=ROOT / ".cache",

@@ -1,4 +1,10 @@
-"""The ingress against a real Kafka broker: what is acknowledged is in Kafka, the rest is not."""
+"""The ingress app: what is acknowledged is produced, the rest is not.
+
+Most tests run the real app with an in-process producer double (`tests/doubles.py`): they
+read what the app handed over for acknowledgement. The ones marked `integration` run it
+against the real broker (a record keyed by message id in the topic; 503 when the broker is
+absent).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,8 @@ from ingress.app import create_app
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
+from tests.doubles import RecordingProducer
 from tests.kafka_helpers import create_topics, read_all
-
-pytestmark = pytest.mark.integration
 
 SECRET = "generic-test-secret"
 TOKEN_SECRET = "token-secret"
@@ -50,10 +55,9 @@ def signed(
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Settings:
-    s = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        raw_topic=f"raw.{unique}",
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        kafka_bootstrap="127.0.0.1:1",  # never reached: the producer is a double
         data_dir=tmp_path,
         generic_secrets=f"old-secret,{SECRET}",
         callback_token_secrets=TOKEN_SECRET,
@@ -61,23 +65,38 @@ def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Settings:
         max_body_bytes=4096,
         dev_secrets=False,
     )
+
+
+@pytest.fixture
+def producer() -> RecordingProducer:
+    return RecordingProducer()
+
+
+@pytest.fixture
+def client(settings: Settings, producer: RecordingProducer) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, producer=producer)) as c:
+        yield c
+    assert producer.stopped == 1, "the app stops its producer on shutdown"
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, unique: str, settings: Settings) -> Settings:
+    s = settings.model_copy(
+        update={"kafka_bootstrap": kafka_bootstrap, "raw_topic": f"raw.{unique}"}
+    )
     create_topics(s)
     return s
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-def test_verified_webhook_is_in_kafka_keyed_by_message_id(
-    client: TestClient, settings: Settings
-) -> None:
+@pytest.mark.integration
+def test_verified_webhook_is_in_kafka_keyed_by_message_id(kafka_settings: Settings) -> None:
     raw = body()
-    response = client.post("/webhooks/generic", content=raw, headers=signed(raw))
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": "accepted", "records": 1}
+    with TestClient(create_app(kafka_settings)) as client:
+        response = client.post("/webhooks/generic", content=raw, headers=signed(raw))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "accepted", "records": 1}
+        assert client.get("/readyz").status_code == 200
+    settings = kafka_settings
     (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
     assert record.key == b"generic:abc123"
     envelope = RawEnvelope.from_json(record.value or b"")
@@ -87,7 +106,7 @@ def test_verified_webhook_is_in_kafka_keyed_by_message_id(
     assert SECRET not in (record.value or b"").decode()
 
 
-def test_refusals_produce_nothing(client: TestClient, settings: Settings) -> None:
+def test_refusals_produce_nothing(client: TestClient, producer: RecordingProducer) -> None:
     raw = body("refused")
     cases = {
         "bad_signature": (
@@ -146,7 +165,7 @@ def test_refusals_produce_nothing(client: TestClient, settings: Settings) -> Non
     for name, (status, response) in cases.items():
         assert response.status_code == status, (name, response.text)
         assert set(response.json()) == {"error", "detail"}, name
-    assert read_all(settings.bootstrap, settings.raw_topic) == []
+    assert producer.records == []
     metrics = client.get("/metrics").text
     assert (
         'dlr_ingress_verification_failures_total{provider="generic",reason="BadSignature"} 2.0'
@@ -155,25 +174,30 @@ def test_refusals_produce_nothing(client: TestClient, settings: Settings) -> Non
     assert 'reason="StaleTimestamp"} 2.0' in metrics
 
 
-def test_rotated_secret_still_verifies(client: TestClient) -> None:
+def test_rotated_secret_still_verifies(client: TestClient, producer: RecordingProducer) -> None:
     raw = body("rotated")
     response = client.post(
         "/webhooks/generic", content=raw, headers=signed(raw, secret="old-secret")
     )
     assert response.status_code == 200
+    assert [key for key, _ in producer.records] == [b"generic:rotated"]
 
 
-def test_replay_is_acknowledged_but_produced_once(client: TestClient, settings: Settings) -> None:
+def test_replay_is_acknowledged_but_produced_once(
+    client: TestClient, producer: RecordingProducer
+) -> None:
     raw = body("replayed")
     headers = signed(raw)
     first = client.post("/webhooks/generic", content=raw, headers=headers)
     second = client.post("/webhooks/generic", content=raw, headers=headers)
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json()["status"] == "duplicate"
-    assert len(read_all(settings.bootstrap, settings.raw_topic, expect=1)) == 1
+    assert [key for key, _ in producer.records] == [b"generic:replayed"]
 
 
-def test_callback_token_fields_reach_the_envelope(client: TestClient, settings: Settings) -> None:
+def test_callback_token_fields_reach_the_envelope(
+    client: TestClient, producer: RecordingProducer
+) -> None:
     token = tokens.issue({"tenant": "acme", "campaign": "otp"}, TOKEN_SECRET)
     raw = body("tokened")
     url = f"http://testserver/webhooks/generic/{token}"
@@ -184,8 +208,9 @@ def test_callback_token_fields_reach_the_envelope(client: TestClient, settings: 
     altered = client.post(f"/webhooks/generic/{token[:-2]}xx", content=raw, headers=signed(raw))
     assert (bad.status_code, altered.status_code) == (404, 404)
     assert bad.json()["error"] == "unknown_token"
-    (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
-    assert RawEnvelope.from_json(record.value or b"").token == {"tenant": "acme", "campaign": "otp"}
+    ((key, envelope),) = producer.envelopes()
+    assert key == b"generic:tokened"
+    assert envelope.token == {"tenant": "acme", "campaign": "otp"}
 
 
 def test_provider_without_credentials_refuses_everything(client: TestClient) -> None:
@@ -199,11 +224,13 @@ def test_provider_without_credentials_refuses_everything(client: TestClient) -> 
 
 def test_source_allow_list_and_rate_limit(settings: Settings) -> None:
     limited = settings.model_copy(update={"generic_allow_ips": "10.0.0.0/8"})
-    with TestClient(create_app(limited)) as c:
+    producer = RecordingProducer()
+    with TestClient(create_app(limited, producer=producer)) as c:
         raw = body("blocked")
         assert c.post("/webhooks/generic", content=raw, headers=signed(raw)).status_code == 403
+    assert producer.records == []
     throttled = settings.model_copy(update={"rate_limit_per_s": 0.001, "rate_limit_burst": 2})
-    with TestClient(create_app(throttled)) as c:
+    with TestClient(create_app(throttled, producer=RecordingProducer())) as c:
         codes = [
             c.post("/webhooks/generic", content=b"{}", headers=signed(b"{}")).status_code
             for _ in range(3)
@@ -229,6 +256,26 @@ def test_health_ready_metrics_openapi(client: TestClient) -> None:
     assert "dlr_ingress_in_flight" in client.get("/metrics").text
 
 
+def test_unacknowledged_means_503_with_retry_after_and_nothing_remembered(
+    settings: Settings,
+) -> None:
+    producer = RecordingProducer(available=False)
+    with TestClient(create_app(settings, producer=producer)) as c:
+        raw = body("retried")
+        headers = signed(raw)
+        response = c.post("/webhooks/generic", content=raw, headers=headers)
+        assert response.status_code == 503
+        assert response.json()["error"] == "broker_unavailable"
+        assert response.headers["retry-after"]
+        assert c.get("/readyz").status_code == 503
+        producer.available = True  # the broker is back: the provider's retry goes through
+        retry = c.post("/webhooks/generic", content=raw, headers=headers)
+        assert retry.json() == {"status": "accepted", "records": 1}, retry.text
+        assert c.get("/readyz").status_code == 200
+    assert [key for key, _ in producer.records] == [b"generic:retried"]
+
+
+@pytest.mark.integration
 def test_kafka_down_means_503_with_retry_after(tmp_path: Path) -> None:
     from tests.conftest import free_port
 

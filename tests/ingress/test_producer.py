@@ -27,6 +27,7 @@ def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Settings:
     return s
 
 
+@pytest.mark.integration
 def test_concurrent_requests_are_all_acknowledged_in_order_on_the_key_partition(
     settings: Settings,
 ) -> None:
@@ -72,6 +73,7 @@ def test_concurrent_requests_are_all_acknowledged_in_order_on_the_key_partition(
             assert sent == sorted(sent), key
 
 
+@pytest.mark.integration
 def test_unreachable_broker_refuses_within_the_timeout(tmp_path: Path) -> None:
     async def main() -> float:
         producer = RawProducer("127.0.0.1:1", "raw.nowhere", 1.0)

@@ -1,12 +1,14 @@
-"""Every provider's real request format through the HTTP app into a real Kafka topic.
+"""Every provider's real request format through the HTTP app, up to the producer.
 
 For each provider that has both a module (`ingress.providers.PROVIDERS`) and fixtures
 (`tests/fixtures/<provider>/`), the app runs in local mode (`dev_secrets=True`), so its
 development credentials are created in `tmp_path/dev-secrets.json`; each fixture request is
-signed with that provider's `sign()` and its key from that file. Accepted fixtures must land
-in the raw topic keyed by exactly the expected message ids; refused variants of one fixture
-(tampered, wrong key, stale, wrong content type, oversize) and a replay must leave nothing
-else behind. Providers whose modules appear later are picked up automatically.
+signed with that provider's `sign()` and its key from that file. Accepted fixtures must be
+handed to the producer (an in-process double, `tests/doubles.py`: the real broker's side is
+tests/ingress/test_producer.py and tests/integration/) keyed by exactly the expected message
+ids; refused variants of one fixture (tampered, wrong key, stale, wrong content type,
+oversize) and a replay must leave nothing else behind. Providers whose modules appear later
+are picked up automatically.
 """
 
 from __future__ import annotations
@@ -33,9 +35,7 @@ from ingress.providers import PROVIDERS
 from ingress.providers._contract import InboundRequest, VerifyContext
 from schemas.envelope import RawEnvelope
 from tests import provider_fixtures
-from tests.kafka_helpers import create_topics, read_all
-
-pytestmark = pytest.mark.integration
+from tests.doubles import RecordingProducer
 
 #: The TestClient's base URL: what URL-signing schemes must sign.
 BASE_URL = "http://testserver"
@@ -59,6 +59,7 @@ class Harness:
     client: TestClient
     settings: Settings
     data_dir: Path
+    producer: RecordingProducer
     outbound: list[str] = field(default_factory=list)
 
     def key(self, provider: str) -> str:
@@ -75,27 +76,23 @@ class Harness:
         )
         return response
 
-    def records(self, expect: int | None = None) -> list[tuple[bytes, RawEnvelope]]:
-        out = []
-        for record in read_all(self.settings.bootstrap, self.settings.raw_topic, expect=expect):
-            assert record.key is not None and record.value is not None
-            out.append((record.key, RawEnvelope.from_json(record.value)))
-        return out
+    def records(self) -> list[tuple[bytes, RawEnvelope]]:
+        """Every record the app handed over for acknowledgement, in order."""
+        return self.producer.envelopes()
 
 
 @pytest.fixture
-def harness(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Iterator[Harness]:
+def harness(tmp_path: Path) -> Iterator[Harness]:
     settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        raw_topic=f"raw.{unique}",
+        kafka_bootstrap="127.0.0.1:1",  # never reached: the producer is a double
         data_dir=tmp_path,
         dev_secrets=True,
         max_body_bytes=MAX_BODY,
         produce_timeout_s=5.0,
     )
-    create_topics(settings)
-    app = create_app(settings)
-    h = Harness(client=TestClient(app), settings=settings, data_dir=tmp_path)
+    producer = RecordingProducer()
+    app = create_app(settings, producer=producer)
+    h = Harness(client=TestClient(app), settings=settings, data_dir=tmp_path, producer=producer)
 
     def outbound(request: httpx.Request) -> httpx.Response:
         # The only outbound HTTP the ingress makes here is the SNS subscription handshake:
@@ -140,7 +137,7 @@ def test_every_fixture_is_accepted_and_keyed_by_message_id(harness: Harness, pro
         expected[ident] = [e["message_id"] for e in fixture.expect]
 
     total = sum(len(ids) for ids in expected.values())
-    records = harness.records(expect=total)
+    records = harness.records()
     got: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for key_bytes, envelope in records:
         assert envelope.provider == provider
@@ -258,7 +255,7 @@ def test_refused_variants_produce_nothing_and_replay_is_produced_once(
     assert second.status_code == 200, second.text
     assert second.json() == {"status": "duplicate"}
 
-    records = harness.records(expect=len(fixture.expect))
+    records = harness.records()
     assert sorted(k.decode() for k, _ in records) == sorted(e["message_id"] for e in fixture.expect)
     assert {envelope.body_sha256 for _, envelope in records} == {
         hashlib.sha256(signed.body).hexdigest()

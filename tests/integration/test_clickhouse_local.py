@@ -10,7 +10,6 @@ again on the same data dir and checks the data is still there. No mocks.
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from sinks.clickhouse.report import (
     stuck,
 )
 from streams.state_machine import MessageState, Report, decide
+from tests.conftest import local_clickhouse
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +49,10 @@ PREVIOUS = NOW - timedelta(hours=2) + timedelta(minutes=10)
 CURRENT = NOW - timedelta(hours=1) + timedelta(minutes=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A local server of our own (never DLR_CLICKHOUSE_URL: this tests the launcher)."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("clickhouse-local"),
-        clickhouse_url=None,
-        clickhouse_host="127.0.0.1",
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
+    settings = local_clickhouse(tmp_path_factory.mktemp("clickhouse-local"))
     launcher.start(settings)
     try:
         yield settings
@@ -305,10 +293,11 @@ def test_migrations_apply_once_with_settings_ttls(client: Any, database: str) ->
         "status_snapshot_mv",
         "hourly",
         "hourly_v2",
-        "messages_mv",
+        "messages_mv_v2",
         "hourly_v2_mv",
     } <= set(tables)
     assert "hourly_mv" not in tables  # replaced by hourly_v2_mv (ddl/0006)
+    assert "messages_mv" not in tables  # replaced by messages_mv_v2 (ddl/0007)
     events = tables["events"]
     assert "toIntervalDay(7)" in events and events.count("toIntervalDay(2)") == 2
     assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly_v2"]
@@ -359,6 +348,8 @@ def test_report_is_exact(client: Any, database: str) -> None:
             "carrier": "Ycom",
             "messages": 2,
             "attempts": 1,
+            "final_attempts": 1,
+            "unreported": 0,
             "delivered": 0,
             "delivery_rate": 0.0,
             "failure_reasons": {"unreachable": 1},
@@ -368,11 +359,14 @@ def test_report_is_exact(client: Any, database: str) -> None:
             "previous_delivered": 0,
             "previous_delivery_rate": None,
             "dropped": False,
+            "carrier_sources": {"unrecorded": 2},  # events without the enrichment
         },
         {
             "carrier": "Xcell",
             "messages": 7,
             "attempts": 6,
+            "final_attempts": 6,
+            "unreported": 0,
             "delivered": 4,
             "delivery_rate": pytest.approx(4 / 6),
             "failure_reasons": {"carrier_filtered": 1, "invalid_number": 1},
@@ -383,6 +377,7 @@ def test_report_is_exact(client: Any, database: str) -> None:
             "previous_delivered": 4,
             "previous_delivery_rate": 1.0,
             "dropped": True,
+            "carrier_sources": {"unrecorded": 7},
         },
     ]
     by_campaign = report(client, database, "campaign", 3600, NOW)

@@ -241,6 +241,7 @@ def test_table_is_aligned_and_flags_the_drop(
         "carrier",
         "messages",
         "attempts",
+        "unreported",
         "delivered",
         "rate",
         "prev rate",
@@ -253,11 +254,12 @@ def test_table_is_aligned_and_flags_the_drop(
     assert set(rule) == {"-", " "}
     cells = [re.split(r"\s{2,}", line) for line in body]
     assert cells == [
-        ["Silent", "2", "1", "0", "0.00%", "-", "-", "-", "-", "expired 1"],
-        ["O2", "5", "4", "2", "50.00%", "100.00%", "-50.0%", "20s", "29s",
+        ["Silent", "2", "1", "0", "0", "0.00%", "-", "-", "-", "-", "expired 1"],
+        ["O2", "5", "4", "0", "2", "50.00%", "100.00%", "-50.0%", "20s", "29s",
          "expired 1, provider_error 1", "DROP"],
-        ["EE", "5", "5", "4", "80.00%", "85.00%", "-5.9%", "2.0s", "2.0s", "carrier_filtered 1"],
-        ["Vodafone", "10", "10", "9", "90.00%", "90.00%", "+0.0%", "5.0s", "8.6s",
+        ["EE", "5", "5", "0", "4", "80.00%", "85.00%", "-5.9%", "2.0s", "2.0s",
+         "carrier_filtered 1"],
+        ["Vodafone", "10", "10", "0", "9", "90.00%", "90.00%", "+0.0%", "5.0s", "8.6s",
          "unreachable 1"],
     ]  # fmt: skip
     # aligned: every numeric column ends at the same position as its header

@@ -9,8 +9,6 @@ the batch being uncommitted, died again on every restart.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,14 +16,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from schemas.lifecycle import State
-from tests.integration.test_crash import produce
-from tests.integration.test_sink_resilience import metric
-from tests.kafka_helpers import read_all, topic_partitions
+from tests.kafka_helpers import read_all, uncommitted
 from tests.pipeline import Pipeline
+from tests.polling import wait_for
 from tests.sinks.clickhouse.test_rows import sample
+from tests.workload import produce
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +78,7 @@ def test_bad_records_are_dead_lettered_and_the_sink_keeps_going(pipeline: Pipeli
     for n, (value, _) in enumerate(BAD):  # bad records inside batches of valid ones
         values.insert((n + 1) * VALID // (len(BAD) + 1), value)
     pipeline.start("sink")
-    asyncio.run(
-        produce(s.bootstrap, s.status_topic, [(b"k%d" % i, v) for i, v in enumerate(values)])
-    )
+    produce(s.bootstrap, s.status_topic, [(b"k%d" % i, v) for i, v in enumerate(values)])
 
     assert pipeline.wait_rows(VALID, timeout=90) == VALID
     dead = read_all(s.bootstrap, s.deadletter_topic, expect=len(BAD), timeout=30)
@@ -99,32 +94,21 @@ def test_bad_records_are_dead_lettered_and_the_sink_keeps_going(pipeline: Pipeli
     db = s.clickhouse_database
     ids = {r[0] for r in client.query(f"SELECT event_id FROM {db}.events").result_rows}
     assert ids == {f"valid-{i:05d}" for i in range(VALID)}, "only the valid events, all of them"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and metric(pipeline, "dlr_sink_invalid_total") < len(BAD):
-        time.sleep(0.2)
-    assert metric(pipeline, "dlr_sink_invalid_total") == len(BAD)
-    assert metric(pipeline, "dlr_sink_rows_total") == VALID
+    invalid = wait_for(
+        lambda: pipeline.sink_metric("dlr_sink_invalid_total"),
+        lambda n: n >= len(BAD),
+        timeout=10,
+        what="every bad record counted",
+    )
+    assert invalid == len(BAD)
+    assert pipeline.sink_metric("dlr_sink_rows_total") == VALID
     assert pipeline.procs["sink"].poll() is None, pipeline.log_tail("sink")
     assert PHONE[1:] not in pipeline.log_tail("sink", size=1_000_000)
     assert httpx.get(pipeline.health_url("sink")).status_code == 200
     # committed past the bad records: a restarted sink would not meet them again
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and asyncio.run(uncommitted(pipeline)) > 0:
-        time.sleep(0.3)
-    assert asyncio.run(uncommitted(pipeline)) == 0
-
-
-async def uncommitted(p: Pipeline) -> int:
-    """Records of the status topic beyond the sink group's committed offsets."""
-    s = p.settings
-    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=s.sink_group)
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, s.status_topic)
-        ends = await consumer.end_offsets(tps)
-        behind = 0
-        for tp in tps:
-            behind += ends[tp] - (await consumer.committed(tp) or 0)
-        return behind
-    finally:
-        await consumer.stop()
+    wait_for(
+        lambda: uncommitted(s.bootstrap, s.sink_group, s.status_topic),
+        lambda n: n == 0,
+        timeout=10,
+        what="the sink committed past every record",
+    )

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from sinks.clickhouse.report import report
-from tests.integration.test_crash import produce, workload
-from tests.integration.test_sink_resilience import metric
-from tests.kafka_helpers import topic_partitions
+from tests.kafka_helpers import topic_partitions, uncommitted
 from tests.pipeline import Pipeline
+from tests.polling import wait_for
+from tests.workload import produce, workload
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +58,18 @@ def snapshot(p: Pipeline) -> dict[str, Any]:
 
 def test_replayed_segment_is_not_double_counted(pipeline: Pipeline) -> None:
     records, truth = workload(3_000, seed=31)
+    s = pipeline.settings
     pipeline.start("worker", "sink")
-    asyncio.run(produce(pipeline.settings.bootstrap, pipeline.settings.raw_topic, records))
+    produce(s.bootstrap, s.raw_topic, records)
     assert pipeline.wait_rows(len(truth)) == len(truth)
-    time.sleep(1.5)  # let the last commit land
+    wait_for(
+        lambda: uncommitted(s.bootstrap, s.sink_group, s.status_topic),
+        lambda n: n == 0,
+        timeout=30,
+        what="the sink committed its last batch",
+    )
     before = snapshot(pipeline)
-    rows_before = metric(pipeline, "dlr_sink_rows_total")
+    rows_before = pipeline.sink_metric("dlr_sink_rows_total")
     pipeline.kill("sink", 15)
     replayed = asyncio.run(
         rewind(
@@ -76,9 +81,11 @@ def test_replayed_segment_is_not_double_counted(pipeline: Pipeline) -> None:
     )
     assert replayed > 1000
     pipeline.start("sink")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and metric(pipeline, "dlr_sink_rows_total") < replayed:
-        time.sleep(0.3)
-    assert metric(pipeline, "dlr_sink_rows_total") >= replayed, "the segment was re-inserted"
+    wait_for(
+        lambda: pipeline.sink_metric("dlr_sink_rows_total"),
+        lambda n: n >= replayed,
+        timeout=60,
+        what="the replayed segment was re-inserted",
+    )
     assert rows_before > 0
     assert snapshot(pipeline) == before

@@ -103,10 +103,14 @@ def test_batches_are_inserted_one_at_a_time_and_committed_in_order() -> None:
 
     async def run() -> None:
         loop = asyncio.create_task(s._loop(consumer))
-        while len(consumer.commits) < 5:
-            await asyncio.sleep(0.01)
-        s.stop()
-        await asyncio.wait_for(loop, 5)
+        try:
+            async with asyncio.timeout(10):  # a regression fails here instead of hanging
+                while len(consumer.commits) < 5:
+                    assert not loop.done(), "the loop ended before committing five batches"
+                    await asyncio.sleep(0.01)
+        finally:
+            s.stop()
+            await asyncio.wait_for(loop, 5)
 
     asyncio.run(run())
     assert writer.most_active == 1

@@ -2,7 +2,8 @@
 --
 -- Parameters: db, seconds (UInt32; 6 h = 21600), now (DateTime64(3, 'UTC')), limit (UInt32).
 -- "Not final": current state accepted / queued / sent and the provider never said the
--- message is final (lifecycle.FINAL; `unknown` counts as final).
+-- message is final (lifecycle.FINAL; `unknown` counts as final). Messages that never got a
+-- receipt are the `unreported` report's.
 SELECT
     message_id,
     provider,
@@ -17,6 +18,7 @@ SELECT
     dateDiff('second', first_event_at, {now:DateTime64(3, 'UTC')}) / 3600. AS age_hours
 FROM {db:Identifier}.status_snapshot
 WHERE NOT is_final
+  AND has_receipt  -- registered messages without any receipt: queries/unreported.sql
   AND first_event_at < {now:DateTime64(3, 'UTC')} - toIntervalSecond({seconds:UInt32})
 ORDER BY first_event_at ASC, message_id ASC
 LIMIT {limit:UInt32};

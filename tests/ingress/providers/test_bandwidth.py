@@ -75,7 +75,7 @@ def test_rotation_second_pair_is_accepted() -> None:
 
 def test_password_containing_colon() -> None:
     creds = Credentials(basic=((USER, "pa:ss"),))
-    assert isinstance(_verify(_signed(key=f"{USER}:pa:ss"), creds), Verified)
+    assert _verify(_signed(key=f"{USER}:pa:ss"), creds).key_id == key_id(f"{USER}:pa:ss")
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_refused(request_: InboundRequest, creds: Credentials, error: type[Ingre
 def test_dev_credentials_sign_and_verify() -> None:
     creds, key = bandwidth.dev_credentials()
     assert creds.basic and not creds.secrets
-    assert isinstance(_verify(bandwidth.sign(DELIVERED, key, NOW), creds), Verified)
+    assert _verify(bandwidth.sign(DELIVERED, key, NOW), creds).key_id == key_id(key)
 
 
 # -- extract -------------------------------------------------------------------------

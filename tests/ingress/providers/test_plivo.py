@@ -44,7 +44,7 @@ def _verify(request: InboundRequest, creds: Credentials = CREDS) -> Verified:
 
 # -- known answers --------------------------------------------------------------------
 
-#: providers.md §3.6: the SDK's V3 code run on these inputs (no Plivo-published V3 vector).
+#: plivo-python's V3 signature code run on these inputs (Plivo publishes no V3 vector).
 V3_URL = "https://example.com/plivo/status?b=2&a=1"
 V3_TOKEN = "MAXXXXXXXXXXXXXXXXXX-AUTH-TOKEN"
 V3_NONCE = "05429567804466091622"

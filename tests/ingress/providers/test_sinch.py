@@ -27,7 +27,7 @@ SECRET = "sinch-test-secret"
 OTHER = "another-secret"
 CREDS = Credentials(secrets=(SECRET,))
 
-#: Published vector (sinch-sdk-python conversation sinch-event test), providers.md §5.6.
+#: Published vector: sinch-sdk-python, tests/unit/domains/conversation/v1/sinch_events.
 VECTOR_SECRET = "foo_secret1234"
 VECTOR_BODY = (
     b'{"app_id":"01EB37HMH1M6SV18BSNS3G135H","accepted_time":"2020-11-17T15:09:11.659Z",'

@@ -29,7 +29,7 @@ OTHER = "fedcba9876543210fedcba9876543210"
 CREDS = Credentials(secrets=(TOKEN,))
 FORM = "application/x-www-form-urlencoded"
 
-#: twilio-python tests/unit/test_request_validator.py (providers.md §1.6).
+#: twilio-python tests/unit/test_request_validator.py.
 SDK_TOKEN = "12345"
 SDK_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
 SDK_PARAMS = [

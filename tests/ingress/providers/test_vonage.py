@@ -49,7 +49,7 @@ def _creds(method: str, *secrets: str) -> Credentials:
 
 # -- known answers --------------------------------------------------------------------
 
-#: vonage-python-sdk v4 http_client/tests/test_auth.py (providers.md §2.6).
+#: vonage-python-sdk v4 http_client/tests/test_auth.py.
 V4 = {"param1": "value1", "param2": "value2", "timestamp": 1234567890}
 
 

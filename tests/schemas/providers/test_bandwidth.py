@@ -12,14 +12,15 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import bandwidth
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §8.3 (message-received is inbound, not a receipt).
+#: Bandwidth messaging webhook types (Bandwidth docs, "Messaging webhooks"); message-received
+#: is inbound, not a receipt.
 DOCUMENTED_STATUSES = {
     "message-sending": State.SENT,
     "message-delivered": State.DELIVERED,
     "message-failed": State.UNDELIVERED,
 }
 
-#: Every error code providers.md §8.3 lists one by one.
+#: Every error code Bandwidth's messaging error-code table lists one by one.
 DOCUMENTED_ERRORS = [
     "4001", "4301", "4302", "4303", "4360", "4404", "4406", "4432", "4470", "4481", "4482",
     "4700", "4701", "4702", "4720", "4721", "4730", "4750", "4770", "4771", "4772", "4773",
@@ -62,7 +63,7 @@ def test_documented_5100_5231_range_maps_through_its_class(code: str) -> None:
         pytest.param("5600", State.FAILED, FailureReason.PROVIDER_ERROR, id="temporary"),
     ],
 )
-def test_providers_md_mapping(code: str, state: State, reason: FailureReason) -> None:
+def test_documented_mapping(code: str, state: State, reason: FailureReason) -> None:
     normalized = bandwidth.to_canonical({"type": "message-failed", "error_code": code})
     assert (normalized.state, normalized.failure_reason) == (state, reason)
 

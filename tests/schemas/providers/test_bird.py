@@ -12,7 +12,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import bird
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §7.1 (legacy) and §7.2 (Bird Channels, the confirmed ones).
+#: Legacy MessageBird SMS status reports and Bird Channels API statuses (the confirmed ones).
 DOCUMENTED_STATUSES = {
     "scheduled": State.ACCEPTED,
     "sent": State.SENT,
@@ -25,7 +25,7 @@ DOCUMENTED_STATUSES = {
     "sending_failed": State.FAILED,
 }
 
-#: Status reasons and codes named in providers.md §7 (docs example codes 1, 34, 15001).
+#: Status reasons and codes named in MessageBird's and Bird's docs (example codes 1, 34, 15001).
 DOCUMENTED_ERRORS = ["unknown_subscriber", "received_network_error", "1", "34", "15001"]
 
 

@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import infobip
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §6.3: (id, name) -> canonical state.
+#: Infobip's status table (docs, "Response status and error codes"): (id, name) -> state.
 DOCUMENTED_STATUSES = {
     (26, "PENDING_ACCEPTED"): State.ACCEPTED,
     (7, "PENDING_ENROUTE"): State.SENT,
@@ -41,7 +41,7 @@ DOCUMENTED_STATUSES = {
     (52, "REJECTED_INVALID_DESTINATION"): State.REJECTED,
 }
 
-#: providers.md §6.3 error examples: 0 NO_ERROR, 1 EC_UNKNOWN_SUBSCRIBER, 2 EC_UNKNOWN_BASE_STATION.
+#: Infobip error examples: 0 NO_ERROR, 1 EC_UNKNOWN_SUBSCRIBER, 2 EC_UNKNOWN_BASE_STATION.
 DOCUMENTED_ERRORS = ["0", "1", "2"]
 
 

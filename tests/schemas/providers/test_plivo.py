@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import plivo
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §3.3 status table (`received` is inbound).
+#: Plivo's message states (docs, "Message status callbacks"; `received` is inbound).
 DOCUMENTED_STATUSES = {
     "queued": State.QUEUED,
     "sent": State.SENT,
@@ -24,7 +24,7 @@ DOCUMENTED_STATUSES = {
 
 DOCUMENTED_INBOUND = {"received"}
 
-#: providers.md §3.3 error codes, verified and "(verify)" ones.
+#: Plivo's SMS error codes, including those only newer copies of the list carry.
 DOCUMENTED_ERRORS = [
     "000", "10", "20", "30", "40", "50", "60", "70", "80", "90", "100", "110", "200", "201",
     "900", "1000", "300", "420", "450", "910", "950",

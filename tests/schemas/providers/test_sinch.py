@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import sinch
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §5.3 status table.
+#: Sinch SMS REST API delivery-report statuses (docs, "Delivery reports").
 DOCUMENTED_STATUSES = {
     "Queued": State.QUEUED,
     "Dispatched": State.SENT,
@@ -25,7 +25,7 @@ DOCUMENTED_STATUSES = {
     "Unknown": State.UNKNOWN,
 }
 
-#: providers.md §5.3 `code` values (0, 400 and 401 are not errors).
+#: Sinch delivery-report `code` values (0, 400 and 401 are not errors).
 DOCUMENTED_CODES = ["0", "400", "401", *[str(c) for c in range(402, 419) if c != 409]]
 
 

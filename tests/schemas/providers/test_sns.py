@@ -13,7 +13,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import sns
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §9.3 table (TEXT_ALL is a subscription filter, not an event).
+#: AWS End User Messaging SMS event types (TEXT_ALL is a subscription filter, not an event).
 DOCUMENTED_STATUSES = {
     "TEXT_QUEUED": State.QUEUED,
     "TEXT_PENDING": State.QUEUED,
@@ -32,7 +32,7 @@ DOCUMENTED_STATUSES = {
     "TEXT_UNKNOWN": State.UNKNOWN,
 }
 
-#: Failure `messageStatus` values of providers.md §9.3 (incl. legacy record_status list).
+#: Failure `messageStatus` values of AWS's SMS events (incl. the legacy record_status list).
 DOCUMENTED_ERRORS = [
     "INVALID",
     "INVALID_MESSAGE",

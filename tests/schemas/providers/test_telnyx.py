@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import telnyx
 from tests.provider_fixtures import Fixture, load
 
-#: Every `to[].status` value of providers.md §4.3 (SDK Literal).
+#: Every `to[].status` value (the telnyx-python SDK's Literal type).
 DOCUMENTED_STATUSES = {
     "queued": State.QUEUED,
     "sending": State.QUEUED,
@@ -23,7 +23,7 @@ DOCUMENTED_STATUSES = {
     "expired": State.EXPIRED,
 }
 
-#: Delivery error codes of providers.md §4.3 (and 40300, confirmed in Telnyx's opt-out guide).
+#: Telnyx messaging delivery error codes (and 40300, confirmed in Telnyx's opt-out guide).
 DOCUMENTED_ERRORS = [
     "40001",
     "40002",
@@ -57,7 +57,7 @@ def test_every_documented_error_code_is_in_the_table(code: str) -> None:
         pytest.param("40300", State.REJECTED, FailureReason.OPTED_OUT, id="stop"),
     ],
 )
-def test_providers_md_mapping(code: str, state: State, reason: FailureReason) -> None:
+def test_documented_mapping(code: str, state: State, reason: FailureReason) -> None:
     assert telnyx.ERRORS[code] == (state, reason)
 
 

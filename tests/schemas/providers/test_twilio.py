@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import twilio
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §1.3: status -> canonical state (receiving/received are inbound).
+#: Twilio's Message status enum -> canonical state (receiving/received are inbound).
 DOCUMENTED_STATUSES = {
     "accepted": State.ACCEPTED,
     "scheduled": State.ACCEPTED,
@@ -27,7 +27,7 @@ DOCUMENTED_STATUSES = {
 }
 DOCUMENTED_INBOUND = {"receiving", "received"}
 
-#: providers.md §1.3 key error codes and the suggested canonical reading.
+#: Key codes of Twilio's error dictionary and their canonical reading.
 DOCUMENTED_ERRORS = {
     "30001": FailureReason.PROVIDER_ERROR,
     "30002": FailureReason.PROVIDER_ERROR,

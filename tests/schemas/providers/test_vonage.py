@@ -11,7 +11,7 @@ from schemas.lifecycle import FailureReason, State
 from schemas.providers import vonage
 from tests.provider_fixtures import Fixture, load
 
-#: providers.md §2.3 status table.
+#: Vonage SMS API delivery-receipt statuses.
 DOCUMENTED_STATUSES = {
     "accepted": State.SENT,
     "buffered": State.SENT,
@@ -22,7 +22,7 @@ DOCUMENTED_STATUSES = {
     "unknown": State.UNKNOWN,
 }
 
-#: providers.md §2.3 err-code list (0 = delivered).
+#: Vonage SMS API delivery-receipt err-code list (0 = delivered).
 DOCUMENTED_ERRORS = [str(c) for c in (*range(16), 99)]
 
 
