@@ -119,7 +119,7 @@ class RawProducer:
         reconnecting, so the ingress answers 503 only while the broker is away.
         """
         self._client()
-        if not await self._metadata(self.timeout_s):
+        if not await self._broker_answers(self.timeout_s):
             raise BrokerUnavailable(f"Kafka not reachable within {self.timeout_s:.1f}s")
 
     def _client(self) -> confluent_kafka.Producer:
@@ -129,7 +129,7 @@ class RawProducer:
             self._producer = confluent_kafka.Producer(self._config())
         return self._producer
 
-    async def _metadata(self, timeout_s: float) -> bool:
+    async def _broker_answers(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request for the topic (in a thread:
         `list_topics` blocks)."""
         producer = self._producer
@@ -167,7 +167,7 @@ class RawProducer:
             except BrokerUnavailable:
                 return False
             return True
-        return await self._metadata(2.0)
+        return await self._broker_answers(2.0)
 
     async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         """Produce (key, value) pairs; return only once every one is acknowledged."""
