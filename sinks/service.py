@@ -130,6 +130,7 @@ class Sink:
                     self.database,
                     retention_days=self.settings.retention_days,
                     clear_pii_days=self.settings.clear_pii_days,
+                    audit_retention_days=self.settings.erasure_audit_days,
                 )
                 if applied:
                     log.info("migrations applied", extra={"applied": applied})
