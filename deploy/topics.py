@@ -56,7 +56,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 
     - `dlr.raw.v1` keeps raw requests (clear numbers) `DLR_RAW_RETENTION_HOURS`;
     - canonical events, actions and registrations `DLR_TOPIC_RETENTION_HOURS`;
-    - dead letters `DLR_DEADLETTER_RETENTION_HOURS`;
+    - dead letters (the worker's and `dlr dispatch`'s) `DLR_DEADLETTER_RETENTION_HOURS`;
     - suppressions are compacted (the latest record per number is the list, forever);
       a replaced record is compacted away within `DLR_SUPPRESSIONS_COMPACTION_LAG_HOURS`
       (`max.compaction.lag.ms`, which also rolls the active segment), tombstones stay a
@@ -68,6 +68,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.status_topic: _delete_after(settings.topic_retention_hours),
         settings.deadletter_topic: _delete_after(settings.deadletter_retention_hours),
         settings.actions_topic: _delete_after(settings.topic_retention_hours),
+        settings.actions_deadletter_topic: _delete_after(settings.deadletter_retention_hours),
         settings.sends_topic: _delete_after(settings.topic_retention_hours),
         settings.suppressions_topic: {
             "cleanup.policy": "compact",
