@@ -43,12 +43,21 @@ from ingress.errors import (
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
 from ingress.producer import Producer, RawProducer
-from ingress.providers import PROVIDERS, Credentials, InboundRequest, Provider, VerifyContext
+from ingress.providers import (
+    PROVIDERS,
+    Credentials,
+    Inbound,
+    InboundRequest,
+    Provider,
+    VerifyContext,
+)
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
-from schemas.envelope import RawEnvelope
+from schemas.envelope import INBOUND_KEY_PREFIX, RawEnvelope
+from schemas.optout import classify
+from schemas.phone import e164, number_hash
 
 log = logging.getLogger("dlr.ingress")
 
@@ -111,7 +120,33 @@ def _provider(state: IngressState, name: str) -> Provider:
     return provider
 
 
+def _keyword(
+    state: IngressState, name: str, message: Inbound
+) -> tuple[bytes, dict[str, Any]] | None:
+    """(Kafka key, payload) of an inbound message that is an opt-out keyword; None (not
+    produced, counted) for anything else: a conversation is none of our business."""
+    number = e164(message.number)
+    if number is None:
+        state.metrics.inbound_message(name, "no_number")
+        return None
+    match = classify(message.text, message.hint)
+    state.metrics.inbound_message(name, match.kind if match else "none")
+    if match is None:
+        return None
+    key = INBOUND_KEY_PREFIX + number_hash(number, state.settings.pii_salt).encode()
+    payload = {
+        "number": number,
+        "to": message.to,
+        "keyword": match.kind,
+        "word": match.word,
+        "language": match.language,
+        "timestamp": message.timestamp,
+    }
+    return key, payload
+
+
 def _envelopes(
+    state: IngressState,
     name: str,
     inbound: InboundRequest,
     records: list[Any],
@@ -124,6 +159,13 @@ def _envelopes(
     content_type = inbound.content_type  # a property that parses the header: once per request
     items = []
     for index, record in enumerate(records):
+        key: bytes | None = None
+        payload: dict[str, Any] = record.payload
+        if record.inbound is not None:
+            keyword = _keyword(state, name, record.inbound)
+            if keyword is None:
+                continue
+            key, payload = keyword
         raw = inbound.body if record.body is None else record.body
         try:
             body, encoding = raw.decode("utf-8"), "utf-8"
@@ -142,14 +184,15 @@ def _envelopes(
             body=body,
             body_encoding=encoding,
             body_sha256=body_sha,
-            payload=dict(record.payload),
+            payload=dict(payload),
             key_id=key_id,
             event_id=record.event_id,
             part=index,
             parts=len(records),
             token=token,
+            kind="receipt" if key is None else "inbound",
         )
-        items.append((message_id.encode(), envelope.to_json()))
+        items.append((key or message_id.encode(), envelope.to_json()))
     return items
 
 
@@ -193,7 +236,7 @@ async def webhook(request: Request) -> Response:
             state.metrics.outcome(name, "replay", "200")
             return JSONResponse({"status": "duplicate"}, status_code=200)
         records = provider.extract(inbound)
-        items = _envelopes(name, inbound, records, verified.key_id, token, now)
+        items = _envelopes(state, name, inbound, records, verified.key_id, token, now)
         if items:
             produce_started = time.perf_counter()
             await state.producer.send_all(items)

@@ -52,6 +52,13 @@ class IngressMetrics:
         self.in_flight = Gauge(
             "dlr_ingress_in_flight", "Webhook requests being handled", registry=r
         )
+        self.inbound = Counter(
+            "dlr_ingress_inbound_messages",
+            "Inbound messages (a person wrote to us) by provider and keyword (stop, start, "
+            "help; 'none': a conversation, not produced; 'no_number': no E.164 sender)",
+            ["provider", "keyword"],
+            registry=r,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, *labels)
@@ -67,6 +74,10 @@ class IngressMetrics:
     def handled(self, provider: str, seconds: float) -> None:
         """Observe one webhook request's handling time."""
         self._child(self.request_seconds, provider).observe(seconds)
+
+    def inbound_message(self, provider: str, keyword: str) -> None:
+        """Count one inbound message by what it asks for."""
+        self._child(self.inbound, provider, keyword).inc()
 
     def produced(self, provider: str, records: int, seconds: float) -> None:
         """Count records Kafka acknowledged and how long that took."""

@@ -15,6 +15,10 @@ the message (`dlr.sends.v1`, see `schemas/sends.py`); they are optional on the w
 written before they existed lack them) and null when the message was never registered.
 A registration that arrives after the message's reports is emitted as an `enriched` event
 whose `raw_sha256` is the registration's digest.
+
+`recipient` and `sender` (a phone-number sender) are protected by the worker as
+`DLR_PII_MODE` says, and `pii_mode` says how (`schemas/phone.py`): the salted hash of the
+E.164 number by default, so no clear number travels on `dlr.status.v1`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Literal
 import orjson
 
 from schemas.lifecycle import FailureReason, State
+from schemas.phone import PiiMode
 
 SCHEMA_VERSION = 1
 
@@ -72,6 +77,9 @@ class CanonicalEvent:
     submitted_at: datetime | None = None
     consent_source: str | None = None
     consent_at: datetime | None = None
+    #: How `recipient` and `sender` are given: hash / mask / clear (None: clear, written
+    #: before the worker protected them; `schemas.phone.protect`).
+    pii_mode: PiiMode | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -90,7 +90,9 @@ async def register(request: Request) -> Response:
                 )
             continue
         by_id[registration.message_id] = registration
-        items += records(registration, tenant, key.id, now)
+        items += records(
+            registration, tenant, key.id, now, pii_mode=settings.pii_mode, salt=settings.pii_salt
+        )
     started = time.perf_counter()
     await state.producer.send_all(items)
     state.metrics.produce_seconds.observe(time.perf_counter() - started)
