@@ -31,7 +31,7 @@ from schemas.events import CanonicalEvent
 from schemas.geo import locate
 from schemas.lifecycle import FAILURES, is_final
 from schemas.normalized import Normalized
-from schemas.phone import e164, number_hash, protect, protect_sender
+from schemas.phone import PiiMode, e164, number_hash, protect, protect_sender
 from schemas.providers import MAPPERS
 from schemas.suppressions import SuppressionEntry
 from streams import actions
@@ -51,7 +51,7 @@ class Config:
     fallback_grace_s: float = 0.0
     salt: str = ""
     #: How phone numbers leave the worker (schemas/phone.py): hash, mask or clear.
-    pii_mode: str = "hash"
+    pii_mode: PiiMode = "hash"
     #: Event keys remembered per message (a message has a handful of reports).
     max_seen: int = 64
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
-from schemas.phone import number_hash, protect
+from schemas.phone import PiiMode, number_hash, protect
 from schemas.suppressions import parse
 from streams.transforms import Config, Outcome, process
 
@@ -116,7 +116,7 @@ def _all_outputs(out: Outcome) -> bytes:
 
 
 @pytest.mark.parametrize("mode", ["hash", "mask"])
-def test_no_clear_number_leaves_the_worker_except_on_the_suppression_list(mode: str) -> None:
+def test_no_clear_number_leaves_the_worker_except_on_the_suppression_list(mode: PiiMode) -> None:
     config = replace(CONFIG, pii_mode=mode)
     opted_out = raw(
         "m6", "rejected", "2025-01-01T00:00:00Z", "opted_out", **{"from": "+12065550123"}
