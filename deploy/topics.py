@@ -4,8 +4,10 @@ Every `dlr.*` topic has an explicit `cleanup.policy` and retention (`topic_specs
 the settings; `sync_topics` creates the missing topics and alters the configs of existing
 ones that differ (a retention changed in the settings reaches a running cluster the next
 time `dlr topics`, `dlr up` or the worker starts). Only the keys named here are changed:
-the topic's other dynamic configs (set by an operator) are sent back as they were,
-because the broker's AlterConfigs replaces a topic's whole dynamic set.
+the topic's other dynamic configs (set by an operator) are read and sent back as they
+were, because the broker's AlterConfigs replaces a topic's whole dynamic set (aiokafka
+has no IncrementalAlterConfigs): a change someone else makes to the same topic in the
+same instant may be lost.
 
 Kafka deletes whole segments, so a record of a `delete` topic lives between its retention
 and its retention plus `segment.ms` (at most `SEGMENT_MS_MAX`, six hours) plus the
@@ -14,12 +16,11 @@ broker's retention check interval (five minutes by default).
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
 
 from deploy.settings import Settings
 
@@ -40,6 +41,9 @@ SEGMENT_MS_MAX = 6 * _HOUR_MS
 _TOMBSTONE_MS = 24 * _HOUR_MS
 #: DescribeConfigs `config_source` of a value set on the topic itself.
 _DYNAMIC_TOPIC_CONFIG = 1
+#: Kafka error codes: a topic that exists (CreateTopics), one the broker does not know.
+_TOPIC_ALREADY_EXISTS = 36
+_UNKNOWN_TOPIC = 3
 
 
 def _delete_after(hours: int) -> dict[str, str]:
@@ -98,7 +102,8 @@ class TopicSync:
     """What `sync_topics` did."""
 
     created: list[str] = field(default_factory=list)
-    #: topic -> {config: (before, after)} of the existing topics it altered.
+    #: topic -> {config: (before, after)} of the existing topics it altered (before: the
+    #: value set on the topic, None when it followed the broker's default).
     altered: dict[str, dict[str, tuple[str | None, str]]] = field(default_factory=dict)
 
 
@@ -106,16 +111,38 @@ class TopicSync:
 Configs = dict[str, dict[str, tuple[str | None, bool]]]
 
 
-async def describe_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> Configs:
-    """Every config of these topics as the broker reports it."""
+async def describe_configs(
+    admin: AIOKafkaAdminClient, topics: list[str], wait_s: float = 10.0
+) -> Configs:
+    """Every config of these topics as the broker reports it. A topic created a moment
+    ago may be unknown to the broker that answers for a little while: asked again until
+    `wait_s` has passed."""
     if not topics:
         return {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            return await _describe(admin, topics)
+        except _UnknownYet:
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+class _UnknownYet(RuntimeError):
+    """The broker does not know a topic (yet)."""
+
+
+async def _describe(admin: AIOKafkaAdminClient, topics: list[str]) -> Configs:
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
     out: Configs = {}
     for response in await admin.describe_configs(resources):
         version = response.API_VERSION
         for resource in response.resources:
             error_code, _message, _type, name, entries = resource[:5]
+            if error_code == _UNKNOWN_TOPIC:
+                raise _UnknownYet(f"describe configs of {name}: unknown topic")
             if error_code:
                 raise RuntimeError(f"describe configs of {name}: Kafka error {error_code}")
             configs: dict[str, tuple[str | None, bool]] = {}
@@ -136,20 +163,27 @@ async def sync_topics(settings: Settings) -> TopicSync:
         existing = set(await admin.list_topics())
         specs = topic_specs(settings)
         missing = [t for t in specs if t.name not in existing]
+        created: list[str] = []
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            for name, error_code, *_ in response.topic_errors:
+                if error_code == 0:
+                    created.append(name)
+                elif error_code == _TOPIC_ALREADY_EXISTS:  # metadata was behind, or a race
+                    existing.add(name)
+                else:
+                    raise RuntimeError(f"create topic {name}: Kafka error {error_code}")
         wanted = {t.name: t.topic_configs for t in specs if t.name in existing}
         current = await describe_configs(admin, sorted(wanted))
         altered: dict[str, dict[str, tuple[str | None, str]]] = {}
         changes = []
         for name, configs in wanted.items():
             have = current.get(name, {})
-            diff = {k: (have.get(k, (None, False))[0], v) for k, v in configs.items()
-                    if have.get(k, (None, False))[0] != v}  # fmt: skip
+            # a value counts only when set on the topic: a broker default may change later
+            own = {k: value for k, (value, mine) in have.items() if mine and value is not None}
+            diff = {k: (own.get(k), v) for k, v in configs.items() if own.get(k) != v}
             if not diff:
                 continue
-            own = {k: value for k, (value, mine) in have.items() if mine and value is not None}
             changes.append(ConfigResource(ConfigResourceType.TOPIC, name, {**own, **configs}))
             altered[name] = diff
         if changes:
@@ -160,7 +194,7 @@ async def sync_topics(settings: Settings) -> TopicSync:
                             f"alter configs of {resource[3]}: Kafka error {resource[0]} "
                             f"{resource[1]}"
                         )
-        return TopicSync([t.name for t in missing], altered)
+        return TopicSync(created, altered)
     finally:
         await admin.close()
 
