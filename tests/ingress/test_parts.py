@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from deploy.logs import JsonFormatter, mask_phone, mask_pii
+from deploy.logs import JsonFormatter, mask_pii
 from ingress import tokens
 from ingress.errors import UnknownToken
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.url import client_ip, external_url, parse_networks
+from schemas.phone import mask_number
 
 
 def request(
@@ -113,7 +114,7 @@ def test_rate_limiter_refills() -> None:
 
 
 def test_phone_numbers_never_reach_logs_in_clear() -> None:
-    assert mask_phone("+14155550100") == "*********00"
+    assert mask_number("+14155550100") == "*********00"
     assert "4155550100" not in mask_pii("to +1 (415) 555-0100 from 447700900123")
     record = logging.LogRecord(
         "t", logging.INFO, __file__, 1, "sent to %s", ("+14155550100",), None
