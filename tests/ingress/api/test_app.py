@@ -379,6 +379,18 @@ def test_rate_limit_per_key(settings: Settings) -> None:
 def test_openapi_and_metrics(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     assert "/v1/messages" in doc["paths"] and "/v1/messages/{message_id}" in doc["paths"]
+    documented = {
+        (path.replace("{number}", "x"), method.upper())
+        for path, methods in doc["paths"].items()
+        for method in methods
+    }
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD"}:
+            if route.path.startswith("/v1/"):
+                path = route.path.replace("{number}", "x").replace(
+                    "{message_id:path}", "{message_id}"
+                )
+                assert (path, method) in documented, (route.path, method)
     assert "consent" in doc["components"]["schemas"]["Registration"]["properties"]
     client.get("/v1/messages/generic:x", headers=auth("nobody"))
     text = client.get("/metrics").text
