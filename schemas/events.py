@@ -16,6 +16,9 @@ written before they existed lack them) and null when the message was never regis
 A registration that arrives after the message's reports is emitted as an `enriched` event
 whose `raw_sha256` is the registration's digest.
 
+`carrier_source`, `line_type` and `area` (streams/enrich.py) came later too: optional, so
+an event written before them reads with None.
+
 `recipient` and `sender` (a phone-number sender) are protected by the worker as
 `DLR_PII_MODE` says, and `pii_mode` says how (`schemas/phone.py`): the salted hash of the
 E.164 number by default, so no clear number travels on `dlr.status.v1`.
@@ -35,6 +38,20 @@ from schemas.phone import PiiMode
 SCHEMA_VERSION = 1
 
 Transition = Literal["advanced", "enriched", "stale"]
+#: The evidence `carrier` comes from, strongest first (streams/enrich.py).
+CarrierSource = Literal["provider", "mcc_mnc", "number_range", "none"]
+#: libphonenumber's type of the recipient number, as the worker names it.
+LineType = Literal[
+    "mobile",
+    "fixed",
+    "fixed_or_mobile",
+    "voip",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "other",
+    "unknown",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +98,9 @@ class CanonicalEvent:
     #: before the worker protected them; `schemas.phone.protect`).
     pii_mode: PiiMode | None = None
     schema_version: int = SCHEMA_VERSION
+    carrier_source: CarrierSource | None = None
+    line_type: LineType | None = None
+    area: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (enums as strings, datetimes as UTC ISO-8601)."""
@@ -121,3 +141,15 @@ class CanonicalEvent:
 
 
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
+#: Fields added to v1 later: optional on the wire (older events lack them).
+OPTIONAL: frozenset[str] = frozenset(
+    {
+        "submitted_at",
+        "consent_source",
+        "consent_at",
+        "pii_mode",
+        "carrier_source",
+        "line_type",
+        "area",
+    }
+)

@@ -17,7 +17,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingress.api.errors import BatchTooLarge, InvalidRegistration, MalformedJson
-from schemas.geo import locate
+from schemas.geo import country_of_number, region_of
 from schemas.phone import e164, protect, protect_sender
 from schemas.providers import MAPPERS
 from schemas.sends import REGISTRATION, digest, part_link, split_message_id
@@ -165,7 +165,8 @@ def records(
     The recipient (and a phone-number sender) leave as `pii_mode` says (`schemas/phone.py`:
     the salted hash by default); country and region are read from the number first."""
     provider, provider_id = split_message_id(registration.message_id)
-    country, region = locate(registration.recipient, None, None)
+    country = country_of_number(registration.recipient)
+    region = region_of(country)
     recipient, sender = registration.recipient, registration.sender
     if pii_mode != "clear":
         recipient = protect(recipient, pii_mode=pii_mode, salt=salt)[0] or recipient
