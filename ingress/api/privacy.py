@@ -125,7 +125,7 @@ async def _json_body(request: Request, limit: int) -> Any:
     if content_type != "application/json":
         raise UnsupportedMediaType(f"send application/json, not {content_type or 'nothing'!r}")
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    body = await read_limited(request, headers, limit)
+    body = await read_limited(request.receive, headers, limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

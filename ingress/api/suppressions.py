@@ -38,8 +38,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2  # Kafka's default partitioner, as every producer here
 
-from ingress.producer import murmur2
 from schemas.settings import CommonSettings
 from schemas.suppressions import SuppressionEntry, parse
 

@@ -18,6 +18,7 @@ from ingress.providers._contract import (
     Record,
     Verified,
     VerifyContext,
+    value_type,
 )
 from schemas.providers import PROVIDERS as NAMES
 
@@ -31,6 +32,7 @@ __all__ = [
     "Verified",
     "VerifyContext",
     "load",
+    "value_type",
 ]
 
 
