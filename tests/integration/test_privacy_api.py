@@ -5,12 +5,15 @@ leaves no trace of the number in any table, clear or hashed."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from deploy.cli import main as cli_main
 from ingress.api.erasure import AUDIT_TABLE
 from ingress.api.keys import token_hash
 from schemas.events import CanonicalEvent
@@ -420,3 +424,89 @@ def test_the_api_process_logs_no_number(api: Pipeline) -> None:
     log = api.log_tail("api", size=10**7)
     for number in (ERASED, "+14155550142", "+16175550123"):
         assert number[1:] not in log
+
+
+# -- the terminal: dlr suppressions, dlr erase --------------------------------------------------
+
+CLI_NUMBER = "+13125550147"
+
+
+def dlr(
+    api: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str]:
+    """`dlr <argv>` in this process with the pipeline's settings: (exit status, stdout)."""
+    for name, value in api.env_vars.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    status = cli_main(list(argv))
+    return status, capsys.readouterr().out
+
+
+def answer_becomes(api: Pipeline, number: str, suppressed: bool, timeout: float = 30.0) -> Any:
+    """The API's answer for `number`, polled until `suppressed` is what it says: the API
+    follows the topic the CLI wrote to (another process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = call(api, "GET", f"/v1/suppressions/{number}").json()
+        if answer["suppressed"] is suppressed or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
+def test_the_cli_changes_what_the_api_answers_exports_and_erases(
+    api: Pipeline,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    since = datetime.now(UTC).isoformat()
+    status, out = dlr(
+        api, monkeypatch, capsys, "suppressions", "add", "+1 (312) 555-0147",
+        "--reason", "complaint", "--actor", "ops",
+    )  # fmt: skip
+    assert status == 0 and out.startswith(f"{CLI_NUMBER}  suppressed (reason complaint")
+    status, out = dlr(api, monkeypatch, capsys, "suppressions", "check", "13125550147", "--format",
+                      "json")  # fmt: skip
+    assert status == 1  # a number is suppressed
+    checked = orjson.loads(out)
+    assert (checked["number"], checked["suppressed"], checked["reason"], checked["source"]) == (
+        CLI_NUMBER, True, "complaint", "cli",
+    )  # fmt: skip
+    answer = answer_becomes(api, CLI_NUMBER, True)
+    assert (answer["suppressed"], answer["reason"], answer["source"]) == (True, "complaint", "cli")
+
+    exported = tmp_path / "export.csv"
+    status, _ = dlr(api, monkeypatch, capsys, "suppressions", "export", "--since", since,
+                    "--format", "csv", "--output", str(exported))  # fmt: skip
+    header, *rows = exported.read_text().splitlines()
+    assert status == 0 and header.startswith("number,number_hash,suppressed,reason,source")
+    [row] = [r for r in rows if r.startswith(CLI_NUMBER + ",")]
+    assert ",true,complaint,cli," in row and f"cli:{getpass.getuser()}/ops" in row
+
+    status, out = dlr(api, monkeypatch, capsys, "suppressions", "remove", CLI_NUMBER)
+    assert status == 0 and "allowed again" in out
+    status, out = dlr(api, monkeypatch, capsys, "suppressions", "check", CLI_NUMBER)
+    assert (status, out) == (0, f"{CLI_NUMBER}  may be sent to\n")
+    assert answer_becomes(api, CLI_NUMBER, False)["suppressed"] is False
+
+    status, out = dlr(api, monkeypatch, capsys, "erase", "--phone", "+1 312 555 0147", "--yes",
+                      "--actor", "dpo", "--format", "json")  # fmt: skip
+    report = orjson.loads(out)
+    assert status == 0 and report["number_hash"] == number_hash(CLI_NUMBER, SALT)
+    assert report["suppression"] == "removed"  # allowed again: no opt-out to keep
+    assert any(api.settings.raw_topic in line for line in report["retained"])
+    status, out = dlr(api, monkeypatch, capsys, "suppressions", "export", "--since", since)
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert CLI_NUMBER not in out and [r["erased"] for r in lines if r["number_hash"] ==
+                                      report["number_hash"]] == [True]  # fmt: skip
+    client: Any = connect(api.settings)
+    audit = client.query(
+        f"SELECT actor, source, suppression FROM `{api.settings.clickhouse_database}`."
+        f"{AUDIT_TABLE} WHERE number_hash = {{h:String}}",
+        parameters={"h": report["number_hash"]},
+    ).result_rows
+    client.close()
+    assert audit == [(f"cli:{getpass.getuser()}/dpo", "cli", "removed")]
+
+    for argv in (("suppressions", "check", "call me"), ("erase", "--phone", "12", "--yes")):
+        assert dlr(api, monkeypatch, capsys, *argv)[0] == 2
