@@ -4,14 +4,15 @@
 --phone` run; it reports what it did and may run any number of times.
 
 1. ClickHouse. The tables that hold a number are found, not listed: every MergeTree table
-   of the database with a column named in `PII_COLUMNS` (today `events` and `sends`,
-   `recipient` / `recipient_clear` / `sender` / `sender_clear`; a future table with such
-   a column is covered without a change here). In each, the values equal to the number
-   or to its hash are counted and set to NULL (`ALTER TABLE ... UPDATE`, waited for with
-   `mutations_sync = 2`); the rows stay, so delivery analytics do not change, but no
-   row holds the number, clear or hashed, any more. Views and aggregate tables
-   (`messages`, `message_status`, `status_snapshot`, `hourly*`, `client_refs`,
-   `message_parts`) never held it. The values still matching afterwards are counted
+   of the database with a column named in `PII_COLUMNS` (today `events` and `sends`
+   `recipient` / `recipient_clear` / `sender` / `sender_clear`, and since ddl/0010
+   `messages.sender`, an argMax state, and `status_snapshot.sender`; a future table with
+   such a column is covered without a change here). In each, the values equal to the
+   number or to its hash are counted and set to NULL (an aggregate state: to the empty
+   state) with `ALTER TABLE ... UPDATE`, waited for with `mutations_sync = 2`; the rows
+   stay, so delivery analytics do not change, but no row holds the number, clear or
+   hashed, any more. `message_status`, `hourly*`, `client_refs` and `message_parts` never
+   held it. The values still matching afterwards are counted
    (`remaining`: 0 unless receipts arrived meanwhile). Rows written in `mask` mode keep
    only the last two digits and cannot be tied to a number: they are left as they are.
 2. Kafka. The suppression entry: a number that opted out keeps its entry under the hash,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -155,7 +157,9 @@ def connect(settings: CommonSettings, timeout_s: float) -> Client:
 
 
 def pii_columns(client: Client, database: str) -> dict[str, list[tuple[str, str]]]:
-    """table -> [(column, type)] of every MergeTree table holding a number (audit aside)."""
+    """table -> [(column, type)] of every MergeTree table holding a number (audit aside;
+    a refreshable view's `.tmp` table lives only during a refresh that replaces its target
+    with what the already cleared tables say)."""
     result = client.query(
         """
         SELECT c.table, c.name, c.type
@@ -163,6 +167,7 @@ def pii_columns(client: Client, database: str) -> dict[str, list[tuple[str, str]
         INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table
         WHERE c.database = {db:String} AND c.name IN {names:Array(String)}
           AND t.engine LIKE '%MergeTree' AND c.table != {audit:String}
+          AND NOT startsWith(c.table, '.tmp')
         ORDER BY c.table, c.position
         """,
         parameters={"db": database, "names": list(PII_COLUMNS), "audit": AUDIT_TABLE},
@@ -173,26 +178,63 @@ def pii_columns(client: Client, database: str) -> dict[str, list[tuple[str, str]
     return out
 
 
+#: A column holding an aggregate state of a number (`messages.sender`: argMax of the
+#: sender by time): (function, the value's type, the other arguments' types).
+_STATE = re.compile(r"AggregateFunction\((\w+), ((?:Nullable\()?String\)?)((?:, .+)?)\)")
+
+
+def _value(column: str, kind: str) -> str:
+    """The number a row's column holds: the column, or its aggregate state's value."""
+    return f"finalizeAggregation(`{column}`)" if _STATE.fullmatch(kind) else f"`{column}`"
+
+
+def _emptied(column: str, kind: str) -> str:
+    """What replaces a matching value: NULL, '' (not Nullable), or an empty aggregate
+    state of the column's type (argMax skips a NULL value: the state names no one)."""
+    state = _STATE.fullmatch(kind)
+    if state is None:
+        return "NULL" if "Nullable" in kind else "''"
+    function, _, others = state.groups()
+    zeros = "".join(f", CAST(0 AS {t})" for t in _types(others.removeprefix(", ")))
+    empty = f"initializeAggregation('{function}State', CAST(NULL AS Nullable(String)){zeros})"
+    return f"CAST({empty} AS {kind})"
+
+
+def _types(text: str) -> list[str]:
+    """'DateTime64(3, 'UTC'), UInt8' -> the two types (commas inside parentheses kept)."""
+    out: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            out.append(text[start:index].strip())
+            start = index + 1
+    if text[start:].strip():
+        out.append(text[start:].strip())
+    return out
+
+
 def _count(
-    client: Client, database: str, table: str, columns: list[str], values: list[str]
+    client: Client, database: str, table: str, columns: list[tuple[str, str]], values: list[str]
 ) -> dict[str, int]:
-    selects = ", ".join(f"countIf(`{c}` IN {{values:Array(String)}})" for c in columns)
+    selects = ", ".join(
+        f"countIf({_value(c, kind)} IN {{values:Array(String)}})" for c, kind in columns
+    )
     row = client.query(
         f"SELECT {selects} FROM {{db:Identifier}}.{{table:Identifier}}",
         parameters={"db": database, "table": table, "values": values},
     ).result_rows[0]
-    return {column: int(n) for column, n in zip(columns, row, strict=True)}
+    return {column: int(n) for (column, _), n in zip(columns, row, strict=True)}
 
 
 def _clear(
     client: Client, database: str, table: str, columns: list[tuple[str, str]], values: list[str]
 ) -> None:
     sets = ", ".join(
-        f"`{c}` = if(`{c}` IN {{values:Array(String)}}, "
-        f"{'NULL' if 'Nullable' in kind else chr(39) * 2}, `{c}`)"
+        f"`{c}` = if({_value(c, kind)} IN {{values:Array(String)}}, {_emptied(c, kind)}, `{c}`)"
         for c, kind in columns
     )
-    where = " OR ".join(f"`{c}` IN {{values:Array(String)}}" for c, _ in columns)
+    where = " OR ".join(f"{_value(c, kind)} IN {{values:Array(String)}}" for c, kind in columns)
     client.command(
         f"ALTER TABLE {{db:Identifier}}.{{table:Identifier}} UPDATE {sets} WHERE {where}",
         parameters={"db": database, "table": table, "values": values},
@@ -207,15 +249,14 @@ def _clickhouse(
     cleared: dict[str, dict[str, int]] = {}
     remaining = 0
     for table, columns in pii_columns(client, database).items():
-        names = [c for c, _ in columns]
-        found = _count(client, database, table, names, values)
+        found = _count(client, database, table, columns, values)
         cleared[table] = found
         if any(found.values()):
             progress(f"clickhouse {table}: clearing {sum(found.values())} values")
             _clear(client, database, table, columns, values)
         else:
             progress(f"clickhouse {table}: nothing to clear")
-        remaining += sum(_count(client, database, table, names, values).values())
+        remaining += sum(_count(client, database, table, columns, values).values())
     return cleared, remaining
 
 

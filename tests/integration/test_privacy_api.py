@@ -252,7 +252,9 @@ ERASED = "+447700900123"
 KEPT = "+447700900456"
 
 
-def _event(mid: str, number: str, reason: FailureReason | None = None) -> dict[str, Any]:
+def _event(
+    mid: str, number: str, reason: FailureReason | None = None, sender: str = "+12065550123"
+) -> dict[str, Any]:
     now = datetime.now(UTC) - timedelta(minutes=5)
     return CanonicalEvent(
         event_id=uuid.uuid4().hex,
@@ -270,7 +272,7 @@ def _event(mid: str, number: str, reason: FailureReason | None = None) -> dict[s
         provider_error_text=None,
         mapped=True,
         recipient=number,
-        sender="+12065550123",
+        sender=sender,
         carrier="EE",
         mcc=None,
         mnc=None,
@@ -318,18 +320,20 @@ def _traces(client: Any, db: str, values: list[str]) -> dict[str, int]:
     and view of the database that can hold text (the audit aside)."""
     columns = client.query(
         "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
-        "AND table != {audit:String} AND table != 'schema_migrations'",
+        "AND table != {audit:String} AND table != 'schema_migrations' "
+        "AND NOT startsWith(table, '.tmp')",  # a refresh's short-lived copy
         parameters={"db": db, "audit": AUDIT_TABLE},
     ).result_rows
     found: dict[str, int] = {}
     for table, column, kind in columns:
         if "String" not in kind or "Map" in kind or "Tuple" in kind:
             continue
-        where = (
-            f"hasAny(`{column}`, {{v:Array(String)}})"
-            if kind.startswith("Array")
-            else f"toString(`{column}`) IN {{v:Array(String)}}"
-        )
+        if kind.startswith("Array"):
+            where = f"hasAny(`{column}`, {{v:Array(String)}})"
+        elif kind.startswith("AggregateFunction"):  # messages.sender: argMax state
+            where = f"toString(finalizeAggregation(`{column}`)) IN {{v:Array(String)}}"
+        else:
+            where = f"toString(`{column}`) IN {{v:Array(String)}}"
         n = int(
             client.command(
                 f"SELECT count() FROM `{db}`.`{table}` WHERE {where}", parameters={"v": values}
@@ -352,6 +356,8 @@ def test_erasure_leaves_no_trace_keeps_the_opt_out_as_a_hash_and_is_audited(
             _event("generic:e1", ERASED),
             _event("generic:e2", ERASED, FailureReason.OPTED_OUT),
             _event("generic:k1", KEPT),
+            # the number as a sender too (a person's number replying through us)
+            _event("generic:e3", KEPT, sender=ERASED),
         ]
     )
     EventWriter(client, db, pii_mode="clear", salt=SALT, spec=SENDS).write(
@@ -363,7 +369,10 @@ def test_erasure_leaves_no_trace_keeps_the_opt_out_as_a_hash_and_is_audited(
     erased = [ERASED, number_hash(ERASED, SALT)]
     kept = [KEPT, number_hash(KEPT, SALT)]
     before = _traces(client, db, erased)
-    assert {"events.recipient", "events.recipient_clear", "sends.recipient"} <= set(before)
+    assert {
+        "events.recipient", "events.recipient_clear", "sends.recipient", "events.sender",
+        "events.sender_clear", "messages.sender",
+    } <= set(before)  # fmt: skip
     assert call(api, "PUT", f"/v1/suppressions/{ERASED}", json={"reason": "opted_out"}).is_success
 
     response = call(
@@ -375,13 +384,15 @@ def test_erasure_leaves_no_trace_keeps_the_opt_out_as_a_hash_and_is_audited(
     assert report["clickhouse"]["cleared"]["events"]["recipient"] == 2
     assert report["clickhouse"]["cleared"]["events"]["recipient_clear"] == 2
     assert report["clickhouse"]["cleared"]["sends"]["recipient"] == 1
+    assert report["clickhouse"]["cleared"]["events"]["sender"] == 1
+    assert report["clickhouse"]["cleared"]["messages"]["sender"] == 1  # an argMax state
     assert report["clickhouse"]["remaining"] == 0
     assert report["suppression"] == "kept_as_hash"
     assert any(settings.raw_topic in line for line in report["retained"])
 
     assert _traces(client, db, erased) == {}
     assert {"events.recipient", "sends.recipient"} <= set(_traces(client, db, kept))
-    assert int(client.command(f"SELECT count() FROM `{db}`.events")) == 3  # rows stay: analytics
+    assert int(client.command(f"SELECT count() FROM `{db}`.events")) == 4  # rows stay: analytics
     answer = call(api, "GET", f"/v1/suppressions/{ERASED}").json()
     assert answer["suppressed"] is True and answer["reason"] == "opted_out"
     exported = {r["number_hash"]: r for r in _lines(call(api, "GET", "/v1/suppressions"))}
