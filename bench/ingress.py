@@ -167,6 +167,7 @@ def main() -> int:
         "DLR_INGRESS_PORT": str(args.port),
         "DLR_LOG_LEVEL": "WARNING",
         "DLR_REPLAY_WINDOW_S": "300",
+        "DLR_REQUIRE_HTTPS": "false",  # plain HTTP on loopback, as the baseline
     }
     results: dict[str, dict[str, Any]] = {}
     ingress = serve([sys.executable, "-m", "deploy.cli", "ingress"], env, logs / "ingress.log")

@@ -1,10 +1,11 @@
 """The ingress: authenticate each webhook with its provider's scheme, produce, then 2xx.
 
-Order per request (never changed): route -> method -> source IP -> rate limit -> callback
-token -> body (bounded) -> content type -> verify -> replay check -> extract -> produce
-(acks=all) -> 200. Everything that is refused raises an `ingress.errors` class; the handlers
-here turn it into `{"error": code, "detail": text}` and count it. Nothing unverified is
-produced; nothing is acknowledged before Kafka acknowledged it.
+Order per request (never changed): route -> transport (HTTPS, client certificate:
+`ingress/transport.py`) -> method -> source IP -> rate limit -> callback token -> body
+(bounded) -> content type -> verify -> replay check -> extract -> produce (acks=all) -> 200.
+Everything that is refused raises an `ingress.errors` class; the handlers here turn it
+into `{"error": code, "detail": text}` and count it. Nothing unverified is produced;
+nothing is acknowledged before Kafka acknowledged it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress import tokens
+from ingress import tls, tokens
 from ingress.body import read_limited
-from ingress.credentials import active_credentials
+from ingress.credentials import active_credentials, weaknesses
 from ingress.errors import (
     ForbiddenSource,
     IngressError,
@@ -47,6 +48,7 @@ from ingress.providers import PROVIDERS, Credentials, InboundRequest, Provider, 
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
+from ingress.transport import SubjectPatterns, TransportPolicy
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
 from schemas.envelope import RawEnvelope
 
@@ -72,6 +74,7 @@ class IngressState:
     settings: IngressSettings
     producer: Producer
     credentials: dict[str, Credentials]
+    transport: TransportPolicy
     metrics: IngressMetrics = field(default_factory=IngressMetrics)
     trusted: tuple[Network, ...] = ()
     allow: dict[str, tuple[Network, ...]] = field(default_factory=dict)
@@ -162,6 +165,7 @@ async def webhook(request: Request) -> Response:
     state.metrics.in_flight.inc()
     try:
         provider = _provider(state, name)
+        state.transport.check(request.scope, name)
         if request.method not in provider.METHODS:
             raise MethodNotAllowed(f"{name} webhooks never use {request.method}")
         ip = client_ip(request, state.trusted)
@@ -191,7 +195,9 @@ async def webhook(request: Request) -> Response:
         verified = await provider.verify(inbound, state.credentials[name], context)
         if state.replay.seen(name, verified.replay_key, now):
             state.metrics.outcome(name, "replay", "200")
-            return JSONResponse({"status": "duplicate"}, status_code=200)
+            return JSONResponse(
+                {"status": "duplicate"}, status_code=200, headers=_hsts(state, request)
+            )
         records = provider.extract(inbound)
         items = _envelopes(name, inbound, records, verified.key_id, token, now)
         if items:
@@ -204,11 +210,20 @@ async def webhook(request: Request) -> Response:
         if verified.confirm_url:
             task = BackgroundTask(_confirm_subscription, state, name, verified.confirm_url)
         return JSONResponse(
-            {"status": "accepted", "records": len(items)}, status_code=200, background=task
+            {"status": "accepted", "records": len(items)},
+            status_code=200,
+            headers=_hsts(state, request),
+            background=task,
         )
     finally:
         state.metrics.in_flight.dec()
         state.metrics.handled(request.state.provider, time.perf_counter() - started)
+
+
+def _hsts(state: IngressState, request: Request) -> dict[str, str]:
+    """Strict-Transport-Security for an answer over HTTPS."""
+    header = state.transport.hsts(request.scope)
+    return {header[0].decode(): header[1].decode()} if header else {}
 
 
 async def _confirm_subscription(state: IngressState, name: str, url: str) -> None:
@@ -261,7 +276,7 @@ async def on_ingress_error(request: Request, exc: Exception) -> Response:
             "detail": exc.detail,
         },
     )
-    headers = {}
+    headers = _hsts(state, request)
     if exc.status in (429, 503):
         headers["Retry-After"] = "1" if exc.status == 429 else "5"
     if exc.status == 405:
@@ -292,6 +307,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
     allow = {
         name: parse_networks(settings.provider_setting(name, "allow_ips")) for name in PROVIDERS
     }
+    subjects = {n: SubjectPatterns.parse(settings.client_cert_subjects(n)) for n in PROVIDERS}
     return IngressState(
         settings=settings,
         producer=producer
@@ -302,6 +318,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
         token_secrets=tuple(s for s in settings.callback_token_secrets.split(",") if s),
         replay=ReplayCache(settings.replay_window_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        transport=TransportPolicy(settings, subjects),
     )
 
 
@@ -319,6 +336,8 @@ def create_app(
             log.warning(
                 "providers without credentials refuse every request", extra={"providers": missing}
             )
+        for name, weakness in weaknesses(settings, state.allow).items():
+            log.warning("weak provider authentication", extra={"provider": name, "why": weakness})
         try:
             await state.producer.start()
         except IngressError as exc:
@@ -360,4 +379,5 @@ def create_app(
         },
     )
     app.state.ingress = state
+    state.metrics.registry.register(tls.Collector())
     return app
