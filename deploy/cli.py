@@ -9,6 +9,8 @@ dlr status <message_id> | --client-ref X   what became of a message (same as the
 dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
 dlr worker                      the faust stream worker
 dlr sink                        the ClickHouse sink
+dlr dispatch                    deliver dlr.actions.v1 as signed webhooks
+dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered actions
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
@@ -233,6 +235,45 @@ def cmd_sink(settings: Settings) -> int:
     return 0
 
 
+def cmd_dispatch(settings: Settings) -> int:
+    """Run the action dispatcher in the foreground."""
+    from sinks.dispatch.service import main_async
+
+    logs.setup(settings.log_level)
+    asyncio.run(main_async(settings))
+    return 0
+
+
+def cmd_dispatch_retry(
+    settings: Settings,
+    since: str | None,
+    until: str | None,
+    kind: str | None,
+    endpoint: str | None,
+    dry_run: bool,
+) -> int:
+    """Re-send dead-lettered actions; exit 1 when some failed again or had no endpoint."""
+    from deploy.report_cli import parse_duration
+    from sinks.dispatch.retry import Selection, retry_dead_letters
+
+    now = time.time()
+    selection = Selection(
+        since=now - parse_duration(since) if since else None,
+        until=now - parse_duration(until) if until else None,
+        kind=kind,
+        endpoint=endpoint,
+    )
+    summary = asyncio.run(retry_dead_letters(settings, selection, dry_run=dry_run))
+    verb = "would re-send" if dry_run else "re-sent"
+    print(
+        f"[dispatch retry] scanned {summary.scanned} dead-letter records; {verb} "
+        f"{summary.selected}: {summary.delivered} delivered, {summary.failed} dead-lettered again"
+    )
+    for name, count in sorted(summary.unknown_endpoints.items()):
+        print(f"[dispatch retry] {count} for endpoint {name}, not in DLR_ACTION_ENDPOINTS now")
+    return 1 if summary.failed or summary.unknown_endpoints else 0
+
+
 def cmd_migrate(settings: Settings) -> int:
     """Apply ClickHouse migrations now."""
     from sinks.clickhouse.client import connect
@@ -353,6 +394,14 @@ SERVICES: tuple[Service, ...] = (
         lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/healthz",
         lambda s: f"http://127.0.0.1:{s.sink_metrics_port}/metrics",
     ),
+    Service(
+        "dispatch",
+        lambda s: f"http://127.0.0.1:{s.dispatch_metrics_port}/healthz",
+        lambda s: (
+            f"http://127.0.0.1:{s.dispatch_metrics_port}/metrics  actions -> "
+            + (", ".join(sorted(s.action_routes)) or "no endpoints (DLR_ACTION_ENDPOINTS)")
+        ),
+    ),
 )
 
 
@@ -462,6 +511,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("worker", help="faust stream worker")
     sub.add_parser("sink", help="ClickHouse sink")
+    p = sub.add_parser("dispatch", help="deliver actions as signed webhooks")
+    dispatch_sub = p.add_subparsers(dest="dispatch_command")
+    p = dispatch_sub.add_parser("retry", help="re-send dead-lettered actions")
+    p.add_argument("--since", help="dead-lettered within this long ago, e.g. 24h (default: any)")
+    p.add_argument("--until", help="dead-lettered at least this long ago, e.g. 1h")
+    p.add_argument("--type", dest="kind", help="action type, e.g. fallback")
+    p.add_argument("--endpoint", help="endpoint name (host#hash, as in metrics) or URL")
+    p.add_argument("--dry-run", action="store_true", help="count, do not send")
     sub.add_parser("topics", help="create topics")
     sub.add_parser("migrate", help="apply ClickHouse migrations")
     p = sub.add_parser("demo", help="simulate traffic and check the result")
@@ -495,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_worker(settings)
     if args.command == "sink":
         return cmd_sink(settings)
+    if args.command == "dispatch":
+        if args.dispatch_command == "retry":
+            return cmd_dispatch_retry(
+                settings, args.since, args.until, args.kind, args.endpoint, args.dry_run
+            )
+        return cmd_dispatch(settings)
     if args.command == "topics":
         asyncio.run(_topics(settings))
         return 0

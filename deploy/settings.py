@@ -1,11 +1,11 @@
 """The `dlr` command line's settings: every service's, plus the local launchers'.
 
 Each service owns its settings class (`ingress/settings.py`, `ingress/api/settings.py`,
-`streams/settings.py`, `sinks/settings.py`, all extending `schemas/settings.py`);
-`Settings` combines them so that one object, read once from the environment at
-process start, can be handed to any of them. The fields added here only concern the
-local Kafka and ClickHouse that `dlr up`, `dlr kafka` and `dlr clickhouse` start.
-Nothing here does I/O.
+`streams/settings.py`, `sinks/settings.py`, `sinks/dispatch/settings.py`, all extending
+`schemas/settings.py`); `Settings` combines them so that one object, read once from the
+environment at process start, can be handed to any of them. The fields added here only
+concern the local Kafka and ClickHouse that `dlr up`, `dlr kafka` and `dlr clickhouse`
+start. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pydantic import Field
 from ingress.api.settings import ApiSettings
 from ingress.settings import IngressSettings
 from schemas.settings import split_list
+from sinks.dispatch.settings import DispatchSettings
 from sinks.settings import SinkSettings
 from streams.settings import WorkerSettings
 
 __all__ = ["Settings", "split_list"]
 
 
-class Settings(IngressSettings, ApiSettings, WorkerSettings, SinkSettings):
+class Settings(IngressSettings, ApiSettings, WorkerSettings, SinkSettings, DispatchSettings):
     """All configuration. Field name `x` is environment variable `DLR_X`."""
 
     cache_dir: Path = Field(Path(".cache"), description="Downloaded Kafka jars.")

@@ -24,6 +24,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.deadletter_topic, n, rf),
         NewTopic(settings.actions_topic, n, rf),
         NewTopic(settings.sends_topic, n, rf),
+        NewTopic(settings.actions_deadletter_topic, n, rf),
         NewTopic(
             settings.suppressions_topic,
             n,

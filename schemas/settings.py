@@ -107,6 +107,10 @@ class CommonSettings(BaseSettings):
     status_topic: str = "dlr.status.v1"
     deadletter_topic: str = "dlr.deadletter.v1"
     actions_topic: str = "dlr.actions.v1"
+    actions_deadletter_topic: str = Field(
+        "dlr.actions.deadletter.v1",
+        description="Actions `dlr dispatch` could not deliver, and what `retry` re-sent.",
+    )
     suppressions_topic: str = "dlr.suppressions.v1"
     sends_topic: str = Field(
         "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."

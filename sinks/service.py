@@ -28,8 +28,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sinks._http import serve_metrics
 from sinks.clickhouse import rows, sends
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
@@ -341,21 +342,9 @@ class Sink:
 
 async def serve_http(sink: Sink, host: str, port: int, *more: Sink) -> web.AppRunner:
     """/healthz and /metrics of the sink process (every loop's metrics)."""
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def metrics(request: web.Request) -> web.Response:
-        body = b"".join(generate_latest(s.metrics.registry) for s in (sink, *more))
-        return web.Response(body=body, content_type="text/plain", charset="utf-8")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await serve_metrics(
+        sink.metrics.registry, host, port, *(s.metrics.registry for s in more)
+    )
 
 
 def tune_gc() -> None:

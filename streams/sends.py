@@ -608,8 +608,10 @@ def _apply_part(
     shown = Decision(transition, decision.previous, decision.current, decision.after)  # type: ignore[arg-type]
     moved = replace(env, message_id=message_id)
     eid = event_id(message_id, ekey)
+    act = base.get("a")  # the message's action decision before this record
     if source.norm is not None:
-        _outputs(out, moved, _event(moved, source.norm, eid, shown, now), source.raw, config)
+        event = _event(moved, source.norm, eid, shown, now)
+        act = _outputs(out, moved, event, source.raw, config, act, now) or act
     else:
         said = _state_event(
             moved, eid, shown, report.state, source.fields, now, ts=report.ts, seq=report.seq
@@ -627,7 +629,7 @@ def _apply_part(
         )
         if source.norm is not None:  # every part goes to the same person
             fold = replace(fold, recipient=source.norm.recipient, sender=source.norm.sender)
-        _outputs(out, fold_env, fold, source.raw, config)
+        _outputs(out, fold_env, fold, source.raw, config, act, now)
     return out
 
 

@@ -23,6 +23,13 @@ class WorkerSettings(CommonSettings):
     fallback_campaigns: str = Field(
         "", description="Campaigns whose failed messages get a `fallback` action."
     )
+    fallback_grace_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a message must stay failed before its fallback goes out; a "
+        "`delivered` inside cancels it. 0 = at once. Raise it for carriers known to send "
+        "`delivered` after `undelivered`.",
+    )
 
     @property
     def fallback_campaign_set(self) -> frozenset[str]:

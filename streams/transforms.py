@@ -28,9 +28,10 @@ import orjson
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
 from schemas.geo import locate
-from schemas.lifecycle import FAILURES, FailureReason, is_final
+from schemas.lifecycle import FAILURES, is_final
 from schemas.normalized import Normalized
 from schemas.providers import MAPPERS
+from streams import actions
 from streams.dedupe import event_id, event_key
 from streams.state_machine import Decision, MessageState, Report, decide
 
@@ -43,6 +44,8 @@ class Config:
     """Processing options from settings."""
 
     fallback_campaigns: frozenset[str] = frozenset()
+    #: Seconds a message must stay failed before its fallback goes out (0: at once).
+    fallback_grace_s: float = 0.0
     salt: str = ""
     #: Event keys remembered per message (a message has a handful of reports).
     max_seen: int = 64
@@ -62,6 +65,9 @@ class Outcome:
     forward: list[Pair] = field(default_factory=list)
     #: The canonical event emitted, if any (its transition and `mapped` say the rest).
     event: CanonicalEvent | None = None
+    #: A pending fallback was decided / ended: the agent adds / removes its due-index entry.
+    due_added: float | None = None
+    due_removed: float | None = None
 
 
 def recipient_hash(recipient: str, salt: str) -> str:
@@ -166,8 +172,15 @@ def _event(
 
 
 def _outputs(
-    out: Outcome, env: RawEnvelope, event: CanonicalEvent, raw: bytes, config: Config
-) -> None:
+    out: Outcome,
+    env: RawEnvelope,
+    event: CanonicalEvent,
+    raw: bytes,
+    config: Config,
+    prior_act: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any] | None:
+    """The event and what comes with it; returns the message's action state after it."""
     key = env.message_id.encode()
     out.event = event
     out.status.append((key, event.to_json()))
@@ -186,62 +199,58 @@ def _outputs(
                 ),
             )
         )
-    if event.transition != "advanced" or event.current_state not in FAILURES:
-        return
-    base = {
-        "event_id": event.event_id,
-        "message_id": event.message_id,
-        "provider": event.provider,
-        "state": str(event.current_state),
-        "failure_reason": str(event.failure_reason) if event.failure_reason else None,
-        "campaign": event.campaign,
-        "tenant": event.tenant,
-        "recipient": event.recipient,
-        "at": event.emitted_at.isoformat(),
-    }
-    fallback = env.token.get("fallback")
-    if fallback or (event.campaign and event.campaign in config.fallback_campaigns):
-        out.actions.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        **base,
-                        "action_id": f"{event.event_id}:fallback",
-                        "type": "fallback",
-                        "channel": fallback or "email",
-                    }
-                ),
+    if prior_act is None and (
+        event.transition != "advanced" or event.current_state not in FAILURES
+    ):
+        return None
+    return _actions(out, env, event, config, prior_act, now)
+
+
+def _actions(
+    out: Outcome,
+    env: RawEnvelope,
+    event: CanonicalEvent,
+    config: Config,
+    prior_act: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any] | None:
+    """The message's decision (streams/actions.py): actions, suppressions, due index;
+    returns the action state after it (None: nothing decided yet)."""
+    channel = env.token.get("fallback") or (
+        "email" if event.campaign and event.campaign in config.fallback_campaigns else None
+    )
+    acts = actions.decide(prior_act, event, channel, config.fallback_grace_s, now)
+    key = env.message_id.encode()
+    for body in acts.emit:
+        out.actions.append((key, orjson.dumps(body)))
+        if body["type"] == actions.SUPPRESS:
+            hashed = recipient_hash(body["recipient"], config.salt)
+            out.suppressions.append(
+                (
+                    hashed.encode(),
+                    orjson.dumps(
+                        {
+                            "recipient_hash": hashed,
+                            "reason": "opted_out",
+                            "provider": event.provider,
+                            "message_id": event.message_id,
+                            "since": event.emitted_at.isoformat(),
+                        }
+                    ),
+                )
             )
-        )
-    if event.failure_reason is FailureReason.OPTED_OUT and event.recipient:
-        hashed = recipient_hash(event.recipient, config.salt)
-        out.actions.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        **base,
-                        "action_id": f"{event.event_id}:suppress",
-                        "type": "suppress",
-                    }
-                ),
-            )
-        )
-        out.suppressions.append(
-            (
-                hashed.encode(),
-                orjson.dumps(
-                    {
-                        "recipient_hash": hashed,
-                        "reason": "opted_out",
-                        "provider": event.provider,
-                        "message_id": event.message_id,
-                        "since": event.emitted_at.isoformat(),
-                    }
-                ),
-            )
-        )
+    if out.store is not None:  # a redelivery stores nothing: the first run did
+        if acts.state:
+            out.store["a"] = acts.state
+        else:
+            out.store.pop("a", None)
+        # Two decisions of one record (a message sent in parts: streams/sends.py) add to
+        # the due index in order; the agent writes additions before removals.
+        if acts.due_added is not None:
+            out.due_added = acts.due_added
+        if acts.due_removed is not None:
+            out.due_removed = acts.due_removed
+    return acts.state or None
 
 
 def read(
@@ -283,26 +292,36 @@ def process(
     # the event id and the geo lookup of the report.
     stored_seen = stored.get("seen") if stored else None
     if stored_seen and ekey in stored_seen:
-        p, o, prior_dict = stored_seen[ekey]
-        if (p, o) != (partition, offset):
+        entry = stored_seen[ekey]
+        if (entry[0], entry[1]) != (partition, offset):
             return Outcome("duplicate")
+        prior_dict = entry[2]
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
         decision = decide(prior, _report(norm, _info(env, norm, joined)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
-            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
+            prior_act = entry[3] if len(entry) > 3 else None
+            _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, prior_act, now)
         return out
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
     decision = decide(prior, _report(norm, _info(env, norm, joined)))
-    seen[ekey] = [partition, offset, prior_dict]
+    # The action decision before this record too, so a redelivery re-decides the same.
+    prior_act = stored.get("a") if stored else None
+    entry = [partition, offset, prior_dict]
+    if prior_act:
+        entry.append(prior_act)
+    seen[ekey] = entry
     if len(seen) > config.max_seen:
         for old in list(seen)[: len(seen) - config.max_seen]:
             del seen[old]
-    out = Outcome("new", store={"st": decision.after.to_dict(), "seen": seen, "at": now})
+    store = {"st": decision.after.to_dict(), "seen": seen, "at": now}
+    if prior_act:
+        store["a"] = prior_act
+    out = Outcome("new", store=store)
     if decision.transition is not None:
         eid = event_id(env.message_id, ekey)
-        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config)
+        _outputs(out, env, _event(env, norm, eid, decision, now), raw, config, prior_act, now)
     return out

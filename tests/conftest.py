@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,20 @@ def restartable_kafka(kafka_launcher: Settings | None) -> Iterator[Settings]:
 def unique() -> str:
     """A short random suffix for topic, group and database names."""
     return uuid.uuid4().hex[:10]
+
+
+#: Signing secret shared by the test receiver and the webhook senders under test.
+WEBHOOK_SECRET = "whsec_dGVzdC1yZWNlaXZlci1zZWNyZXQtMDEyMzQ1Njc4OQ=="
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Any]:
+    """A real webhook receiver process on localhost (tests/webhook_receiver.py)."""
+    from tests.webhook_receiver import ReceiverProcess
+
+    process = ReceiverProcess(free_port(), WEBHOOK_SECRET)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

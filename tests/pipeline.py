@@ -1,4 +1,4 @@
-"""Runs the real services (ingress, worker, sink) as separate processes for end-to-end tests.
+"""Runs the real services (ingress, worker, sink, dispatch) as processes for end-to-end tests.
 
 Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
 on the session's real broker and server, so tests never see each other's data.
@@ -46,6 +46,9 @@ class Pipeline:
             "DLR_STATUS_TOPIC": f"status.{unique}",
             "DLR_DEADLETTER_TOPIC": f"deadletter.{unique}",
             "DLR_ACTIONS_TOPIC": f"actions.{unique}",
+            "DLR_ACTIONS_DEADLETTER_TOPIC": f"actions-dead.{unique}",
+            "DLR_DISPATCH_GROUP": f"dispatch-{unique}",
+            "DLR_DISPATCH_METRICS_PORT": str(free_port()),
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
             "DLR_SENDS_TOPIC": f"sends.{unique}",
             "DLR_API_PORT": str(free_port()),
@@ -81,6 +84,7 @@ class Pipeline:
             "api": self.settings.api_port,
             "worker": self.settings.worker_web_port,
             "sink": self.settings.sink_metrics_port,
+            "dispatch": self.settings.dispatch_metrics_port,
         }[service]
         ready = service in ("ingress", "api")
         return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"

@@ -36,7 +36,7 @@ SECRET_TEMPLATE = K8S / "secret.example.yaml"
 SETTINGS_ENV = {f"DLR_{name.upper()}" for name in Settings.model_fields}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DLR_SERVICES = ("ingress", "worker", "sink")
+DLR_SERVICES = ("ingress", "api", "worker", "sink", "dispatch")
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_containers_run_known_dlr_commands(capsys: pytest.CaptureFixture[str]) -
         for obj in [*workloads(), *[o for o in k8s_objects() if o["kind"] == "Job"]]
         for c in all_containers(obj)
     }
-    assert commands == {"ingress", "api", "worker", "sink", "topics", "migrate"}
+    assert commands == {"ingress", "api", "worker", "sink", "dispatch", "topics", "migrate"}
     for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -455,7 +455,7 @@ def test_worker_ports_probes_and_scrape_match_faust() -> None:
 
 def test_worker_and_sink_are_at_most_one_per_partition() -> None:
     partitions = int(find("ConfigMap", "dlr-config")["data"]["DLR_TOPIC_PARTITIONS"])
-    for component in ("worker", "sink"):
+    for component in ("worker", "sink", "dispatch"):
         assert workload_for(component)["spec"]["replicas"] <= partitions, component
 
 
@@ -498,6 +498,45 @@ async def test_sink_http_server_answers_healthz_and_metrics() -> None:
         await runner.cleanup()
 
 
+def test_dispatch_ports_probes_scrape_and_secrets_match_the_service() -> None:
+    workload = workload_for("dispatch")
+    assert workload["kind"] == "Deployment"
+    container = pod_spec(workload)["containers"][0]
+    settings = settings_from(container_env(container))
+    port = settings.dispatch_metrics_port
+    assert named_port(container, "metrics") == port
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert probe_target(container, container[kind]) == (port, "/healthz"), kind
+    assert scrape_target(workload) == (port, "/metrics")
+    assert settings.dispatch_metrics_host not in LOOPBACK, "Prometheus scrapes the pod IP"
+    # Endpoints and signing secrets come from a Secret, and they make a valid route table.
+    config = find("ConfigMap", "dlr-config")["data"]
+    assert "DLR_ACTION_ENDPOINTS" not in config and "DLR_ACTION_SIGNING_SECRETS" not in config
+    assert settings.action_routes and settings.signing_secrets
+
+
+async def test_dispatch_http_server_answers_healthz_and_metrics() -> None:
+    import socket
+
+    import httpx
+
+    from sinks._http import serve_metrics
+    from sinks.dispatch.service import Dispatcher
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    dispatcher = Dispatcher(Settings.model_validate({}))
+    runner = await serve_metrics(dispatcher.metrics.registry, "127.0.0.1", port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200 and "dlr_dispatch_lag" in metrics.text
+    finally:
+        await runner.cleanup()
+
+
 # -- compose --------------------------------------------------------------------------------
 
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -536,7 +575,7 @@ def healthcheck_target(service: str) -> tuple[int, str]:
 
 def test_compose_services_build_the_image_and_run_dlr() -> None:
     services = compose()["services"]
-    expected = {"kafka", "clickhouse", "topics", "migrate", "ingress", "worker", "sink"}
+    expected = {"kafka", "clickhouse", "topics", "migrate", *DLR_SERVICES}
     assert set(services) == expected
     for name in ("topics", "migrate", *DLR_SERVICES):
         service = services[name]
@@ -561,8 +600,14 @@ def test_compose_ports_and_healthchecks_match_the_code() -> None:
     assert ingress.ingress_host not in LOOPBACK
     assert healthcheck_target("ingress") == (ingress.ingress_port, "/readyz")
     assert f"{ingress.ingress_port}:{ingress.ingress_port}" in services["ingress"]["ports"]
+    api = settings_from(compose_env("api"))
+    assert api.api_host not in LOOPBACK
+    assert healthcheck_target("api") == (api.api_port, "/readyz")
+    assert f"{api.api_port}:{api.api_port}" in services["api"]["ports"]
     worker = settings_from(compose_env("worker"))
     assert healthcheck_target("worker") == (worker.worker_web_port, "/healthz")
+    dispatch = settings_from(compose_env("dispatch"))
+    assert healthcheck_target("dispatch") == (dispatch.dispatch_metrics_port, "/healthz")
     sink = settings_from(compose_env("sink"))
     assert healthcheck_target("sink") == (sink.sink_metrics_port, "/healthz")
     partitions = {settings_from(compose_env(n)).topic_partitions for n in DLR_SERVICES}
@@ -600,7 +645,7 @@ def test_compose_start_order_waits_for_health_and_setup() -> None:
 
 
 def exported_metric_names() -> set[str]:
-    """Every metric name the three processes can expose, with the exposition suffixes."""
+    """Every metric name the processes can expose, with the exposition suffixes."""
     from faust.sensors.prometheus import FaustMetrics
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics import MetricWrapperBase
@@ -608,14 +653,16 @@ def exported_metric_names() -> set[str]:
     import streams.metrics
     import streams.worker
     from ingress.metrics import IngressMetrics
+    from sinks.dispatch.service import DispatchMetrics
     from sinks.service import SinkMetrics
 
     registries = [
+        CollectorRegistry(),
         IngressMetrics().registry,
         SinkMetrics().registry,
-        CollectorRegistry(),
+        DispatchMetrics().registry,
     ]
-    FaustMetrics.create(registries[2], streams.worker.FAUST_METRICS_PREFIX)
+    FaustMetrics.create(registries[0], streams.worker.FAUST_METRICS_PREFIX)
     families = [family for registry in registries for family in registry.collect()]
     families += [
         m
@@ -639,7 +686,32 @@ def test_every_metric_named_in_the_runbook_exists() -> None:
     text = README.read_text()
     cited = set(re.findall(r"\bdlr_[a-z0-9_]*[a-z0-9]\b", text))
     known = exported_metric_names()
-    prefixes = {"dlr_ingress", "dlr_streams", "dlr_faust", "dlr_sink"}
+    prefixes = {
+        "dlr_ingress",
+        "dlr_streams",
+        "dlr_faust",
+        "dlr_sink",
+        "dlr_dispatch",
+        "dlr_webhook",
+    }
     unknown = sorted(cited - known - prefixes)
     assert not unknown, f"deploy/README.md cites metrics no process exports: {unknown}"
     assert len(cited & known) >= 15, "the runbook should cover the metrics"
+
+
+def test_dlr_up_starts_every_long_running_service_and_waits_for_its_healthz() -> None:
+    from deploy.cli import SERVICES
+
+    settings = Settings.model_validate({})
+    assert tuple(s.name for s in SERVICES) == DLR_SERVICES
+    ports = {
+        "ingress": settings.ingress_port,
+        "api": settings.api_port,
+        "worker": settings.worker_web_port,
+        "sink": settings.sink_metrics_port,
+        "dispatch": settings.dispatch_metrics_port,
+    }
+    for service in SERVICES:
+        url = service.ready_url(settings)
+        assert f":{ports[service.name]}/" in url and url.endswith(("/healthz", "/readyz"))
+        assert service.summary(settings)

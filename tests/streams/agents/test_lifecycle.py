@@ -21,13 +21,14 @@ from faust.types import TP
 
 from schemas.events import CanonicalEvent
 from streams import _faust
-from streams.agents.lifecycle import Lifecycle, RocksPartitions
+from streams.agents.lifecycle import Lifecycle, RocksPartitions, due_key, owned_partitions
 from streams.app import create_app
 from streams.settings import WorkerSettings
 from streams.tables import messages_table
 from tests.streams.test_transforms import raw
 
 PARTITIONS = 4
+GRACE = 30.0
 
 
 class FakeProducer:
@@ -36,8 +37,16 @@ class FakeProducer:
     def __init__(self, partitions: dict[str, int], fail: set[str] | None = None) -> None:
         self.partitions = partitions
         self.fail = fail or set()
+        #: Topics whose sends stay unacknowledged until `release()`.
+        self.hold: set[str] = set()
+        self.held: list[tuple[asyncio.Future[Any], Any]] = []
         self.sent: list[tuple[str, bytes | None, bytes, int | None]] = []
         self.offsets: defaultdict[tuple[str, int | None], int] = defaultdict(int)
+
+    def release(self) -> None:
+        for future, result in self.held:
+            future.set_result(result)
+        self.held.clear()
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.partitions[topic]))
@@ -52,7 +61,10 @@ class FakeProducer:
         self.sent.append((topic, key, value, partition))
         offset = self.offsets[topic, partition]
         self.offsets[topic, partition] += 1
-        future.set_result(SimpleNamespace(offset=offset))
+        if topic in self.hold:
+            self.held.append((future, SimpleNamespace(offset=offset)))
+        else:
+            future.set_result(SimpleNamespace(offset=offset))
         return future
 
     def to(self, topic: str) -> list[tuple[bytes | None, bytes, int | None]]:
@@ -62,7 +74,11 @@ class FakeProducer:
 @pytest.fixture
 def settings(tmp_path: Path) -> WorkerSettings:
     return WorkerSettings(
-        data_dir=tmp_path, topic_partitions=PARTITIONS, worker_id="lifecycle-test"
+        data_dir=tmp_path,
+        topic_partitions=PARTITIONS,
+        worker_id="lifecycle-test",
+        fallback_campaigns="order-confirmation",
+        fallback_grace_s=GRACE,
     )
 
 
@@ -208,3 +224,150 @@ async def test_the_table_survives_a_reopen_of_its_partition(
     table.data.revoke_partitions(table, {TP(table.changelog_topic_name, 1)})
     stored = RocksPartitions(table).get(1, b"generic:m")
     assert stored is not None and orjson.loads(stored)["st"]["s"] == "sent"
+
+
+# -- pending fallbacks: the due index and the timer -----------------------------------------
+
+
+def failure(mid: str, status: str = "undelivered") -> bytes:
+    return raw(mid, status, "2025-01-01T00:00:01Z", campaign="order-confirmation")
+
+
+def types_sent(producer: FakeProducer, topic: str) -> list[str]:
+    return [orjson.loads(v)["type"] for _, v, _ in producer.to(topic)]
+
+
+async def failed_at_1000(
+    settings: WorkerSettings, table: Any, partition: int, mid: str
+) -> tuple[Lifecycle, FakeProducer, RocksPartitions]:
+    """A lifecycle whose clock says 1000 s, after a failure of `mid` on `partition`."""
+    producer = producer_for(settings, table)
+    store = RocksPartitions(table)
+    lifecycle = Lifecycle(
+        settings, producer, store, table.changelog_topic_name, clock=lambda: 1000.0
+    )
+    key = f"generic:{mid}".encode()
+    await lifecycle.handle(settings.raw_topic, partition, 0, key, failure(mid))
+    return lifecycle, producer, store
+
+
+async def test_a_pending_fallback_is_indexed_before_its_record_and_fired_when_due(
+    settings: WorkerSettings, table: Any
+) -> None:
+    producer = producer_for(settings, table)
+    clock = [1000.0]
+    store = RocksPartitions(table)
+    lifecycle = Lifecycle(
+        settings, producer, store, table.changelog_topic_name, clock=lambda: clock[0]
+    )
+    await lifecycle.handle(settings.raw_topic, 2, 0, b"generic:m", failure("m"))
+    assert producer.to(settings.actions_topic) == []
+    index = due_key(1000.0 + GRACE, b"generic:m")
+    changelog = [k for k, _, _ in producer.to(table.changelog_topic_name)]
+    assert changelog == [index, b"generic:m"]  # index first: never a decision without one
+    assert lifecycle.due(2, 1000.0 + GRACE - 0.01) == []
+    assert lifecycle.due(2, 1000.0 + GRACE) == [(1000.0 + GRACE, b"generic:m")]
+
+    assert await lifecycle.fire_due(range(PARTITIONS), 1000.0 + GRACE - 0.01) == 0
+    assert await lifecycle.fire_due(range(PARTITIONS), 1000.0 + GRACE + 0.4) == 1
+    ((key, value, partition),) = producer.to(settings.actions_topic)
+    assert (key, partition) == (b"generic:m", 2)
+    assert orjson.loads(value)["type"] == "fallback"
+    # The record says "sent", then the index entry is deleted (a tombstone on the changelog).
+    record = store.get(2, b"generic:m")
+    assert record is not None and orjson.loads(record)["a"] == {"fb": "s"}
+    assert store.get(2, index) is None
+    tombstone: tuple[bytes | None, bytes | None, int | None] = (index, None, 2)
+    assert producer.to(table.changelog_topic_name)[-1] == tombstone
+    assert await lifecycle.fire_due(range(PARTITIONS), 1000.0 + 2 * GRACE) == 0
+
+    # A delivered afterwards: delivered_after_fallback, once.
+    clock[0] = 1100.0
+    await lifecycle.handle(
+        settings.raw_topic, 2, 1, b"generic:m", raw("m", "delivered", "2025-01-01T00:00:05Z")
+    )
+    assert types_sent(producer, settings.actions_topic) == ["fallback", "delivered_after_fallback"]
+
+
+async def test_a_delivered_inside_the_grace_cancels_and_unindexes_the_fallback(
+    settings: WorkerSettings, table: Any
+) -> None:
+    producer = producer_for(settings, table)
+    clock = [1000.0]
+    lifecycle = Lifecycle(
+        settings,
+        producer,
+        RocksPartitions(table),
+        table.changelog_topic_name,
+        clock=lambda: clock[0],
+    )
+    await lifecycle.handle(settings.raw_topic, 1, 0, b"generic:m", failure("m"))
+    clock[0] = 1000.0 + GRACE / 2
+    await lifecycle.handle(
+        settings.raw_topic, 1, 1, b"generic:m", raw("m", "delivered", "2025-01-01T00:00:05Z")
+    )
+    assert lifecycle.due(1, 5000.0) == []
+    assert await lifecycle.fire_due(range(PARTITIONS), 5000.0) == 0
+    assert producer.to(settings.actions_topic) == []
+
+
+async def test_the_due_index_survives_a_reopen_and_a_stale_entry_is_dropped(
+    settings: WorkerSettings, table: Any
+) -> None:
+    _, _, store = await failed_at_1000(settings, table, 3, "a")
+    # A stale entry: an index key whose record has no pending fallback (record lost).
+    stale = due_key(1001.0, b"generic:gone")
+    store.put(3, stale, b"1")
+    _faust.partition_db(table, 3).close()
+    table.data.revoke_partitions(table, {TP(table.changelog_topic_name, 3)})
+
+    reopened = Lifecycle(settings, producer_for(settings, table), store, table.changelog_topic_name)
+    assert [key for _, key in reopened.due(3, 5000.0)] == [b"generic:gone", b"generic:a"]
+    assert await reopened.fire_due([3], 5000.0) == 1
+    assert store.get(3, stale) is None and reopened.due(3, 5000.0) == []
+
+
+async def test_the_timer_writes_nothing_before_the_broker_acknowledged_the_fallback(
+    settings: WorkerSettings, table: Any
+) -> None:
+    lifecycle, producer, store = await failed_at_1000(settings, table, 0, "m")
+    producer.hold.add(settings.actions_topic)
+    firing = asyncio.create_task(lifecycle.fire_due([0], 5000.0))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not producer.held and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert len(producer.held) == 1 and not firing.done()
+    record = store.get(0, b"generic:m")
+    assert record is not None and orjson.loads(record)["a"]["fb"] == "p"
+    # The agent waits for the timer instead of interleaving with it.
+    handled = asyncio.create_task(
+        lifecycle.handle(
+            settings.raw_topic, 0, 1, b"generic:m", raw("m", "delivered", "2025-01-01T00:00:05Z")
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert not handled.done()
+    producer.release()
+    assert await firing == 1
+    await handled
+    assert types_sent(producer, settings.actions_topic) == ["fallback", "delivered_after_fallback"]
+
+
+def test_owned_partitions_are_the_active_assigned_ones_outside_rebalances(
+    settings: WorkerSettings, table: Any
+) -> None:
+    """faust's public state the timer reads (a faust upgrade that changes it fails here)."""
+    from faust.assignor.client_assignment import ClientAssignment
+
+    app = table.app
+    app.assignor._assignment = ClientAssignment(
+        actives={settings.raw_topic: [1, 2]}, standbys={settings.raw_topic: [3]}
+    )
+    _faust.partition_db(table, 1)  # partition 1 open, 2 not (yet)
+    assert owned_partitions(app, settings.raw_topic, table) == []  # flow not resumed
+    app.flow_control.resume()
+    assert owned_partitions(app, settings.raw_topic, table) == [1]
+    app.rebalancing = True
+    assert owned_partitions(app, settings.raw_topic, table) == []
+    app.rebalancing, app.in_recovery = False, True
+    assert owned_partitions(app, settings.raw_topic, table) == []
