@@ -247,25 +247,34 @@ def uvicorn_options(settings: TransportSettings) -> dict[str, Any]:
     }
 
 
+def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
+    expiry = GaugeMetricFamily(
+        "dlr_tls_certificate_expiry_timestamp_seconds",
+        "notAfter of the served TLS certificate (unix seconds)",
+    )
+    reloads = CounterMetricFamily(
+        "dlr_tls_reloads",
+        "Reloads of changed TLS files by outcome (failed = still serving the previous)",
+        labels=["outcome"],
+    )
+    return expiry, reloads
+
+
 class Collector(_Collector):
-    """The TLS metrics of this process (nothing when it serves plain HTTP)."""
+    """The TLS metrics of this process (no samples when it serves plain HTTP)."""
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric families, without samples (what this collector can export)."""
+        yield from _families()
 
     def collect(self) -> Iterator[Metric]:
         server = _ACTIVE
         if server is None:
             return
         server.poll()  # no handshake lately: look at the files anyway
-        expiry = GaugeMetricFamily(
-            "dlr_tls_certificate_expiry_timestamp_seconds",
-            "notAfter of the served TLS certificate (unix seconds)",
-        )
+        expiry, reloads = _families()
         expiry.add_metric([], server.not_after)
-        yield expiry
-        reloads = CounterMetricFamily(
-            "dlr_tls_reloads",
-            "Reloads of changed TLS files by outcome (failed = still serving the previous)",
-            labels=["outcome"],
-        )
         for outcome, count in sorted(server.reloads.items()):
             reloads.add_metric([outcome], count)
+        yield expiry
         yield reloads
