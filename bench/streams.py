@@ -10,10 +10,16 @@
    the worker's own I/O path (`streams/_faust.py`) buys on whatever this machine is doing.
 
     .venv/bin/python -m bench.streams [--events 200000] [--rate 3000] [--seconds 20]
-                                      [--no-baseline]
+                                      [--no-baseline] [--recipients ranges|one]
 
 `--seconds 0` skips the latency phase. The worker's CPU time per raw event is printed too:
 unlike events/s it hardly depends on what else the machine is running.
+
+Recipients (`--recipients`): `ranges` (default) gives every message its own number in
+one of 16 real mobile ranges of 8 countries, so the worker's number enrichment meets a
+new number range for nearly every message (its worst case; real traffic repeats
+ranges); `one` sends everything to a single number with the carrier named (the
+enrichment always cached). Run the same command on two checkouts to compare them.
 """
 
 from __future__ import annotations
@@ -41,20 +47,40 @@ from schemas.envelope import RawEnvelope
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = ["accepted", "queued", "sent", "delivered"]
+#: (E.164 prefix, digits) of real mobile ranges: GB, DE, BR, IN, NG, ZA, AU, US.
+RANGES = [
+    ("44794", 12), ("44776", 12), ("44751", 12), ("49151", 13), ("49176", 13),
+    ("5511971", 13), ("5511988", 13), ("91900", 12), ("91630", 12), ("234803", 13),
+    ("234805", 13), ("2782", 11), ("2783", 11), ("61400", 11), ("1206", 11), ("1415", 11),
+]  # fmt: skip
+RECIPIENTS = {"mode": "ranges"}
+
+
+def recipient(mid: str) -> str:
+    """The message's number: fixed, or random in one of RANGES (seeded by the message id)."""
+    if RECIPIENTS["mode"] == "one":
+        return "+447700900123"
+    rng = random.Random(mid)
+    prefix, digits = rng.choice(RANGES)
+    rest = digits - len(prefix)
+    first = str(rng.randrange(2, 10)) if prefix.startswith("1") else ""
+    tail = f"{rng.randrange(10**rest):0{rest}d}"
+    return f"+{prefix}{first}{tail[len(first) :]}"
 
 
 def envelope(mid: str, status: str, k: int, received_at: float) -> tuple[bytes, bytes]:
     payload = {
         "message_id": mid,
-        "to": "+447700900123",
+        "to": recipient(mid),
         "from": "ACME",
         "status": status,
         "provider_status_code": "0",
         "error": None,
         "timestamp": f"2025-08-12T10:15:0{k}Z",
-        "carrier": "EE",
         "campaign": "bench",
     }
+    if RECIPIENTS["mode"] == "one":
+        payload["carrier"] = "EE"  # the carrier is named: no range lookup at all
     body = orjson.dumps(payload).decode()
     env = RawEnvelope(
         provider="generic",
@@ -315,7 +341,10 @@ def main() -> int:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the naive faust worker baseline"
     )
+    parser.add_argument("--recipients", choices=["ranges", "one"], default="ranges")
     args = parser.parse_args()
+    RECIPIENTS["mode"] = args.recipients
+    print(f"[bench] recipients: {args.recipients}", flush=True)
 
     base = Settings()
     started_kafka = False

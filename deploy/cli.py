@@ -14,7 +14,7 @@ dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered ac
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
-dlr report --by carrier ...     delivery analytics from ClickHouse
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
 """
 
 from __future__ import annotations
@@ -527,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", type=Path, default=None)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument(
+        "--providers",
+        default="generic",
+        choices=["generic", "all"],
+        help="generic JSON callbacks (default), or every provider's own signed wire format "
+        "to real number ranges in 8 countries",
+    )
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
     args = parser.parse_args(argv)
@@ -573,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             truth=args.truth,
             concurrency=args.concurrency,
             timeout=args.timeout,
+            providers=args.providers,
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)

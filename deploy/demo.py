@@ -1,10 +1,20 @@
 """`dlr demo`: simulate N message lifecycles through the real HTTP ingress and check them.
 
-Each message walks accepted -> queued -> sent -> a final state (or stays at sent, like
-carriers that never report delivery; a few get `undelivered` and later `delivered`). 30 %
-of the callbacks are delivered again (re-signed later, as a provider retry would be) and
-all callbacks are shuffled. After the pipeline drained, the final state of every message
-in ClickHouse must equal the simulated truth and no event may be counted twice.
+`--providers generic` (the default): generic JSON callbacks; each message walks accepted
+-> queued -> sent -> a final state (or stays at sent, like carriers that never report
+delivery; a few get `undelivered` and later `delivered`), with the carrier and country
+written into the payload.
+
+`--providers all`: every provider's own wire format (deploy/wire.py), each signed with
+that provider's scheme and the development secrets, to real number ranges of carriers in
+8 countries on 6 continents with per-carrier time-to-deliver and per-country failure mixes
+(deploy/traffic.py); network data only where the provider sends it, so the worker has to
+derive carrier, country and region itself.
+
+Either way 30 % of the callbacks are delivered again (re-signed later, as a provider retry
+would be) and all callbacks are shuffled. After the pipeline drained, every message in
+ClickHouse must have the simulated final state, carrier (and its evidence), country and
+region, and no event may be counted twice.
 """
 
 from __future__ import annotations
@@ -25,7 +35,10 @@ import aiohttp
 import httpx
 import orjson
 
+from deploy import traffic, wire
 from deploy.settings import Settings
+from ingress.providers._contract import InboundRequest
+from schemas.geo import region_of
 from schemas.lifecycle import State
 
 CARRIERS = {
@@ -53,14 +66,24 @@ OUTCOMES: list[tuple[State | None, str | None, float]] = [
 
 @dataclass(frozen=True)
 class Truth:
-    """The simulated outcome of one message."""
+    """The simulated outcome of one message, as the pipeline must derive it."""
 
     message_id: str
     provider: str
     final_state: str
-    carrier: str
+    carrier: str | None
     country: str
     campaign: str
+    region: str | None = None
+    carrier_source: str = "provider"
+
+    def checked(self) -> tuple[str, str | None, str | None, str | None, str]:
+        """What ClickHouse must say: state, carrier, country, region, carrier evidence."""
+        return self.final_state, self.carrier, self.country, self.region, self.carrier_source
+
+
+#: One callback to send: (provider, the unsigned request).
+Callback = tuple[str, InboundRequest]
 
 
 def simulate(n: int, seed: int, run: str) -> tuple[list[bytes], list[Truth], int]:
@@ -98,7 +121,15 @@ def simulate(n: int, seed: int, run: str) -> tuple[list[bytes], list[Truth], int
             }
             bodies.append(orjson.dumps(payload))
         truths.append(
-            Truth(f"generic:{mid}", "generic", str(final or State.SENT), carrier, country, campaign)
+            Truth(
+                f"generic:{mid}",
+                "generic",
+                str(final or State.SENT),
+                carrier,
+                country,
+                campaign,
+                region_of(country),
+            )
         )
     unique = len(bodies)
     duplicates = [rng.choice(bodies) for _ in range(int(unique * 0.3))]
@@ -107,32 +138,71 @@ def simulate(n: int, seed: int, run: str) -> tuple[list[bytes], list[Truth], int
     return all_bodies, truths, unique
 
 
-async def _send(base: str, key: str, bodies: list[bytes], concurrency: int) -> dict[str, int]:
-    from ingress.providers import generic
-    from ingress.providers._contract import InboundRequest
+def simulate_providers(
+    n: int, seed: int, run: str, base_url: str
+) -> tuple[list[Callback], list[Truth], int]:
+    """`--providers all`: (callbacks including duplicates, truth per message, unique ones)."""
+    rng = random.Random(seed)
+    msgs = traffic.messages(n, rng, time.time() - 600, CAMPAIGNS)
+    callbacks: list[Callback] = []
+    truths: list[Truth] = []
+    for message in msgs:
+        for step, at in wire.steps(message):
+            callbacks.append((message.provider, wire.request(base_url, run, message, step, at)))
+        want = traffic.expected(message)
+        truths.append(
+            Truth(
+                wire.message_id(run, message),
+                message.provider,
+                wire.final_state(message),
+                want.carrier,
+                want.country,
+                message.campaign,
+                want.region,
+                want.carrier_source,
+            )
+        )
+    unique = len(callbacks)
+    duplicates = [rng.choice(callbacks) for _ in range(int(unique * 0.3))]
+    everything = callbacks + duplicates
+    rng.shuffle(everything)
+    return everything, truths, unique
 
+
+def _generic_callbacks(base: str, bodies: list[bytes]) -> list[Callback]:
     url = f"{base}/webhooks/generic"
+    headers = {"content-type": "application/json"}
+    return [("generic", InboundRequest("POST", url, headers, body)) for body in bodies]
+
+
+async def _send(
+    keys: dict[str, str], callbacks: list[Callback], concurrency: int
+) -> dict[str, int]:
+    """Sign each callback with its provider's scheme when it is sent, and post it."""
+    from ingress.providers import PROVIDERS
+
     outcome: Counter[str] = Counter()
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    queue: asyncio.Queue[Callback] = asyncio.Queue()
+    for callback in callbacks:
+        queue.put_nowait(callback)
     started = time.monotonic()
-    total = len(bodies)
+    total = len(callbacks)
 
     async def worker(client: aiohttp.ClientSession) -> None:
         while True:
             try:
-                body = queue.get_nowait()
+                provider, unsigned = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             for attempt in range(20):
-                request = generic.sign(
-                    InboundRequest("POST", url, {"content-type": "application/json"}, body),
-                    key,
-                    int(time.time()),
-                )
+                request = PROVIDERS[provider].sign(unsigned, keys[provider], int(time.time()))
                 try:
-                    async with client.post(url, data=body, headers=dict(request.headers)) as r:
+                    async with client.request(
+                        request.method,
+                        request.url,
+                        data=request.body,
+                        headers=dict(request.headers),
+                    ) as r:
                         await r.read()
                         status = r.status
                 except (aiohttp.ClientError, TimeoutError):
@@ -166,17 +236,32 @@ async def _send(base: str, key: str, bodies: list[bytes], concurrency: int) -> d
     return dict(outcome)
 
 
-def _signing_key(settings: Settings) -> str:
+def _signing_keys(settings: Settings, providers: list[str]) -> dict[str, str]:
+    """The key each provider signs with: DLR_GENERIC_SECRETS for generic, else the local
+    development secrets `dlr up` created (the other providers' configured credentials
+    only verify, they cannot sign)."""
     from deploy.settings import split_list
     from ingress.credentials import dev_secrets_path
 
+    keys: dict[str, str] = {}
     configured = split_list(settings.generic_secrets)
     if configured:
-        return configured[0]
+        keys["generic"] = configured[0]
+    missing = [p for p in providers if p not in keys]
+    if not missing:
+        return keys
     path = dev_secrets_path(settings)
     if not path.exists():
-        raise SystemExit("no generic secret: set DLR_GENERIC_SECRETS or run `make run` first")
-    return str(json.loads(path.read_text())["generic"]["key"])
+        raise SystemExit(
+            f"no signing key for {', '.join(missing)}: run `make run` (development secrets) "
+            "first" + (" or set DLR_GENERIC_SECRETS" if missing == ["generic"] else "")
+        )
+    stored = json.loads(path.read_text())
+    for provider in missing:
+        if provider not in stored:
+            raise SystemExit(f"{path} has no {provider} key: restart `dlr up` to create it")
+        keys[provider] = str(stored[provider]["key"])
+    return keys
 
 
 def _ready(base: str) -> bool:
@@ -194,6 +279,7 @@ def run_demo(
     truth: Path | None,
     concurrency: int,
     timeout: float,
+    providers: str = "generic",
 ) -> int:
     """Send, wait for the drain, compare with ClickHouse; exit code 0 only when exact."""
     from sinks.clickhouse.client import connect
@@ -219,6 +305,7 @@ def run_demo(
             concurrency=concurrency,
             timeout=timeout,
             connect=connect,
+            providers=providers,
         )
     finally:
         if stack is not None:
@@ -226,20 +313,38 @@ def run_demo(
             stack.wait(60)
 
 
-def _clickhouse_view(client: Any, db: str, pattern: str) -> tuple[dict[str, str], int]:
-    """What analysts see of the run: each message's state, and the events after dedupe."""
-    # one exact row per message (sinks/clickhouse/ddl/0003_message_status.sql)
-    rows = client.query(
-        f"SELECT message_id, current_state FROM {db}.message_status WHERE message_id LIKE %(p)s",
-        parameters={"p": pattern},
-    ).result_rows
-    total_rows = int(
-        client.command(
-            f"SELECT count() FROM {db}.events FINAL WHERE message_id LIKE %(p)s",
-            parameters={"p": pattern},
-        )
+#: Message ids per ClickHouse query (an IN list of that many is a few hundred kB).
+_CHUNK = 5000
+
+_VIEW = (
+    "SELECT message_id, current_state, carrier, country, region, carrier_source"
+    " FROM {db}.message_status WHERE message_id IN %(ids)s"
+)
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+def _event_count(client: Any, db: str, ids: list[str], exact: bool) -> int:
+    """Distinct event ids (exact=False) or rows after dedupe (FINAL) of the run."""
+    query = (
+        f"SELECT count() FROM {db}.events FINAL WHERE message_id IN %(ids)s"
+        if exact
+        else f"SELECT uniqExact(event_id) FROM {db}.events WHERE message_id IN %(ids)s"
     )
-    return {r[0]: str(r[1]) for r in rows}, total_rows
+    return sum(int(client.command(query, parameters={"ids": chunk})) for chunk in _chunks(ids))
+
+
+def _clickhouse_view(client: Any, db: str, ids: list[str]) -> tuple[dict[str, Any], int]:
+    """What analysts see of the run: each message's state, carrier, country, region and
+    carrier evidence, and the events after dedupe."""
+    # one exact row per message (sinks/clickhouse/ddl/0003, 0007: message_status)
+    got: dict[str, Any] = {}
+    for chunk in _chunks(ids):
+        rows = client.query(_VIEW.format(db=db), parameters={"ids": chunk}).result_rows
+        got.update({r[0]: (str(r[1]), r[2], r[3], r[4], r[5]) for r in rows})
+    return got, _event_count(client, db, ids, exact=True)
 
 
 def _run(
@@ -252,40 +357,44 @@ def _run(
     concurrency: int,
     timeout: float,
     connect: Any,
+    providers: str = "generic",
 ) -> int:
+    if providers not in ("generic", "all"):
+        print(f"[demo] --providers must be generic or all, not {providers!r}")
+        return 2
     seed = seed if seed is not None else random.randrange(2**31)
     run = uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8]
-    bodies, truths, unique = simulate(messages, seed, run)
+    if providers == "all":
+        callbacks, truths, unique = simulate_providers(messages, seed, run, base)
+    else:
+        bodies, truths, unique = simulate(messages, seed, run)
+        callbacks = _generic_callbacks(base, bodies)
     if truth is not None:
         with truth.open("w") as out:
             for t in truths:
                 out.write(json.dumps(t.__dict__) + "\n")
+    used = sorted({t.provider for t in truths})
     print(
-        f"[demo] run {run} seed {seed}: {messages} messages, {unique} callbacks "
-        f"+ {len(bodies) - unique} duplicates, shuffled",
+        f"[demo] run {run} seed {seed}: {messages} messages via {', '.join(used)}, "
+        f"{unique} callbacks + {len(callbacks) - unique} duplicates, shuffled",
         flush=True,
     )
-    key = _signing_key(settings)
+    keys = _signing_keys(settings, used)
     sent_at = time.monotonic()
-    outcome = asyncio.run(_send(base, key, bodies, concurrency))
+    outcome = asyncio.run(_send(keys, callbacks, concurrency))
     send_s = outcome.pop("seconds_x1000") / 1000
     print(
-        f"[demo] sent {len(bodies)} callbacks in {send_s:.1f}s "
-        f"({len(bodies) / max(send_s, 1e-9):.0f}/s): {outcome}",
+        f"[demo] sent {len(callbacks)} callbacks in {send_s:.1f}s "
+        f"({len(callbacks) / max(send_s, 1e-9):.0f}/s): {outcome}",
         flush=True,
     )
     client = connect(settings)
     db = settings.clickhouse_database
-    pattern = f"generic:demo-{run}-%"
+    ids = [t.message_id for t in truths]
     deadline = time.monotonic() + timeout
     events = 0
     while time.monotonic() < deadline:
-        events = int(
-            client.command(
-                f"SELECT uniqExact(event_id) FROM {db}.events WHERE message_id LIKE %(p)s",
-                parameters={"p": pattern},
-            )
-        )
+        events = _event_count(client, db, ids, exact=False)
         print(
             f"[demo] waiting for the pipeline: {events}/{unique} canonical events in ClickHouse",
             flush=True,
@@ -294,33 +403,49 @@ def _run(
             break
         time.sleep(1.0)
     drain_s = time.monotonic() - sent_at
-    expected = {t.message_id: t.final_state for t in truths}
+    expected = {t.message_id: t.checked() for t in truths}
     # An insert's materialized-view parts can become visible a moment after its `events`
     # part: compare again for a few seconds before calling a difference a mismatch.
     settle_until = time.monotonic() + 10
     while True:
-        got, total_rows = _clickhouse_view(client, db, pattern)
-        wrong = {m: (expected[m], got.get(m)) for m in expected if got.get(m) != expected[m]}
+        got, total_rows = _clickhouse_view(client, db, ids)
+        wrong = {m: (want, got.get(m)) for m, want in expected.items() if got.get(m) != want}
         if (not wrong and total_rows == events) or time.monotonic() >= settle_until:
             break
         time.sleep(0.5)
-    counts_truth = Counter(expected.values())
-    counts_got = Counter(got.get(m, "missing") for m in expected)
-    print(f"\n{'state':<12}{'truth':>8}{'clickhouse':>12}")
-    for state in sorted(set(counts_truth) | set(counts_got)):
-        print(f"{state:<12}{counts_truth[state]:>8}{counts_got[state]:>12}")
+    _print_counts("state", 0, expected, got)
+    _print_counts("carrier evidence", 4, expected, got)
     print(
-        f"\nmessages {messages}  callbacks {len(bodies)}  canonical events {events} "
+        f"\nmessages {messages}  callbacks {len(callbacks)}  canonical events {events} "
         f"(rows after dedupe {total_rows})  drain {drain_s:.1f}s  "
-        f"throughput {len(bodies) / max(drain_s, 1e-9):.0f} callbacks/s end to end"
+        f"throughput {len(callbacks) / max(drain_s, 1e-9):.0f} callbacks/s end to end"
     )
     ok = not wrong and events == unique and total_rows == events
     if wrong:
+        fields = ("state", "carrier", "country", "region", "carrier_source")
+        kinds = Counter(
+            name
+            for want, have in wrong.values()
+            for i, name in enumerate(fields)
+            if have is None or want[i] != have[i]
+        )
         sample = list(wrong.items())[:5]
-        print(f"[demo] MISMATCH: {len(wrong)} messages differ from the truth, e.g. {sample}")
+        print(
+            f"[demo] MISMATCH: {len(wrong)} messages differ from the truth "
+            f"({dict(kinds)}), e.g. (truth, clickhouse): {sample}"
+        )
     if events != unique:
         print(f"[demo] MISMATCH: {events} canonical events, expected {unique}")
     if total_rows != events:
         print(f"[demo] MISMATCH: {total_rows} rows but {events} distinct event ids")
     print("[demo] OK: ClickHouse equals the simulated truth" if ok else "[demo] FAILED")
     return 0 if ok else 1
+
+
+def _print_counts(title: str, field: int, expected: dict[str, Any], got: dict[str, Any]) -> None:
+    """Truth against ClickHouse, counted by one of the checked fields."""
+    truth = Counter(str(want[field]) for want in expected.values())
+    seen = Counter(str(got[m][field]) if m in got else "missing" for m in expected)
+    print(f"\n{title:<18}{'truth':>8}{'clickhouse':>12}")
+    for name in sorted(set(truth) | set(seen)):
+        print(f"{name:<18}{truth[name]:>8}{seen[name]:>12}")

@@ -1,12 +1,18 @@
 """`dlr report`: delivery analytics from ClickHouse, printed as a table, JSON or CSV.
 
-    dlr report --by carrier|country|region|campaign|provider --since 24h [--format table|json|csv]
+    dlr report --by DIM[,DIM] --since 24h [--format table|json|csv]
+
+DIM: carrier, country, region, area, campaign, provider, line_type, carrier_source; a pair
+such as `--by country,carrier` groups by both at once (is a drop one carrier everywhere,
+or one carrier in one country?).
 
 One row per group for the window `[now - since, now)` (a message belongs to it by its first
 event): messages, attempts, delivered, delivery rate, the failure-reason mix, p50/p95 time
 to deliver, and the same rate for the window of the same length just before; `DROP` flags a
-group whose rate fell more than 10 % (relative) against that previous window. Worst first.
-The numbers come from `sinks.clickhouse.report` (exact, see sinks/clickhouse/README.md).
+group (a pair, with two dimensions) whose rate fell more than 10 % (relative) against that
+previous window. Worst first. JSON and CSV also give the messages per `carrier_source`, the
+evidence behind the carrier names. The numbers come from `sinks.clickhouse.report` (exact,
+see sinks/clickhouse/README.md).
 
 `--report` chooses another report (`python -m deploy.report_cli` takes the same arguments):
 
@@ -35,17 +41,21 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO, cast
+from typing import Any, Literal, TextIO, cast, get_args
 
 import orjson
 
 from deploy.settings import Settings
+from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
+from sinks.clickhouse.report import GROUPS
 
 ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
 KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
-GROUPS: tuple[str, ...] = ("carrier", "country", "region", "campaign", "provider")
+
+#: carrier_source values, plus `unrecorded` (messages stored before the enrichment).
+CARRIER_SOURCES: tuple[str, ...] = (*get_args(CarrierSource), "unrecorded")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -182,10 +192,20 @@ def _csv_value(value: Any) -> Any:
 # -- delivery report ---------------------------------------------------------------------
 
 
+def _groups(by: str) -> list[str]:
+    return [name.strip() for name in by.split(",")]
+
+
+def _sources(mix: dict[str, int]) -> str:
+    """Carrier evidence of a group, largest first: 'mcc_mnc 40, number_range 2'."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(mix.items(), key=lambda i: (-i[1], i[0])))
+
+
 def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
     """The delivery report as aligned text."""
+    groups = _groups(by)
     headers = [
-        by,
+        *groups,
         "messages",
         "attempts",
         "unreported",
@@ -200,7 +220,7 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
     ]
     body = [
         [
-            "(none)" if row[by] is None else str(row[by]),
+            *("(none)" if row[g] is None else str(row[g]) for g in groups),
             str(row["messages"]),
             str(row["attempts"]),
             str(row.get("unreported", 0)),
@@ -215,20 +235,24 @@ def delivery_table(rows: list[dict[str, Any]], by: str) -> str:
         ]
         for row in rows
     ]
-    return render_table(headers, body, numeric=set(range(1, 10)))
+    first = len(groups)
+    return render_table(headers, body, numeric=set(range(first, first + 9)))
 
 
 def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
     """One line per group; the failure-reason mix as one `reason_<name>` column per reason.
 
     The reason columns are every `FailureReason` (stable header), then any other reason
-    the data holds, sorted.
+    the data holds, sorted; then one `carrier_source_<name>` column per evidence kind.
     """
     known = [str(reason) for reason in FailureReason]
     extra = sorted({name for row in rows for name in row["failure_reasons"]} - set(known))
     reasons = known + extra
+    sources = list(CARRIER_SOURCES) + sorted(
+        {name for row in rows for name in row["carrier_sources"]} - set(CARRIER_SOURCES)
+    )
     scalar = [
-        by,
+        *_groups(by),
         "messages",
         "attempts",
         "final_attempts",
@@ -242,12 +266,17 @@ def delivery_csv(rows: list[dict[str, Any]], by: str) -> str:
         "previous_delivery_rate",
         "dropped",
     ]
-    headers = [*scalar, *(f"reason_{name}" for name in reasons)]
+    headers = [
+        *scalar,
+        *(f"reason_{name}" for name in reasons),
+        *(f"carrier_source_{name}" for name in sources),
+    ]
     body = [
         [
             *(_csv_value(row[name]) for name in scalar[:-1]),
             "true" if row["dropped"] else "false",
             *(row["failure_reasons"].get(name, 0) for name in reasons),
+            *(row["carrier_sources"].get(name, 0) for name in sources),
         ]
         for row in rows
     ]
@@ -271,6 +300,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "silent": (
         "carrier",
+        "carrier_sources",
         "providers",
         "countries",
         "messages",
@@ -340,7 +370,7 @@ def generic_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
             elif name in _DURATIONS:
                 cells.append(format_duration(value))
             elif isinstance(value, dict):
-                cells.append(_reasons(value))
+                cells.append(_sources(value) if name == "carrier_sources" else _reasons(value))
             else:
                 cells.append(_cell(value))
         body.append(cells)
@@ -417,8 +447,12 @@ def produce(
 
     if kind not in KINDS:
         raise ReportError(f"--report must be one of {', '.join(KINDS)}", 2)
-    if by not in GROUPS:
-        raise ReportError(f"--by must be one of {', '.join(GROUPS)}", 2)
+    try:
+        group = report.check_groups(by)
+    except ValueError as exc:
+        raise ReportError(f"--by: {exc}", 2) from exc
+    if kind in ("stuck", "silent", "unreported") and len(group) > 1:
+        raise ReportError(f"--by takes no pair with --report {kind}", 2)
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {', '.join(FORMATS)}", 2)
     try:
@@ -427,7 +461,6 @@ def produce(
     except ValueError as exc:
         raise ReportError(str(exc), 2) from exc
     db = settings.clickhouse_database
-    group = cast(report.GroupBy, by)
     if attempts not in ("sends", "final"):
         raise ReportError("--attempts must be sends or final", 2)
     after = settings.unreported_after_s
@@ -489,7 +522,7 @@ def produce(
         )
     columns = _COLUMNS[kind]
     if kind in ("spikes", "hourly"):
-        columns = tuple(by if name == "grp" else name for name in columns)
+        columns = tuple(part for name in columns for part in (group if name == "grp" else (name,)))
     if fmt == "json":
         return _json(rows)
     if fmt == "csv":
@@ -546,7 +579,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "report delivered, failure-reason spikes, hourly trend, registered messages without "
         "any receipt per provider / carrier",
     )
-    parser.add_argument("--by", default="carrier", choices=GROUPS)
+    parser.add_argument(
+        "--by", default="carrier", help=f"one of {', '.join(GROUPS)}, or a pair: country,carrier"
+    )
     parser.add_argument("--since", default="24h", help="window length (all but stuck)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")

@@ -15,6 +15,9 @@ the message (`dlr.sends.v1`, see `schemas/sends.py`); they are optional on the w
 written before they existed lack them) and null when the message was never registered.
 A registration that arrives after the message's reports is emitted as an `enriched` event
 whose `raw_sha256` is the registration's digest.
+
+`carrier_source`, `line_type` and `area` (streams/enrich.py) came later too: optional, so
+an event written before them reads with None.
 """
 
 from __future__ import annotations
@@ -30,6 +33,20 @@ from schemas.lifecycle import FailureReason, State
 SCHEMA_VERSION = 1
 
 Transition = Literal["advanced", "enriched", "stale"]
+#: The evidence `carrier` comes from, strongest first (streams/enrich.py).
+CarrierSource = Literal["provider", "mcc_mnc", "number_range", "none"]
+#: libphonenumber's type of the recipient number, as the worker names it.
+LineType = Literal[
+    "mobile",
+    "fixed",
+    "fixed_or_mobile",
+    "voip",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "other",
+    "unknown",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,9 @@ class CanonicalEvent:
     consent_source: str | None = None
     consent_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
+    carrier_source: CarrierSource | None = None
+    line_type: LineType | None = None
+    area: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (enums as strings, datetimes as UTC ISO-8601)."""
@@ -113,3 +133,7 @@ class CanonicalEvent:
 
 
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
+#: Fields added to v1 later: optional on the wire (older events lack them).
+OPTIONAL: frozenset[str] = frozenset(
+    {"submitted_at", "consent_source", "consent_at", "carrier_source", "line_type", "area"}
+)

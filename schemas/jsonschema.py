@@ -15,11 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.events import SCHEMA_VERSION, CanonicalEvent
+from schemas.events import OPTIONAL, SCHEMA_VERSION, CanonicalEvent
 from schemas.lifecycle import FailureReason, State
-
-#: Fields added to v1 later: optional on the wire (older events lack them).
-OPTIONAL = frozenset({"submitted_at", "consent_source", "consent_at"})
 
 PATH = Path(__file__).with_name(f"canonical_event.v{SCHEMA_VERSION}.json")
 
@@ -40,10 +37,11 @@ _DESCRIPTIONS: dict[str, str] = {
     "mapped": "False when the provider status or code is not in the mapping tables.",
     "recipient": "Recipient phone number, E.164 where known. PII.",
     "sender": "Sender id, number or short code.",
-    "carrier": "Recipient carrier name as reported.",
+    "carrier": "Recipient's carrier: the provider's name for it, else the network its "
+    "MCC/MNC names, else the original holder of the number's range (see carrier_source).",
     "mcc": "Mobile country code.",
     "mnc": "Mobile network code.",
-    "country": "ISO 3166-1 alpha-2 (provider, MCC or E.164 prefix).",
+    "country": "ISO 3166-1 alpha-2 (provider, else MCC, else the number via libphonenumber).",
     "region": "UN M49 sub-region of the country.",
     "campaign": "Campaign (from the payload or the callback token).",
     "tenant": "Tenant (from the payload or the callback token).",
@@ -61,6 +59,12 @@ _DESCRIPTIONS: dict[str, str] = {
     "consent_source": "Where the recipient's consent came from (its registration).",
     "consent_at": "When that consent was obtained (its registration), UTC.",
     "schema_version": "Contract version.",
+    "carrier_source": "Evidence for carrier: provider (named by the provider), mcc_mnc "
+    "(network of the provider's MCC/MNC), number_range (original range holder; ported "
+    "numbers make it approximate), none. Optional: absent in older events.",
+    "line_type": "libphonenumber's type of the recipient number. Optional.",
+    "area": "Place below the country from the number (e.g. a US city and state), where "
+    "libphonenumber has one. Optional.",
 }
 
 

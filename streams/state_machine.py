@@ -35,6 +35,9 @@ PRECEDENCE: dict[State, int] = {
 #: Fields a report can add to what we know about a message.
 INFO_FIELDS: tuple[str, ...] = (
     "carrier",
+    "carrier_source",
+    "line_type",
+    "area",
     "mcc",
     "mnc",
     "country",

@@ -27,12 +27,12 @@ import orjson
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
-from schemas.geo import locate
 from schemas.lifecycle import FAILURES, is_final
 from schemas.normalized import Normalized
 from schemas.providers import MAPPERS
 from streams import actions
 from streams.dedupe import event_id, event_key
+from streams.enrich import RANK, enrich
 from streams.state_machine import Decision, MessageState, Report, decide
 
 Kind = Literal["new", "duplicate", "redelivery", "invalid"]
@@ -96,18 +96,34 @@ def _report(norm: Normalized, info: dict[str, Any]) -> Report:
 
 
 def _info(
-    env: RawEnvelope, norm: Normalized, joined: Mapping[str, Any] | None = None
+    env: RawEnvelope,
+    norm: Normalized,
+    joined: Mapping[str, Any] | None = None,
+    *,
+    prior: MessageState | None = None,
 ) -> dict[str, Any]:
     """What the report says about the message; `joined` (the registration's
-    `schemas.sends.joined_info`) fills what it does not say."""
-    country, region = locate(norm.recipient, norm.mcc, norm.country)
+    `schemas.sends.joined_info`) fills what it does not say; `prior` (the message's state)
+    keeps a carrier found on stronger evidence than this report's."""
+    found = enrich(
+        norm.recipient, mcc=norm.mcc, mnc=norm.mnc, carrier=norm.carrier, country=norm.country
+    )
+    carrier: str | None = found.carrier
+    source: str | None = found.carrier_source
+    # A carrier found on stronger evidence by an earlier report of the message stays.
+    known = prior.info.get("carrier_source", "") if prior is not None else ""
+    if RANK.get(known, 0) > RANK[found.carrier_source]:
+        carrier = source = None
     token = env.token
     info = {
-        "carrier": norm.carrier,
+        "carrier": carrier,
+        "carrier_source": source,
+        "line_type": found.line_type,
+        "area": found.area,
         "mcc": norm.mcc,
         "mnc": norm.mnc,
-        "country": country,
-        "region": region,
+        "country": found.country,
+        "region": found.region,
         "campaign": norm.campaign or token.get("campaign"),
         "tenant": norm.tenant or token.get("tenant"),
         "client_ref": norm.client_ref or token.get("ref"),
@@ -154,6 +170,9 @@ def _event(
         mnc=info.get("mnc"),
         country=info.get("country"),
         region=info.get("region"),
+        carrier_source=info.get("carrier_source"),
+        line_type=info.get("line_type"),
+        area=info.get("area"),
         campaign=info.get("campaign"),
         tenant=info.get("tenant"),
         client_ref=info.get("client_ref"),
@@ -297,7 +316,7 @@ def process(
             return Outcome("duplicate")
         prior_dict = entry[2]
         prior = MessageState.from_dict(prior_dict) if prior_dict else None
-        decision = decide(prior, _report(norm, _info(env, norm, joined)))
+        decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
         out = Outcome("redelivery")
         if decision.transition is not None:
             eid = event_id(env.message_id, ekey)
@@ -307,7 +326,7 @@ def process(
     seen: dict[str, Any] = dict(stored_seen or {})
     prior_dict = stored.get("st") if stored else None
     prior = MessageState.from_dict(prior_dict) if prior_dict else None
-    decision = decide(prior, _report(norm, _info(env, norm, joined)))
+    decision = decide(prior, _report(norm, _info(env, norm, joined, prior=prior)))
     # The action decision before this record too, so a redelivery re-decides the same.
     prior_act = stored.get("a") if stored else None
     entry = [partition, offset, prior_dict]

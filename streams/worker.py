@@ -8,6 +8,7 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from streams import enrich
 from streams.agents import lifecycle
 from streams.app import create_app
 from streams.settings import WorkerSettings
@@ -74,4 +75,5 @@ def main(settings: WorkerSettings) -> None:
         settings.log_level.lower(), settings.log_level.lower()
     )
     app = build(settings)
+    enrich.warm()  # libphonenumber's data: at start, not on the first record
     faust.Worker(app, loglevel=level).execute_from_commandline()

@@ -18,7 +18,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingress.api.errors import BatchTooLarge, InvalidRegistration, MalformedJson
-from schemas.geo import locate
+from schemas.geo import country_of_number, region_of
 from schemas.providers import MAPPERS
 from schemas.sends import REGISTRATION, digest, part_link, split_message_id
 
@@ -158,7 +158,8 @@ def records(
 ) -> list[tuple[bytes, bytes]]:
     """The `dlr.sends.v1` records of one registration: itself, then its part links."""
     provider, provider_id = split_message_id(registration.message_id)
-    country, region = locate(registration.recipient, None, None)
+    country = country_of_number(registration.recipient)
+    region = region_of(country)
     consent = registration.consent
     at = wire_time(now)
     record: dict[str, Any] = {

@@ -96,7 +96,8 @@ def to_canonical(payload: Mapping[str, Any]) -> Normalized:
         mapped=mapped,
         recipient=text(payload.get("destinationPhoneNumber")),
         sender=text(payload.get("originationPhoneNumber")),
-        carrier=text(payload.get("carrierName")),
+        # `phoneCarrier` in the older SNS SMS delivery logs.
+        carrier=text(payload.get("carrierName")) or text(payload.get("phoneCarrier")),
         mcc=text(payload.get("mcc")),
         mnc=text(payload.get("mnc")),
         country=text(payload.get("isoCountryCode")),

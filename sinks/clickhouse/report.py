@@ -19,8 +19,12 @@ means a refresh on most calls (seconds at millions of messages): dashboards poll
 pass `exact=False` and accept numbers up to a minute (plus one refresh) old.
 
 The SQL files use ClickHouse query parameters (`{name:Type}`), so an analyst can paste
-them into clickhouse-client with `--param_<name>=...`; the group column and the database
+them into clickhouse-client with `--param_<name>=...`; the group columns and the database
 are `Identifier` parameters, never spliced into the text.
+
+Groups: one dimension (`"carrier"`) or a pair (`"country,carrier"` or a tuple): the
+queries take `by` and `by2` and group by both (`by2 = by` for one dimension). Each output
+row names its group under the dimension's own key(s).
 """
 
 from __future__ import annotations
@@ -36,10 +40,23 @@ from sinks.clickhouse.migrate import check_identifier
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-GroupBy = Literal["carrier", "country", "region", "campaign", "provider"]
+GroupBy = Literal[
+    "carrier",
+    "country",
+    "region",
+    "area",
+    "campaign",
+    "provider",
+    "line_type",
+    "carrier_source",
+]
 #: Delivery-rate denominators (README.md): final states + unreported sends, or final only.
 Attempts = Literal["sends", "final"]
 GROUPS: tuple[GroupBy, ...] = get_args(GroupBy)
+#: One dimension, a comma-separated pair ("country,carrier") or a tuple of one or two.
+Grouping = str | tuple[str, ...]
+#: The dimensions `hourly_v2` keeps (ddl/0006), so the only ones `hourly_rollup` can use.
+ROLLUP_GROUPS: tuple[GroupBy, ...] = ("carrier", "country", "region", "campaign", "provider")
 
 #: The refreshable materialized view that fills `status_snapshot` (ddl/0005).
 SNAPSHOT_VIEW = "status_snapshot_mv"
@@ -77,11 +94,31 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _check_group(by: str) -> GroupBy:
-    for group in GROUPS:
-        if by == group:
-            return group
-    raise ValueError(f"by must be one of {', '.join(GROUPS)}")
+def check_groups(by: Grouping, allowed: tuple[GroupBy, ...] = GROUPS) -> tuple[GroupBy, ...]:
+    """The one or two distinct dimensions of `by`; ValueError for anything else."""
+    names = [n.strip() for n in by.split(",")] if isinstance(by, str) else list(by)
+    found: list[GroupBy] = []
+    for name in names:
+        group = next((g for g in allowed if g == name), None)
+        if group is None:
+            raise ValueError(f"by must be one of {', '.join(allowed)}, or a pair of them")
+        found.append(group)
+    if not 1 <= len(found) <= 2 or len(set(found)) != len(found):
+        raise ValueError("by takes one dimension or a pair of two different ones")
+    return tuple(found)
+
+
+def _group_params(groups: tuple[GroupBy, ...]) -> dict[str, str]:
+    return {"by": groups[0], "by2": groups[-1]}
+
+
+def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, Any]:
+    """The row with `grp` / `grp2` under the dimensions' names, first."""
+    first, second = row.pop("grp"), row.pop("grp2")
+    named: dict[str, Any] = {groups[0]: first}
+    if len(groups) == 2:
+        named[groups[1]] = second
+    return {**named, **row}
 
 
 _BLOCKS = (
@@ -148,7 +185,7 @@ def _rows(client: Client, name: str, parameters: dict[str, Any]) -> list[dict[st
 def report(
     client: Client,
     database: str,
-    by: GroupBy,
+    by: Grouping,
     since_s: int,
     now: datetime | None = None,
     *,
@@ -159,18 +196,21 @@ def report(
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
-    against the previous window of the same length. Worst delivery rate first.
+    against the previous window of the same length, and the messages per
+    `carrier_source` (the evidence behind the carrier names; `unrecorded` for messages
+    stored before the enrichment). Worst delivery rate first. `by` may be a pair
+    (`"country,carrier"`): the drop flag is then per pair.
     `attempts="sends"` (default): registered messages without any receipt
     `unreported_after_s` after submission are attempts too (`unreported`); `"final"`:
     only messages in a final state (`final_attempts`; both are in every row).
     `exact=False`: read the snapshot as it is (up to a minute old, never refreshes).
     """
-    key = _check_group(by)
+    groups = check_groups(by)
     if attempts not in ("sends", "final"):
         raise ValueError("attempts must be sends or final")
     parameters = {
         "db": check_identifier(database),
-        "by": key,
+        **_group_params(groups),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
         "drop": float(drop_threshold),
@@ -183,9 +223,12 @@ def report(
     for row in rows:
         ttd = row["ttd"] or [None, None]
         samples = int(row["ttd_samples"])
+        named: dict[str, Any] = {groups[0]: row["grp"]}
+        if len(groups) == 2:
+            named[groups[1]] = row["grp2"]
         out.append(
             {
-                key: row["grp"],
+                **named,
                 "messages": int(row["messages"]),
                 "attempts": int(row["attempts"]),
                 "final_attempts": int(row["final_attempts"]),
@@ -201,6 +244,9 @@ def report(
                 "previous_delivered": int(row["previous_delivered"]),
                 "previous_delivery_rate": _number(row["previous_delivery_rate"]),
                 "dropped": bool(row["dropped"]),
+                "carrier_sources": {
+                    str(k): int(v) for k, v in sorted(dict(row["carrier_sources"]).items())
+                },
             }
         )
     return out
@@ -256,7 +302,7 @@ def reason_spikes(
     since_s: int,
     now: datetime | None = None,
     *,
-    by: GroupBy = "carrier",
+    by: Grouping = "carrier",
     factor: float = 2.0,
     min_count: int = 10,
     exact: bool = True,
@@ -266,10 +312,10 @@ def reason_spikes(
     """
     if factor < 1:
         raise ValueError("factor must be at least 1")
-    key = _check_group(by)
+    groups = check_groups(by)
     parameters = {
         "db": check_identifier(database),
-        "by": key,
+        **_group_params(groups),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
         "factor": float(factor),
@@ -279,7 +325,7 @@ def reason_spikes(
     rows = _rows(client, "reason_spikes", parameters)
     return [
         {
-            key: row["grp"],
+            **_name_groups({"grp": row["grp"], "grp2": row["grp2"]}, groups),
             "reason": row["reason"],
             "count": int(row["count"]),
             "attempts": int(row["attempts"]),
@@ -334,10 +380,12 @@ _HOURLY_COUNTS = (
 )
 
 
-def _hourly_params(database: str, by: str, since_s: int, now: datetime | None) -> dict[str, Any]:
+def _hourly_params(
+    database: str, groups: tuple[GroupBy, ...], since_s: int, now: datetime | None
+) -> dict[str, Any]:
     return {
         "db": check_identifier(database),
-        "by": _check_group(by),
+        **_group_params(groups),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
     }
@@ -346,7 +394,7 @@ def _hourly_params(database: str, by: str, since_s: int, now: datetime | None) -
 def hourly(
     client: Client,
     database: str,
-    by: GroupBy,
+    by: Grouping,
     since_s: int,
     now: datetime | None = None,
     *,
@@ -361,14 +409,15 @@ def hourly(
     exact ttd_p50_s / ttd_p90_s / ttd_p95_s / ttd_p99_s (None without samples). Oldest
     hour first. `exact=False`: read the snapshot as it is (never refreshes).
     """
-    parameters = _hourly_params(database, by, since_s, now)
-    key = parameters["by"]
+    groups = check_groups(by)
+    parameters = _hourly_params(database, groups, since_s, now)
     _fresh(client, database, exact)
     out: list[dict[str, Any]] = []
-    for row in _rows(client, "hourly", parameters):
+    for found in _rows(client, "hourly", parameters):
+        hour = found.pop("hour")
+        row = {"hour": hour, **_name_groups(found, groups)}
         samples = int(row["ttd_samples"])
         quantiles = row.pop("ttd_p50_p90_p95_p99_s") or [None] * len(_QUANTILES)
-        row[key] = row.pop("grp")
         for name in _HOURLY_COUNTS:
             row[name] = int(row[name])
         row["delivery_rate"] = _number(row["delivery_rate"])
@@ -386,7 +435,7 @@ def hourly(
 def hourly_rollup(
     client: Client,
     database: str,
-    by: GroupBy,
+    by: Grouping,
     since_s: int,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
@@ -395,14 +444,15 @@ def hourly_rollup(
     fed by a materialized view, nothing is refreshed), but bucketed by the hour events
     arrived, a superseded final stays in its old column, and the quantiles are t-digest
     estimates (see README.md). Whole hours from the one holding `now - since_s`. Use
-    `hourly()` for exact numbers.
+    `hourly()` for exact numbers. Only the dimensions `hourly_v2` keeps (`ROLLUP_GROUPS`).
     """
-    parameters = _hourly_params(database, by, since_s, now)
-    key = parameters["by"]
+    groups = check_groups(by, ROLLUP_GROUPS)
+    parameters = _hourly_params(database, groups, since_s, now)
     out: list[dict[str, Any]] = []
-    for row in _rows(client, "hourly_rollup", parameters):
+    for found in _rows(client, "hourly_rollup", parameters):
+        hour = found.pop("hour")
+        row = {"hour": hour, **_name_groups(found, groups)}
         quantiles = [_number(q) for q in row.pop("ttd_p50_p90_p95_p99_s")]
-        row[key] = row.pop("grp")
         row["delivery_rate"] = _number(row["delivery_rate"])
         row["failure_reasons"] = {str(k): int(v) for k, v in dict(row["failure_reasons"]).items()}
         row.update(zip(_QUANTILES, quantiles, strict=True))

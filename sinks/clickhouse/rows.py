@@ -2,8 +2,8 @@
 
 `COLUMNS` / `TYPES` are the insert's column names and ClickHouse type names in order, so
 the writer can build its insert context without a `DESCRIBE` per batch; a unit test keeps
-them equal to `ddl/0001_events.sql` and the columns `ddl/0008_sends.sql` adds. Columns
-with a DEFAULT in the DDL (`inserted_at`) are not sent.
+them equal to `ddl/0001_events.sql` and the columns `ddl/0007_enrichment.sql` and
+`ddl/0008_sends.sql` add. Columns with a DEFAULT in the DDL (`inserted_at`) are not sent.
 
 The sink reads wire records, never event objects: `parse` (a record of `dlr.status.v1` as
 its JSON object) and `to_columns` (a batch's columns straight from those objects, its hot
@@ -31,7 +31,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from schemas.events import SCHEMA_VERSION, CanonicalEvent, Transition
+from schemas.events import SCHEMA_VERSION, CanonicalEvent, CarrierSource, LineType, Transition
 from schemas.lifecycle import FailureReason, State
 
 PiiMode = Literal["hash", "mask", "clear"]
@@ -65,6 +65,9 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     ("mnc", "LowCardinality(Nullable(String))"),
     ("country", "LowCardinality(Nullable(String))"),
     ("region", "LowCardinality(Nullable(String))"),
+    ("carrier_source", "LowCardinality(Nullable(String))"),
+    ("line_type", "LowCardinality(Nullable(String))"),
+    ("area", "LowCardinality(Nullable(String))"),
     ("campaign", "LowCardinality(Nullable(String))"),
     ("tenant", "LowCardinality(Nullable(String))"),
     ("client_ref", "Nullable(String)"),
@@ -189,6 +192,9 @@ def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tupl
         event.mnc,
         event.country,
         event.region,
+        event.carrier_source,
+        event.line_type,
+        event.area,
         event.campaign,
         event.tenant,
         event.client_ref,
@@ -215,8 +221,9 @@ def parse(value: bytes) -> dict[str, Any]:
     return record
 
 
-#: The contract's fields, in the order `to_columns` unpacks them; all are required
-#: (null where the schema allows it) except `schema_version`.
+#: The contract's required fields, in the order `to_columns` unpacks them (null where the
+#: schema allows it); `schema_version`, `carrier_source`, `line_type` and `area` may be
+#: absent (events written before them).
 _WIRE = itemgetter(
     "event_id", "message_id", "provider", "provider_message_id", "state", "current_state",
     "previous_state", "transition", "is_final", "failure_reason", "provider_status",
@@ -229,6 +236,8 @@ _REASONS = frozenset(r.value for r in FailureReason)
 _STATES_OR_NULL = _STATES | {None}
 _REASONS_OR_NULL = _REASONS | {None}
 _TRANSITIONS = frozenset(get_args(Transition))
+_SOURCES_OR_NULL = frozenset(get_args(CarrierSource)) | {None}
+_LINE_TYPES_OR_NULL = frozenset(get_args(LineType)) | {None}
 
 
 def _known(column: Sequence[Any], allowed: frozenset[Any], name: str) -> None:
@@ -290,6 +299,10 @@ def _chunk_columns(
     _known(previous_state, _STATES_OR_NULL, "previous_state")
     _known(failure_reason, _REASONS_OR_NULL, "failure_reason")
     _known(transition, _TRANSITIONS, "transition")
+    carrier_source = [r.get("carrier_source") for r in records]
+    line_type = [r.get("line_type") for r in records]
+    _known(carrier_source, _SOURCES_OR_NULL, "carrier_source")
+    _known(line_type, _LINE_TYPES_OR_NULL, "line_type")
     recipient_stored, recipient_clear = _protect_all(recipient, protect, pii_mode, salt, recipients)
     sender_stored, sender_clear = _protect_all(sender, protect_sender, pii_mode, salt, senders)
     millis, iso = _millis, datetime.fromisoformat
@@ -318,6 +331,9 @@ def _chunk_columns(
         mnc,
         country,
         region,
+        carrier_source,
+        line_type,
+        [r.get("area") for r in records],
         campaign,
         tenant,
         client_ref,

@@ -293,10 +293,11 @@ def test_migrations_apply_once_with_settings_ttls(client: Any, database: str) ->
         "status_snapshot_mv",
         "hourly",
         "hourly_v2",
-        "messages_mv",
+        "messages_mv_v2",
         "hourly_v2_mv",
     } <= set(tables)
     assert "hourly_mv" not in tables  # replaced by hourly_v2_mv (ddl/0006)
+    assert "messages_mv" not in tables  # replaced by messages_mv_v2 (ddl/0007)
     events = tables["events"]
     assert "toIntervalDay(7)" in events and events.count("toIntervalDay(2)") == 2
     assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly_v2"]
@@ -358,6 +359,7 @@ def test_report_is_exact(client: Any, database: str) -> None:
             "previous_delivered": 0,
             "previous_delivery_rate": None,
             "dropped": False,
+            "carrier_sources": {"unrecorded": 2},  # events without the enrichment
         },
         {
             "carrier": "Xcell",
@@ -375,6 +377,7 @@ def test_report_is_exact(client: Any, database: str) -> None:
             "previous_delivered": 4,
             "previous_delivery_rate": 1.0,
             "dropped": True,
+            "carrier_sources": {"unrecorded": 7},
         },
     ]
     by_campaign = report(client, database, "campaign", 3600, NOW)

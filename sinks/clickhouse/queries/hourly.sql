@@ -1,6 +1,7 @@
 -- Hourly delivery trend per group: what `dlr report --report hourly` prints (report.hourly()).
 --
--- Parameters: db, by (carrier | country | region | campaign | provider),
+-- Parameters: db, by (carrier | country | region | area | campaign | provider | line_type |
+-- carrier_source), by2 (a second dimension for pairs; the same as by for one),
 -- since_s (UInt32), now (DateTime64(3, 'UTC')).
 -- Exact, from the same per-message source as report.sql (status_snapshot, the rows of the
 -- message_status view; report.refresh() brings it up to date): the messages first seen in
@@ -20,6 +21,7 @@
 SELECT
     toStartOfHour(first_event_at) AS hour,
     {by:Identifier} AS grp,
+    {by2:Identifier} AS grp2,
     count() AS messages,
     countIf(is_attempt) AS attempts,
     countIf(current_state = 'delivered') AS delivered,
@@ -37,5 +39,5 @@ SELECT
 FROM {db:Identifier}.status_snapshot
 WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32})
   AND first_event_at < {now:DateTime64(3, 'UTC')}
-GROUP BY hour, grp
-ORDER BY hour ASC, grp ASC;
+GROUP BY hour, grp, grp2
+ORDER BY hour ASC, grp ASC, grp2 ASC;

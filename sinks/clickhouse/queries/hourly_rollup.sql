@@ -4,7 +4,8 @@
 -- messages. report.hourly_rollup() runs it. NOT what `dlr report --report hourly` prints:
 -- that is hourly.sql (exact, from status_snapshot).
 --
--- Parameters: db, by (carrier | country | region | campaign | provider),
+-- Parameters: db, by (carrier | country | region | campaign | provider: the dimensions
+-- hourly_v2 keeps), by2 (a second one for pairs; the same as by for one),
 -- since_s (UInt32), now (DateTime64(3, 'UTC')).
 -- Approximate by design: buckets are the hours events *arrived* in (not the message's first
 -- event); each message counts once per column within the merged range, but a final state
@@ -15,6 +16,7 @@
 SELECT
     hour,
     {by:Identifier} AS grp,
+    {by2:Identifier} AS grp2,
     uniqExactMerge(attempts) AS attempts,
     uniqExactMerge(delivered) AS delivered,
     if(attempts = 0, NULL, delivered / attempts) AS delivery_rate,
@@ -29,5 +31,5 @@ SELECT
 FROM {db:Identifier}.hourly_v2
 WHERE hour >= toStartOfHour({now:DateTime64(3, 'UTC')} - toIntervalSecond({since_s:UInt32}))
   AND hour < {now:DateTime64(3, 'UTC')}
-GROUP BY hour, grp
-ORDER BY hour ASC, grp ASC;
+GROUP BY hour, grp, grp2
+ORDER BY hour ASC, grp ASC, grp2 ASC;

@@ -1,9 +1,10 @@
 -- Delivery report per group, worst delivery rate first.
 --
--- Parameters (clickhouse-client: --param_db=dlr --param_by=carrier --param_since_s=86400
---   --param_now='2026-01-02 00:00:00' --param_drop=0.1):
+-- Parameters (clickhouse-client: --param_db=dlr --param_by=country --param_by2=carrier
+--   --param_since_s=86400 --param_now='2026-01-02 00:00:00' --param_drop=0.1):
 --   db       database
---   by       carrier | country | region | campaign | provider
+--   by       carrier | country | region | area | campaign | provider | line_type | carrier_source
+--   by2      a second dimension for pairs (country x carrier); the same as by for one
 --   since_s  window length in seconds; the window is [now - since_s, now)
 --   now      end of the window (UTC)
 --   drop     relative drop that raises the flag (0.1 = 10 %)
@@ -26,8 +27,11 @@
 --   ttd_p50_s/p95_s  exact quantiles (linear interpolation) of time_to_deliver_s
 --   previous_*       the same for the window of the same length just before
 --   dropped          delivery_rate < previous_delivery_rate * (1 - drop)
+--   carrier_sources  carrier_source -> messages in the window (the evidence behind the
+--                    carrier names); 'unrecorded' for messages stored before ddl/0007
 SELECT
     {by:Identifier} AS grp,
+    {by2:Identifier} AS grp2,
     countIf(in_current) AS messages,
     countIf(in_current AND is_attempt) AS final_attempts,
     countIf(in_current AND is_unreported) AS unreported,
@@ -43,7 +47,8 @@ SELECT
     countIf(NOT in_current AND current_state = 'delivered') AS previous_delivered,
     if(previous_attempts = 0, NULL, previous_delivered / previous_attempts) AS previous_delivery_rate,
     delivery_rate IS NOT NULL AND previous_delivery_rate IS NOT NULL AND previous_delivery_rate > 0
-        AND delivery_rate < previous_delivery_rate * (1 - {drop:Float64}) AS dropped
+        AND delivery_rate < previous_delivery_rate * (1 - {drop:Float64}) AS dropped,
+    sumMapIf(map(ifNull(carrier_source, 'unrecorded'), toUInt64(1)), in_current) AS carrier_sources
 FROM
 (
     SELECT
@@ -56,6 +61,6 @@ FROM
     WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {since_s:UInt32})
       AND first_event_at < {now:DateTime64(3, 'UTC')}
 )
-GROUP BY grp
+GROUP BY grp, grp2
 HAVING messages > 0
-ORDER BY delivery_rate ASC NULLS LAST, attempts DESC, grp ASC;
+ORDER BY delivery_rate ASC NULLS LAST, attempts DESC, grp ASC, grp2 ASC;

@@ -9,6 +9,7 @@ SELECT
     carrier,
     groupUniqArray(provider) AS providers,
     groupUniqArray(ifNull(country, '')) AS countries,
+    groupUniqArray(ifNull(carrier_source, 'unrecorded')) AS carrier_sources,
     count() AS messages,
     countIf(is_attempt) AS attempts,
     countIf(current_state = 'sent' AND NOT is_final) AS stuck_in_sent,

@@ -121,4 +121,37 @@ def test_hourly_rollup_reads_the_preaggregated_table_without_a_refresh() -> None
 def test_groups_are_group_names() -> None:
     by: report.GroupBy = report.GROUPS[0]
     assert by == "carrier"
-    assert report.GROUPS == ("carrier", "country", "region", "campaign", "provider")
+    assert report.GROUPS == (
+        "carrier", "country", "region", "area", "campaign", "provider", "line_type",
+        "carrier_source",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("by", "groups"),
+    [
+        ("carrier", ("carrier",)),
+        ("country,carrier", ("country", "carrier")),
+        (" area , line_type ", ("area", "line_type")),
+        (("region", "carrier_source"), ("region", "carrier_source")),
+    ],
+)
+def test_one_dimension_or_a_pair(by: report.Grouping, groups: tuple[str, ...]) -> None:
+    assert report.check_groups(by) == groups
+    client = Recorder()
+    report.report(cast(Any, client), "dlr", by, 3600, exact=False)
+    ((_, parameters),) = client.calls
+    assert (parameters["by"], parameters["by2"]) == (groups[0], groups[-1])
+
+
+@pytest.mark.parametrize(
+    "by", ["", "phone", "carrier,carrier", "country,carrier,region", "country;carrier", ()]
+)
+def test_bad_groupings_are_refused(by: report.Grouping) -> None:
+    with pytest.raises(ValueError, match="by"):
+        report.check_groups(by)
+
+
+def test_the_rollup_takes_only_the_dimensions_hourly_v2_keeps() -> None:
+    with pytest.raises(ValueError, match="by must be one of"):
+        report.hourly_rollup(cast(Any, Recorder()), "dlr", "area", 3600)

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State
-from sinks.clickhouse import rows
+from sinks.clickhouse import migrate, rows
 from streams.transforms import recipient_hash
 
 SALT = "test-salt"
@@ -96,20 +96,30 @@ def sample(**changes: object) -> CanonicalEvent:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def added_columns(sql: str, table: str) -> list[tuple[str, str]]:
-    """(name, type) of each `ALTER TABLE {db}.<table> ADD COLUMN IF NOT EXISTS` in a file."""
+def added_columns(sql: str, table: str) -> list[tuple[str, str, str | None]]:
+    """(name, type, the column it comes AFTER or None: last) of each `ALTER TABLE
+    {db}.<table> ... ADD COLUMN IF NOT EXISTS` in a file, in order."""
     out = []
-    for match in re.finditer(
-        rf"ALTER TABLE {{db}}\.{table} ADD COLUMN IF NOT EXISTS (\w+) (.+?);", sql
-    ):
-        out.append((match.group(1), split_type(match.group(2).strip())[0]))
+    for statement in migrate.statements(sql):
+        code = "\n".join(line.split("--", 1)[0] for line in statement.splitlines()).strip()
+        if not re.match(rf"ALTER TABLE {{db}}\.{table}\s", code):
+            continue
+        for match in re.finditer(r"ADD COLUMN IF NOT EXISTS (\w+) ", code):
+            kind, tail = split_type(code[match.end() :].strip())
+            after = re.match(r"\s*AFTER (\w+)", tail)
+            out.append((match.group(1), kind, after.group(1) if after else None))
     return out
 
 
 def test_columns_and_types_match_the_events_ddl() -> None:
     declared = table_columns(ddl("0001_events.sql"), "events")
+    added = [*added_columns(ddl("0007_enrichment.sql"), "events")]
+    added += added_columns(ddl("0008_sends.sql"), "events")
+    assert len(added) == 6
+    for name, kind, after in added:
+        names = [n for n, _, _ in declared]
+        declared.insert(names.index(after) + 1 if after else len(declared), (name, kind, True))
     inserted = [(name, kind) for name, kind, ins in declared if ins]
-    inserted += added_columns(ddl("0008_sends.sql"), "events")
     assert inserted == list(zip(rows.COLUMNS, rows.TYPES, strict=True))
     assert [name for name, _, ins in declared if not ins] == ["inserted_at"]
 
@@ -373,3 +383,29 @@ def test_parse_takes_only_a_json_object() -> None:
 def test_columns_refuse_an_unknown_pii_mode() -> None:
     with pytest.raises(ValueError, match="pii_mode"):
         rows.to_columns(wire(sample()), pii_mode="plain", salt=SALT)
+
+
+def test_enrichment_fields_are_optional_on_the_wire() -> None:
+    enriched = sample(event_id="e1", carrier_source="mcc_mnc", line_type="mobile", area="Ohio")
+    old = wire(sample(event_id="e2"))[0]
+    for name in ("carrier_source", "line_type", "area"):
+        old.pop(name)  # an event written before the fields existed
+    columns = dict(
+        zip(
+            rows.COLUMNS,
+            rows.to_columns([*wire(enriched), old], pii_mode="hash", salt=SALT),
+            strict=True,
+        )
+    )
+    assert columns["carrier_source"] == ["mcc_mnc", None]
+    assert columns["line_type"] == ["mobile", None]
+    assert columns["area"] == ["Ohio", None]
+    assert CanonicalEvent.from_dict(old).carrier_source is None
+
+
+@pytest.mark.parametrize("change", [{"carrier_source": "guess"}, {"line_type": "landline"}])
+def test_enrichment_values_outside_the_contract_are_refused(change: dict[str, str]) -> None:
+    record = wire(sample())[0]
+    record.update(change)
+    with pytest.raises(ValueError, match=next(iter(change))):
+        rows.to_columns([record], pii_mode="hash", salt=SALT)
