@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ingress import tls
 from ingress.transport import tls_extension
 
 __all__ = ["TLSHttpToolsProtocol"]
@@ -39,6 +40,9 @@ class TLSHttpToolsProtocol(HttpToolsProtocol):
         if ssl_object is None:
             return
         extension = tls_extension(ssl_object)
+        server = tls.active()
+        if server is not None:
+            server.handshakes["established"] += 1
         app = self.app
 
         async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:

@@ -24,7 +24,9 @@ established keep their session: requests in flight are not touched.
 
 Metrics (`Collector`, registered by each service into its registry):
 `dlr_tls_certificate_expiry_timestamp_seconds` (the served certificate's notAfter, to
-alert on before it lapses) and `dlr_tls_reloads_total{outcome="reloaded"|"failed"}`.
+alert on before it lapses), `dlr_tls_reloads_total{outcome="reloaded"|"failed"}` and
+`dlr_tls_handshakes_total{stage="client_hello"|"established"}` (their difference counts
+the handshakes refused, e.g. for a client certificate that does not verify).
 """
 
 from __future__ import annotations
@@ -148,6 +150,11 @@ class ServerTLS:
         self.current = self.context
         self.not_after = _not_after(files.cert)
         self.reloads = {"reloaded": 0, "failed": 0}
+        #: Handshakes by how far they got: past version negotiation (the SNI callback) /
+        #: established (the HTTP protocol saw the connection). The difference is refused
+        #: or abandoned handshakes: a client certificate that does not verify, or none
+        #: where one is required, no shared cipher.
+        self.handshakes = {"client_hello": 0, "established": 0}
         self._next_check = clock() + files.reload_s
         self.context.sni_callback = self._on_client_hello
         self._log_loaded("tls certificate loaded")
@@ -172,6 +179,7 @@ class ServerTLS:
         self, ssl_object: ssl.SSLObject, server_name: str | None, base: ssl.SSLContext
     ) -> None:
         """Runs first in every handshake: maybe reload, then serve the current context."""
+        self.handshakes["client_hello"] += 1
         try:
             self.poll()
             if self.current is not base:
@@ -247,7 +255,7 @@ def uvicorn_options(settings: TransportSettings) -> dict[str, Any]:
     }
 
 
-def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
+def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily]:
     expiry = GaugeMetricFamily(
         "dlr_tls_certificate_expiry_timestamp_seconds",
         "notAfter of the served TLS certificate (unix seconds)",
@@ -257,7 +265,13 @@ def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
         "Reloads of changed TLS files by outcome (failed = still serving the previous)",
         labels=["outcome"],
     )
-    return expiry, reloads
+    handshakes = CounterMetricFamily(
+        "dlr_tls_handshakes",
+        "TLS handshakes by stage: client_hello (past version negotiation), established; "
+        "the difference was refused (client certificate, cipher) or abandoned",
+        labels=["stage"],
+    )
+    return expiry, reloads, handshakes
 
 
 class Collector(_Collector):
@@ -272,9 +286,12 @@ class Collector(_Collector):
         if server is None:
             return
         server.poll()  # no handshake lately: look at the files anyway
-        expiry, reloads = _families()
+        expiry, reloads, handshakes = _families()
         expiry.add_metric([], server.not_after)
         for outcome, count in sorted(server.reloads.items()):
             reloads.add_metric([outcome], count)
+        for stage, count in sorted(server.handshakes.items()):
+            handshakes.add_metric([stage], count)
         yield expiry
         yield reloads
+        yield handshakes

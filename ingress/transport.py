@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -241,9 +241,13 @@ def _headers(scope: Scope, name: bytes) -> list[str]:
     return [v.decode("latin-1") for k, v in scope["headers"] if k == name]
 
 
-def _last_value(values: Iterable[str]) -> str:
-    items = [part.strip() for value in values for part in value.split(",")]
-    return items[-1].lower() if items else ""
+def _last_value(scope: Scope, name: bytes) -> bytes:
+    """The last comma-separated value of the last such header (b'' when absent)."""
+    value: bytes
+    for key, value in reversed(scope["headers"]):
+        if key == name:
+            return value.rsplit(b",", 1)[-1].strip().lower()
+    return b""
 
 
 class TransportPolicy:
@@ -257,6 +261,7 @@ class TransportPolicy:
         self.https_required = settings.https_required
         self.trusted: tuple[Network, ...] = parse_networks(settings.trusted_proxies.split(","))
         self.from_proxy = settings.tls_client_cert_from_proxy
+        self._peers: dict[str, bool] = {}
         self.subjects = {route: p for route, p in (subjects or {}).items() if p is not None}
         self.hsts_header: tuple[bytes, bytes] | None = (
             (b"strict-transport-security", f"max-age={settings.hsts_max_age_s}".encode())
@@ -268,15 +273,21 @@ class TransportPolicy:
 
     def _trusted_peer(self, scope: Scope) -> bool:
         client = scope.get("client")
-        return bool(self.trusted and client and in_networks(client[0], self.trusted))
+        if not (self.trusted and client):
+            return False
+        peer = client[0]
+        trusted = self._peers.get(peer)
+        if trusted is None:  # parsing the address costs ~10 us; peers are few (the proxies)
+            if len(self._peers) >= 4096:
+                self._peers.clear()
+            trusted = self._peers[peer] = in_networks(peer, self.trusted)
+        return trusted
 
     def secure(self, scope: Scope) -> bool:
         """Whether the request reached us over HTTPS (directly or via a trusted proxy)."""
         if scope.get("scheme") == "https":
             return True
-        return self._trusted_peer(scope) and (
-            _last_value(_headers(scope, b"x-forwarded-proto")) == "https"
-        )
+        return self._trusted_peer(scope) and _last_value(scope, b"x-forwarded-proto") == b"https"
 
     def identity(self, scope: Scope) -> ClientIdentity | None:
         """The verified client certificate's identity, if any (see the module docstring)."""

@@ -268,6 +268,10 @@ def test_mutual_tls_accepted_refused_expired_wrong_subject(tmp_path: Path) -> No
         refused_handshake(port, client_context(ca, expired))
         refused_handshake(port, client_context(ca, foreign))
         assert len(producer.records) == 1
+        # the two refused handshakes are counted: started, never established
+        scraped = metrics(port, ca)
+        hello = scraped['dlr_tls_handshakes_total{stage="client_hello"}']
+        assert hello - scraped['dlr_tls_handshakes_total{stage="established"}'] == 2
 
 
 def test_short_lived_client_certificate_expires_on_a_kept_alive_connection(
@@ -315,15 +319,18 @@ def test_required_client_certificates_fail_the_handshake_without_one(tmp_path: P
 # -- rotation --------------------------------------------------------------------------------
 
 
-def metric(port: int, ca: Authority, name: str) -> float | None:
+def metrics(port: int, ca: Authority) -> dict[str, float]:
+    """One scrape of /metrics: sample (name with labels) -> value."""
     conn = connect(port, client_context(ca))
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
+
+
+def metric(port: int, ca: Authority, name: str) -> float | None:
+    return metrics(port, ca).get(name)
 
 
 def test_rotated_certificate_and_ca_are_reloaded_without_dropping_in_flight_requests(
