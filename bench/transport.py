@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -37,6 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.ingress import stop
 from bench.streams import cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,12 +164,7 @@ def measure(mode: str, certs: Path, seconds: float, threads: int) -> dict[str, f
             )
         return out
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def main() -> int:

@@ -3,11 +3,6 @@ and `dlr api` as a real process serving HTTPS from the environment alone."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +12,8 @@ import pytest
 from deploy import cli
 from deploy.settings import Settings
 from tests.certs import HOST, Authority, self_signed
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
+from tests.processes import clean_env, dlr, first_answer, tail
 
 
 def test_services_are_probed_over_https_when_they_serve_it(tmp_path: Path) -> None:
@@ -80,47 +76,20 @@ def test_dlr_api_serves_https_from_the_environment(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DLR_")},
         "DLR_TLS_CERT": str(cert),
         "DLR_TLS_KEY": str(key),
         "DLR_API_PORT": str(port),
         "DLR_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # none: the API still serves
         "DLR_DATA_DIR": str(tmp_path / "data"),
         "DLR_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
     }
-    log_path = tmp_path / "api.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "api"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    log = tmp_path / "api.log"
+    with dlr(["api"], clean_env(env), log) as proc:
         with httpx.Client(base_url=f"https://{HOST}:{port}", verify=str(cert), timeout=5) as c:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log_path.read_text()[-2000:]
-                try:
-                    health = c.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, log_path.read_text()[-2000:]
-                    time.sleep(0.2)
-            assert health.status_code == 200
+            assert first_answer(c, "/healthz", proc, log).status_code == 200
             refused = c.post("/v1/messages", json={})
             assert refused.status_code == 401  # over HTTPS: past the transport, no key
             assert refused.headers["strict-transport-security"] == "max-age=31536000"
         with pytest.raises(httpx.TransportError):  # no plain HTTP on that port
             httpx.get(f"http://{HOST}:{port}/healthz", timeout=5)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert "Traceback" not in log_path.read_text()
+    assert "Traceback" not in tail(log)

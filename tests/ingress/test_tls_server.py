@@ -95,6 +95,16 @@ def server_settings(tmp_path: Path, cert: Issued, **overrides: Any) -> Settings:
     return Settings(**{**values, **overrides})
 
 
+def mutual_tls(tmp_path: Path, ca: Authority) -> Settings:
+    """Client certificates of `ca` requested; the generic route takes only PROVIDER_CN's."""
+    return server_settings(
+        tmp_path,
+        ca.server(),
+        tls_client_ca=str(ca.path),
+        generic_client_cert_subjects=f"CN={PROVIDER_CN}",
+    )
+
+
 def client_context(
     ca: Authority, cert: Issued | None = None, *, version: ssl.TLSVersion | None = None
 ) -> ssl.SSLContext:
@@ -237,12 +247,7 @@ def test_tls_below_1_2_and_weak_ciphers_are_refused(tmp_path: Path) -> None:
 def test_mutual_tls_accepted_refused_expired_wrong_subject(tmp_path: Path) -> None:
     ca = Authority(tmp_path / "ca")
     stranger_ca = Authority(tmp_path / "stranger", "not-our-ca")
-    config = server_settings(
-        tmp_path,
-        ca.server(),
-        tls_client_ca=str(ca.path),
-        generic_client_cert_subjects=f"CN={PROVIDER_CN}",
-    )
+    config = mutual_tls(tmp_path, ca)
     right = ca.issue("right", PROVIDER_CN, expires_in=timedelta(minutes=5))
     wrong = ca.issue("wrong", "someone-else.example", expires_in=timedelta(minutes=5))
     expired = ca.issue(
@@ -278,12 +283,7 @@ def test_short_lived_client_certificate_expires_on_a_kept_alive_connection(
     tmp_path: Path,
 ) -> None:
     ca = Authority(tmp_path / "ca")
-    config = server_settings(
-        tmp_path,
-        ca.server(),
-        tls_client_ca=str(ca.path),
-        generic_client_cert_subjects=f"CN={PROVIDER_CN}",
-    )
+    config = mutual_tls(tmp_path, ca)
     # valid for a few seconds from now (certificates of minutes work the same, slower)
     brief = ca.issue("brief", PROVIDER_CN, expires_in=timedelta(seconds=3))
     with serving(config) as (port, producer):

@@ -224,17 +224,23 @@ def xfcc_headers(issued: Issued | None, subject: str = "", dns: str = "") -> dic
     return {"x-forwarded-proto": "https", "x-forwarded-client-cert": element}
 
 
-async def test_nginx_client_certificate_from_the_trusted_proxy_only(
-    tmp_path: Path, ca: Authority, provider_cert: Issued
-) -> None:
-    ingress = Ingress(
+def behind_proxy(tmp_path: Path, mode: str, subjects: str) -> Ingress:
+    """The ingress behind a TLS-terminating proxy at PROXY that passes client certificates
+    the `mode` way; the generic route takes only `subjects`."""
+    return Ingress(
         settings(
             tmp_path,
             trusted_proxies=PROXY,
-            tls_client_cert_from_proxy="nginx",
-            generic_client_cert_subjects=PATTERN,
+            tls_client_cert_from_proxy=mode,
+            generic_client_cert_subjects=subjects,
         )
     )
+
+
+async def test_nginx_client_certificate_from_the_trusted_proxy_only(
+    tmp_path: Path, ca: Authority, provider_cert: Issued
+) -> None:
+    ingress = behind_proxy(tmp_path, "nginx", PATTERN)
     accepted = await ingress.post(peer=PROXY, headers=nginx_headers(provider_cert))
     assert accepted.status_code == 200, accepted.text
 
@@ -270,14 +276,7 @@ async def test_nginx_client_certificate_from_the_trusted_proxy_only(
 async def test_envoy_xfcc_client_certificate(
     tmp_path: Path, ca: Authority, provider_cert: Issued
 ) -> None:
-    ingress = Ingress(
-        settings(
-            tmp_path,
-            trusted_proxies=PROXY,
-            tls_client_cert_from_proxy="xfcc",
-            generic_client_cert_subjects="DNS:*.bandwidth.example, URI:spiffe://partner/*",
-        )
-    )
+    ingress = behind_proxy(tmp_path, "xfcc", "DNS:*.bandwidth.example, URI:spiffe://partner/*")
     ok = [
         xfcc_headers(provider_cert),  # Cert=: the whole certificate
         xfcc_headers(None, subject="CN=x,O=Partner", dns="HOOKS.bandwidth.example"),
