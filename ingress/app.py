@@ -2,9 +2,10 @@
 
 Order per request (never changed): route -> transport (HTTPS, client certificate:
 `ingress/transport.py`) -> method -> source IP -> rate limit -> callback token -> body
-(bounded) -> content type -> verify -> replay check -> extract -> produce (acks=all) -> 200. Everything that is refused raises an `ingress.errors` class; `webhook()`
-turns it into `{"error": code, "detail": text}` and counts it. Nothing unverified is
-produced; nothing is acknowledged before Kafka acknowledged it.
+(bounded) -> content type -> verify -> replay check -> extract -> produce (acks=all) -> 200.
+Everything that is refused raises an `ingress.errors` class; `webhook()` turns it into
+`{"error": code, "detail": text}` and counts it. Nothing unverified is produced; nothing
+is acknowledged before Kafka acknowledged it.
 
 Webhooks are the hot path: `IngressApp` hands `/webhooks/...` straight from the ASGI scope
 to `webhook()`, without Starlette's middleware, router, Request and Response objects. The

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from deploy.settings import Settings
 from ingress.api.app import create_app as create_api
-from ingress.app import create_app
+from ingress.app import create_app, webhook_target
 from ingress.credentials import active_credentials, weaknesses
 from ingress.providers import generic, vonage
 from ingress.providers._contract import InboundRequest
@@ -89,8 +89,10 @@ class Ingress:
         self.app = create_app(config, producer=self.producer)
         self.sent = 0
 
-    def client(self, peer: str = STRANGER, scheme: str = "http") -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=self.app, client=(peer, 50123))
+    def client(
+        self, peer: str = STRANGER, scheme: str = "http", root_path: str = ""
+    ) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(peer, 50123), root_path=root_path)
         return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://dlr.example.com")
 
     async def post(
@@ -99,12 +101,15 @@ class Ingress:
         scheme: str = "http",
         headers: dict[str, str] | None = None,
         provider: str = "generic",
+        root_path: str = "",
     ) -> httpx.Response:
         self.sent += 1
         raw = body(f"m-{self.sent}")  # a new message each time: no replay answers
-        async with self.client(peer, scheme) as c:
+        async with self.client(peer, scheme, root_path) as c:
             return await c.post(
-                f"/webhooks/{provider}", content=raw, headers={**signed(raw), **(headers or {})}
+                f"{root_path}/webhooks/{provider}",
+                content=raw,
+                headers={**signed(raw), **(headers or {})},
             )
 
     def metric(self, outcome: str, provider: str = "generic") -> float:
@@ -197,6 +202,58 @@ async def test_forwarded_proto_is_believed_only_from_a_trusted_proxy(
         assert response.status_code == 403
         assert response.json()["error"] == "insecure_transport"
     assert len(ingress.producer.records) == (1 if accepted else 0)
+
+
+# -- both ways a webhook reaches `webhook()` ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "root_path",
+    [
+        pytest.param("", id="asgi-shortcut"),  # IngressApp hands it over from the scope
+        pytest.param("/dlr", id="starlette-router"),  # under a root path the router does
+    ],
+)
+async def test_transport_checks_hold_on_both_webhook_paths(
+    tmp_path: Path, ca: Authority, provider_cert: Issued, root_path: str
+) -> None:
+    scope = {"path": f"{root_path}/webhooks/generic", "root_path": root_path, "method": "POST"}
+    assert (webhook_target(scope) is None) == bool(root_path)  # the path this case takes
+    ingress = behind_proxy(tmp_path, "nginx", PATTERN)
+    plain = await ingress.post(root_path=root_path)
+    assert (plain.status_code, plain.json()["error"]) == (403, "insecure_transport")
+    assert "strict-transport-security" not in plain.headers
+    spoofed = await ingress.post(headers=nginx_headers(provider_cert), root_path=root_path)
+    assert spoofed.json()["error"] == "insecure_transport"  # a stranger's proxy headers
+    other = ca.issue("other-path", "someone.example", expires_in=timedelta(minutes=10))
+    wrong = await ingress.post(peer=PROXY, headers=nginx_headers(other), root_path=root_path)
+    assert (wrong.status_code, wrong.json()["error"]) == (403, "forbidden_client_certificate")
+    assert wrong.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+    good = nginx_headers(provider_cert)
+    right = await ingress.post(peer=PROXY, headers=good, root_path=root_path)
+    assert right.status_code == 200, right.text
+    assert right.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+    direct = await ingress.post(scheme="https", headers=good, root_path=root_path)
+    assert direct.json()["error"] == "forbidden_client_certificate"  # no handshake certificate
+    assert len(ingress.producer.records) == 1
+    assert ingress.metric("insecure_transport") == 2
+    assert ingress.metric("forbidden_client_certificate") == 2
+
+
+async def test_starlette_routes_carry_hsts_over_https_only(tmp_path: Path) -> None:
+    ingress = Ingress(settings(tmp_path, trusted_proxies=PROXY))
+    for path, status in (("/healthz", 200), ("/openapi.json", 200), ("/nowhere", 404)):
+        async with ingress.client(scheme="https") as c:
+            secure = await c.get(path)
+        assert secure.status_code == status, path
+        assert secure.headers.get_list("strict-transport-security") == ["max-age=31536000"], path
+        async with ingress.client(peer=PROXY) as c:
+            proxied = await c.get(path, headers={"x-forwarded-proto": "https"})
+        assert proxied.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+        async with ingress.client() as c:
+            plain = await c.get(path, headers={"x-forwarded-proto": "https"})  # untrusted
+        assert plain.status_code == status, path
+        assert "strict-transport-security" not in plain.headers, path
 
 
 # -- client certificates through a TLS-terminating proxy -----------------------------------
