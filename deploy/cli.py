@@ -14,7 +14,9 @@ dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered ac
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
-dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
+                                --report cost|compare|filtering: spend, providers, filtering)
+dlr billing export|compare ...  a provider's month per day and country; check its invoice
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from deploy import logs, report_cli
+from deploy import billing_cli, logs, report_cli
 from deploy.settings import Settings
 
 
@@ -536,6 +538,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
+    p = sub.add_parser(
+        "billing", help="reconcile a provider's invoice with the receipts (deploy/billing_cli.py)"
+    )
+    billing_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -584,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)
+    if args.command == "billing":
+        return billing_cli.run_args(settings, args)
     return 2
 
 
