@@ -14,10 +14,14 @@ uvicorn process per mode, on a free port, one after the other:
 For each: a new connection per request (handshake + one POST) and requests over kept-alive
 connections, from client threads in this process. The client is Python, so it is the
 bottleneck for throughput; the server process's CPU per connection and per request (from
-/proc) is the figure that compares. The route checks themselves (HTTPS-only, subject
-patterns) are not in here: they run in the app, ~1 us per request (see the report).
+/proc) is the figure that compares.
 
-    .venv/bin/python -m bench.transport [--seconds 8] [--threads 4]
+Then the route checks a webhook pays in the app (`TransportPolicy.check` + `.hsts`, what
+`ingress.app.webhook()` calls per request), timed in this process: HTTPS direct, HTTPS via
+a trusted proxy, a client certificate matched against subject patterns, next to local mode
+(nothing to check) as the baseline. `--checks-only` runs just that part (a few seconds).
+
+    .venv/bin/python -m bench.transport [--seconds 8] [--threads 4] [--checks-only]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -167,10 +172,52 @@ def measure(mode: str, certs: Path, seconds: float, threads: int) -> dict[str, f
         stop(proc)
 
 
+def checks(certs: Path, rounds: int = 200_000) -> None:
+    """Microseconds per request of the in-app transport checks, per setup."""
+    from deploy.settings import Settings
+    from ingress.transport import SubjectPatterns, TransportPolicy
+
+    client = (certs / "client.crt").read_text()
+    headers = [(b"host", b"dlr.example.com"), (b"content-type", b"application/json")]
+    proxied = [*headers, (b"x-forwarded-proto", b"https")]
+    tls = {"client_cert_chain": [client]}
+    base: dict[str, Any] = {"kafka_bootstrap": "127.0.0.1:1", "data_dir": certs}
+    subjects = {"generic": SubjectPatterns.parse("CN=bench-client*")}
+    setups: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {
+        "local (baseline)": ({"dev_secrets": True}, None, {"scheme": "http", "headers": headers}),
+        "HTTPS direct": ({"dev_secrets": False}, None, {"scheme": "https", "headers": headers}),
+        "HTTPS via proxy": (
+            {"dev_secrets": False, "trusted_proxies": "10.0.0.0/8"},
+            None,
+            {"scheme": "http", "headers": proxied, "client": ("10.1.2.3", 50000)},
+        ),
+        "mutual TLS": (
+            {"dev_secrets": False},
+            subjects,
+            {"scheme": "https", "headers": headers, "extensions": {"tls": tls}},
+        ),
+    }
+    print(f"\nin-app transport checks per webhook (check + hsts), {rounds} rounds each")
+    baseline = 0.0
+    for label, (values, patterns, extra) in setups.items():
+        policy = TransportPolicy(Settings(**{**base, **values}), patterns)
+        scope = {"type": "http", "client": ("192.0.2.7", 50000), **extra}
+        policy.check(scope, "generic")  # refuses here, not in the timing, if set up wrong
+
+        def one(policy: TransportPolicy = policy, scope: dict[str, Any] = scope) -> None:
+            policy.check(scope, "generic")
+            policy.hsts(scope)
+
+        us = min(timeit.repeat(one, number=rounds, repeat=3)) / rounds * 1e6
+        baseline = baseline or us
+        print(f"{label:<18}{us:8.2f} us   {us / baseline:5.1f}x the baseline", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--checks-only", action="store_true", help="only the in-app checks")
     parser.add_argument("--serve", nargs=3, metavar=("MODE", "PORT", "CERTS"), help="internal")
     args = parser.parse_args()
     if args.serve:
@@ -180,18 +227,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dlr-bench-tls-") as tmp:
         certs = Path(tmp)
         make_certs(certs)
+        if args.checks_only:
+            checks(certs)
+            return 0
         results = {mode: measure(mode, certs, args.seconds, args.threads) for mode in MODES}
-    print(f"\nserver CPU per request (us), {args.threads} client threads, {args.seconds:g} s each")
-    print(f"{'mode':<14}{'new conn.':>10}{'kept-alive':>12}   vs uvicorn's own (new / kept)")
-    for mode, r in results.items():
-        versus = ""
-        if mode.startswith("dlr-"):
-            base = results["uvicorn-" + mode.split("-", 1)[1]]
-            versus = (
-                f"   {r['new_cpu_us'] / base['new_cpu_us']:.2f}x / "
-                f"{r['kept_cpu_us'] / base['kept_cpu_us']:.2f}x"
-            )
-        print(f"{mode:<14}{r['new_cpu_us']:>10.0f}{r['kept_cpu_us']:>12.0f}{versus}")
+        print(f"\nserver CPU per request (us), {args.threads} client threads, {args.seconds:g} s")
+        print(f"{'mode':<14}{'new conn.':>10}{'kept-alive':>12}   vs uvicorn's own (new / kept)")
+        for mode, r in results.items():
+            versus = ""
+            if mode.startswith("dlr-"):
+                base = results["uvicorn-" + mode.split("-", 1)[1]]
+                versus = (
+                    f"   {r['new_cpu_us'] / base['new_cpu_us']:.2f}x / "
+                    f"{r['kept_cpu_us'] / base['kept_cpu_us']:.2f}x"
+                )
+            print(f"{mode:<14}{r['new_cpu_us']:>10.0f}{r['kept_cpu_us']:>12.0f}{versus}")
+        checks(certs)
     return 0
 
 
