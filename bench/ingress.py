@@ -44,6 +44,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench._broker import local_broker
 from bench.streams import cpu_s
 from deploy.local import kafka
 from deploy.settings import Settings
@@ -295,12 +296,12 @@ def main() -> int:
         "--no-pin", action="store_true", help="do not pin servers, load generator and broker"
     )
     args = parser.parse_args()
+    with local_broker() as base:
+        return measure(args, base)
 
-    base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+
+def measure(args: argparse.Namespace, base: Settings) -> int:
+    """Start the servers, drive each route for `args.rounds`, print the table, check Kafka."""
     pid_file = kafka.pid_file(base)
     broker_pid = None if base.kafka_bootstrap else int(pid_file.read_text().split()[0])
     run = uuid.uuid4().hex[:8]
@@ -388,8 +389,6 @@ def main() -> int:
         if produced < accepted:
             print(f"ERROR: {name}: fewer records in Kafka than acknowledged requests")
             ok = False
-    if started_kafka:
-        kafka.stop(base)
     return 0 if ok else 1
 
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaProducer
 
+from bench._broker import local_broker
 from bench.streams import cpu_s
 from deploy.local import kafka
 from deploy.settings import Settings
@@ -80,20 +81,21 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+    with local_broker() as base:
+        return measure(base, args.records, args.rounds)
+
+
+def measure(base: Settings, records: int, rounds: int) -> int:
+    """Both producers, alternately, for `rounds`; prints the per-record medians."""
     broker = None if base.kafka_bootstrap else int(kafka.pid_file(base).read_text().split()[0])
     settings = base.model_copy(update={"raw_topic": f"bench.produce.{uuid.uuid4().hex[:8]}"})
     asyncio.run(ensure_topics(settings))
     names = ("RawProducer (librdkafka)", "aiokafka send_and_wait")
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for size in (200, 1056):
             for name in names:
-                result = asyncio.run(run(settings, name, args.records, b"x" * size, broker))
+                result = asyncio.run(run(settings, name, records, b"x" * size, broker))
                 results.setdefault((name, size), []).append(result)
                 print(
                     f"[bench] round {round_ + 1} {name} {size} B: {result['rps']:.0f} records/s, "
@@ -110,8 +112,6 @@ def main() -> int:
             f"{name:<26}{size:>5}{med['rps']:>12.0f}{med['client_us']:>22.1f}"
             f"{med['broker_us']:>22.1f}"
         )
-    if started_kafka:
-        kafka.stop(base)
     return 0
 
 
