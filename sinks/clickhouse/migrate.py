@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -156,6 +157,40 @@ class _Target:
             for node in targets:
                 node.command(statement.sql, settings=STATEMENT_SETTINGS)
 
+    def pause_refreshes(self, wait_s: float = 60.0) -> None:
+        """Stop the database's refreshable views and wait out a refresh in flight.
+
+        A refresh that started before an `ALTER TABLE` of its target swaps in a table of
+        the old columns when it ends, and the view created next then fails (THERE_IS_NO_COLUMN).
+        """
+        for node in self.nodes:
+            for view in self._refreshable(node):
+                node.command(f"SYSTEM STOP VIEW {self.db}.{view}")
+            deadline = time.monotonic() + wait_s
+            while self._running(node) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def resume_refreshes(self) -> None:
+        """Start every refreshable view of the database again (the new ones too)."""
+        for node in self.nodes:
+            for view in self._refreshable(node):
+                node.command(f"SYSTEM START VIEW {self.db}.{view}")
+
+    def _refreshable(self, node: Client) -> list[str]:
+        rows = node.query(
+            "SELECT view FROM system.view_refreshes WHERE database = {db:String}",
+            parameters={"db": self.db},
+        ).result_rows
+        return [check_identifier(str(row[0])) for row in rows]
+
+    def _running(self, node: Client) -> bool:
+        rows = node.query(
+            "SELECT count() FROM system.view_refreshes "
+            "WHERE database = {db:String} AND status = 'Running'",
+            parameters={"db": self.db},
+        ).result_rows
+        return bool(rows and rows[0][0])
+
     def create_database(self) -> None:
         if self.cluster is not None and self.cluster.replicated:
             self.client.command(
@@ -192,7 +227,7 @@ def migrate(
     target.create_database()
     target.run(render(BOOTSTRAP, values))
     done = applied(client, db)
-    newly: list[str] = []
+    pending: list[tuple[str, str, str]] = []
     for name, text in ddl_files():
         digest = checksum(text)
         if name in done:
@@ -201,14 +236,21 @@ def migrate(
                     f"{name} changed after it was applied to {db}; add a new migration instead"
                 )
             continue
-        for statement in statements(render(text, values)):
-            target.run(statement)
-        client.insert(
-            "schema_migrations",
-            [[name, digest]],
-            database=db,
-            column_names=["name", "checksum"],
-            settings=STATEMENT_SETTINGS,
-        )
-        newly.append(name)
-    return newly
+        pending.append((name, text, digest))
+    if not pending:
+        return []
+    target.pause_refreshes()
+    try:
+        for name, text, digest in pending:
+            for statement in statements(render(text, values)):
+                target.run(statement)
+            client.insert(
+                "schema_migrations",
+                [[name, digest]],
+                database=db,
+                column_names=["name", "checksum"],
+                settings=STATEMENT_SETTINGS,
+            )
+    finally:
+        target.resume_refreshes()
+    return [name for name, _, _ in pending]

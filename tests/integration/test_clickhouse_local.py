@@ -294,11 +294,17 @@ def test_migrations_apply_once_with_settings_ttls(client: Any, database: str) ->
         "status_snapshot_mv",
         "hourly",
         "hourly_v2",
-        "messages_mv_v2",
+        "messages_mv_v3",
         "hourly_v2_mv",
     } <= set(tables)
     assert "hourly_mv" not in tables  # replaced by hourly_v2_mv (ddl/0006)
     assert "messages_mv" not in tables  # replaced by messages_mv_v2 (ddl/0007)
+    assert "messages_mv_v2" not in tables  # replaced by messages_mv_v3 (ddl/0010)
+    refreshes = client.query(
+        "SELECT view, status FROM system.view_refreshes WHERE database = %(db)s",
+        parameters={"db": database},
+    ).result_rows
+    assert refreshes and all(status != "Disabled" for _, status in refreshes)  # resumed
     events = tables["events"]
     assert "toIntervalDay(7)" in events and events.count("toIntervalDay(2)") == 2
     assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly_v2"]
