@@ -19,6 +19,8 @@ __all__ = ["FAUST_METRICS_PREFIX", "EndOffsetsMonitor", "build", "main"]
 
 #: Prefix of faust's own Prometheus metrics (ours are `dlr_streams_*`).
 FAUST_METRICS_PREFIX = "dlr_faust"
+#: The exposition content type without its charset parameter (see `_prometheus`).
+_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 
 
 class EndOffsetsMonitor(PrometheusMonitor):
@@ -56,7 +58,9 @@ def _prometheus(app: faust.App) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus text format: faust's metrics and streams/metrics.py's."""
-        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type (prometheus-client >= 0.22 puts
+        # one in CONTENT_TYPE_LATEST): the text is UTF-8 either way.
+        return web.bytes(generate_latest(REGISTRY), content_type=_CONTENT_TYPE)
 
 
 def build(settings: WorkerSettings) -> faust.App:
