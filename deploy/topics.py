@@ -15,7 +15,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
     All keyed topics share one partition count so that the stream worker's tables are
     co-partitioned with `dlr.raw.v1` (and `dlr.sends.v1`, which the same agent joins in).
-    Suppressions are compacted: latest entry per recipient.
+    Suppressions are compacted (latest entry per recipient), and so are alerts (latest
+    record per fingerprint).
     """
     n, rf = settings.topic_partitions, settings.topic_replication_factor
     return [
@@ -27,6 +28,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.actions_deadletter_topic, n, rf),
         NewTopic(
             settings.suppressions_topic,
+            n,
+            rf,
+            topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+        ),
+        # latest record per alert fingerprint: what `dlr alerts` rebuilds its state from
+        NewTopic(
+            settings.alerts_topic,
             n,
             rf,
             topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},

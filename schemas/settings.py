@@ -14,15 +14,26 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings", "Target", "parse_url", "split_list"]
+__all__ = ["CommonSettings", "Target", "parse_targets", "parse_url", "split_list"]
 
 
 def split_list(value: str) -> tuple[str, ...]:
     """Comma-separated setting to a tuple, blanks dropped."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_targets(value: str) -> dict[str, str]:
+    """`job=URL,job=URL` to {job: URL}; a job may repeat with a suffix (`ingress-2=...`)."""
+    targets: dict[str, str] = {}
+    for entry in split_list(value):
+        job, sep, url = entry.partition("=")
+        if not sep or not job.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"metrics target {entry!r} is not job=http(s)://...")
+        targets[job.strip()] = url.strip()
+    return targets
 
 
 _DEFAULT_PORTS = {"http": 8123, "https": 8443}
@@ -115,6 +126,18 @@ class CommonSettings(BaseSettings):
     sends_topic: str = Field(
         "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."
     )
+    alerts_topic: str = Field(
+        "dlr.alerts.v1",
+        description="Alert state changes of `dlr alerts` (compacted, keyed by fingerprint).",
+    )
+
+    # -- where each service's metrics are ------------------------------------------------
+    metrics_targets: str = Field(
+        "",
+        description="Comma-separated job=URL of each service's Prometheus /metrics (what "
+        "`dlr alerts` watches and `dlr dashboard` shows), e.g. "
+        "ingress=http://dlr-ingress/metrics; empty: the local ports `dlr up` uses.",
+    )
 
     # -- ClickHouse ----------------------------------------------------------------------
     clickhouse_url: str | None = Field(
@@ -136,6 +159,12 @@ class CommonSettings(BaseSettings):
     pii_mode: Literal["hash", "mask", "clear"] = "hash"
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
 
+    @field_validator("metrics_targets")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
     @classmethod
     def from_vars(cls, variables: Mapping[str, str]) -> Self:
         """The settings a child process started with these `DLR_*` variables will read."""
@@ -144,6 +173,11 @@ class CommonSettings(BaseSettings):
         )
 
     # -- derived -------------------------------------------------------------------------
+    @property
+    def targets(self) -> dict[str, str]:
+        """`metrics_targets` parsed: job -> URL (ValueError for an entry without `=`)."""
+        return parse_targets(self.metrics_targets)
+
     @property
     def bootstrap(self) -> str:
         """The Kafka bootstrap servers everyone connects to."""
