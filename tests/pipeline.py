@@ -24,7 +24,7 @@ from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
 #: Started only when a test names it.
-OPTIONAL = ("api",)
+OPTIONAL = ("api", "dispatch", "alerts", "dashboard")
 
 
 class Pipeline:
@@ -51,6 +51,10 @@ class Pipeline:
             "DLR_DISPATCH_METRICS_PORT": str(free_port()),
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
             "DLR_SENDS_TOPIC": f"sends.{unique}",
+            "DLR_ALERTS_TOPIC": f"alerts.{unique}",
+            "DLR_ALERT_GROUP": f"alerts-{unique}",
+            "DLR_ALERT_METRICS_PORT": str(free_port()),
+            "DLR_DASHBOARD_PORT": str(free_port()),
             "DLR_API_PORT": str(free_port()),
             "DLR_WORKER_ID": f"dlr-test-{unique}",
             "DLR_SINK_GROUP": f"sink-{unique}",
@@ -65,10 +69,22 @@ class Pipeline:
             **overrides,
         }
         self.settings = Settings.from_vars(self.env_vars)
+        if "DLR_METRICS_TARGETS" not in self.env_vars:  # this pipeline's own ports
+            self.env_vars["DLR_METRICS_TARGETS"] = self.settings.local_targets()
+            self.settings = Settings.from_vars(self.env_vars)
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+
+    def watch(self, *services: str) -> None:
+        """Point DLR_METRICS_TARGETS (what `dlr alerts` and the dashboard scrape) at these
+        services only (the others of `local_targets` are not started)."""
+        targets = [
+            t for t in self.settings.local_targets().split(",") if t.split("=")[0] in services
+        ]
+        self.env_vars["DLR_METRICS_TARGETS"] = ",".join(targets)
+        self.settings = Settings.from_vars(self.env_vars)
 
     @property
     def base_url(self) -> str:
@@ -85,6 +101,8 @@ class Pipeline:
             "worker": self.settings.worker_web_port,
             "sink": self.settings.sink_metrics_port,
             "dispatch": self.settings.dispatch_metrics_port,
+            "alerts": self.settings.alert_metrics_port,
+            "dashboard": self.settings.dashboard_port,
         }[service]
         ready = service in ("ingress", "api")
         return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"

@@ -1,0 +1,308 @@
+"""The operations side end to end, on one live demo run through the real pipeline.
+
+`dlr demo` sends live traffic (Germany's three carriers, 100 messages/s) through the real
+ingress, worker and sink; 9 s in, Vodafone's delivery rate falls from ~96 % to 50 % for
+9 s. `dlr alerts` runs with 4 s windows evaluated every 0.5 s. Then, on the data the run
+left in ClickHouse:
+
+- exactly one alert fires, naming Vodafone in Germany, soon after the incident began;
+  the healthy carriers raise none; it reaches the webhook receiver signed (Standard
+  Webhooks), is on `dlr.alerts.v1` and in the ClickHouse history; a restart of `dlr
+  alerts` while it fires sends nothing again; it resolves after the incident ends;
+- every panel of the Grafana dashboards runs against ClickHouse (macros substituted)
+  and returns rows with the columns the panel reads;
+- the built-in dashboard loads in headless Chromium without console errors and shows
+  the numbers ClickHouse holds; a screenshot is written to `.data/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sinks.alerts.service import read_latest
+from sinks.clickhouse.report import refresh
+from tests.conftest import ROOT, WEBHOOK_SECRET
+from tests.pipeline import Pipeline
+from tests.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+INTERVAL_S = 0.5
+WINDOW_S = 4
+RATE = 80
+AFTER_S, DURATION_S, TAIL_S = 10.0, 9.0, 7.0
+PROVIDERS = "vonage,plivo,infobip,standard"  # they send the MCC/MNC: one name per network
+INCIDENT = f"carrier=de-vodafone,delivery=0.5,after={AFTER_S:g},duration={DURATION_S:g}"
+
+
+class Run:
+    """The module's pipeline, its demo run and what the receiver got."""
+
+    def __init__(self, pipeline: Pipeline, receiver: Any, path: str) -> None:
+        self.pipeline = pipeline
+        self.receiver = receiver
+        self.path = path
+        self.demo: subprocess.Popen[str] | None = None
+        self.started = 0.0
+        self.output = ""
+
+    def deliveries(self) -> dict[str, dict[str, Any]]:
+        stats: dict[str, dict[str, Any]] = self.receiver.stats(self.path)
+        return stats
+
+    def start_demo(self) -> None:
+        messages = int(RATE * (AFTER_S + DURATION_S + TAIL_S))
+        self.demo = subprocess.Popen(
+            [
+                sys.executable, "-m", "deploy.cli", "demo",
+                "--providers", PROVIDERS, "--countries", "DE",
+                "--messages", str(messages), "--rate", str(RATE), "--speed", "20",
+                "--concurrency", "64",
+                "--seed", "12", "--incident", INCIDENT, "--timeout", "120",
+            ],
+            cwd=ROOT,
+            env=self.pipeline.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        self.started = time.time()
+
+
+@pytest.fixture(scope="module")
+def run(
+    kafka_bootstrap: str,
+    clickhouse_url: str,
+    receiver: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Run]:
+    """The pipeline with `dlr alerts` and `dlr dashboard`, and a live demo run started."""
+    import uuid
+
+    unique = uuid.uuid4().hex[:10]
+    path = f"/ok/{unique}"
+    pipeline = Pipeline(
+        kafka_bootstrap,
+        clickhouse_url,
+        tmp_path_factory.mktemp("ops"),
+        unique,
+        DLR_ALERT_INTERVAL_S=str(INTERVAL_S),
+        DLR_ALERT_WINDOW_S=str(WINDOW_S),
+        DLR_ALERT_FOR_S="0",
+        DLR_ALERT_MIN_ATTEMPTS="50",
+        DLR_ALERT_WEBHOOK_URLS=f"{receiver.base_url}{path}",
+        DLR_ALERT_SIGNING_SECRETS=WEBHOOK_SECRET,
+        DLR_ALERT_METRICS_WINDOW_S="5",
+        DLR_LOG_LEVEL="INFO",
+    )
+    pipeline.watch("ingress", "worker", "sink")
+    result = Run(pipeline, receiver, path)
+    try:
+        pipeline.start("ingress", "worker", "sink")
+        pipeline.start("alerts", "dashboard")  # with for=0, only once the others are up
+        result.start_demo()
+        yield result
+    finally:
+        if result.demo is not None and result.demo.poll() is None:
+            result.demo.kill()
+            result.demo.wait(10)
+        pipeline.stop()
+
+
+def _firing(run: Run) -> dict[str, dict[str, Any]]:
+    return {i: s for i, s in run.deliveries().items() if s["body"]["data"]["status"] == "firing"}
+
+
+def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run: Run) -> None:
+    pipeline = run.pipeline
+    incident_at = run.started + AFTER_S
+    firing = wait_for(
+        lambda: _firing(run),
+        timeout=AFTER_S + DURATION_S + 30,
+        what="a firing alert at the receiver",
+        interval=0.1,
+    )
+    assert len(firing) == 1, [
+        (s["body"]["data"]["rule"], s["body"]["data"]["summary"]) for s in firing.values()
+    ]
+    (alert_id, seen), *_ = firing.items()
+    alert = seen["body"]["data"]
+    assert alert["rule"] == "delivery_rate_drop", alert["summary"]
+    assert alert["rule"] == "delivery_rate_drop"
+    assert alert["labels"] == {"country": "DE", "carrier": "Vodafone"}, alert
+    assert alert["severity"] == "page" and alert["runbook"].startswith("deploy/README.md#")
+    assert alert["value"] < alert["threshold"] < alert["baseline"]
+    assert "Vodafone" in alert["summary"]
+    assert seen["body"]["type"] == "alert.firing" and alert["id"] == alert_id
+    fired_at = seen["delivered_at"]
+
+    # restart `dlr alerts` while the alert fires: nothing is sent again
+    pipeline.kill("alerts", signal.SIGTERM)
+    pipeline.procs["alerts"] = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "alerts"],
+        cwd=ROOT,
+        env=pipeline.env(),
+        stdout=(pipeline.logs / "alerts.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    pipeline.wait_healthy("alerts", 30)
+    metrics = f"http://127.0.0.1:{pipeline.settings.alert_metrics_port}/metrics"
+
+    def evaluations() -> float:
+        for line in httpx.get(metrics, timeout=2).text.splitlines():
+            if line.startswith("dlr_alerts_evaluations_total"):
+                return float(line.split()[-1])
+        return 0.0
+
+    wait_for(evaluations, lambda n: n >= 3, timeout=20, what="3 evaluations after the restart")
+    assert set(run.deliveries()) == {alert_id}, "the restart re-sent or raised something"
+    assert run.deliveries()[alert_id]["duplicates"] == 0
+    firing_now = [
+        line for line in httpx.get(metrics, timeout=2).text.splitlines()
+        if line.startswith('dlr_alerts_firing{rule="delivery_rate_drop"')
+    ]  # fmt: skip
+    assert firing_now and firing_now[0].endswith(" 1.0"), "restored as firing"
+
+    # the incident ends; the alert resolves, once, and nothing else ever fired
+    done = wait_for(
+        lambda: {i: s for i, s in run.deliveries().items() if i != alert_id},
+        timeout=DURATION_S + TAIL_S + 20,
+        what="the resolved notification",
+        interval=0.2,
+    )
+    assert len(done) == 1, done
+    resolved = next(iter(done.values()))["body"]["data"]
+    assert resolved["status"] == "resolved" and resolved["fingerprint"] == alert["fingerprint"]
+    assert resolved["starts_at"] == alert["starts_at"] and resolved["ends_at"]
+    assert next(iter(done.values()))["delivered_at"] > incident_at + DURATION_S
+
+    # the demo's own check: ClickHouse equals its truth
+    assert run.demo is not None
+    run.output, _ = run.demo.communicate(timeout=150)
+    assert run.demo.returncode == 0, run.output[-3000:]
+    assert "incident: carrier=de-vodafone at 50% delivery" in run.output
+    quiet_from = evaluations()
+    wait_for(evaluations, lambda n: n >= quiet_from + 4, timeout=20, what="4 more evaluations")
+    assert len(run.deliveries()) == 2, "another alert after the run: " + str(run.deliveries())
+
+    # the topic's latest record of the alert says resolved, delivered
+    latest = asyncio.run(read_latest(pipeline.settings))
+    assert {r["rule"] for r in latest.values()} == {"delivery_rate_drop"}
+    record = latest[alert["fingerprint"]]
+    assert record["status"] == "resolved" and record["delivered"] is True
+    assert set(record["delivery"].values()) == {"delivered"}
+
+    # it fired within two evaluations of the drop reaching ClickHouse: the first report of
+    # an incident message arrived at `first`; by 25 % of the window the rate is below the
+    # threshold (95 % -> 50 %); then the pipeline's own latency (sink batch, snapshot)
+    client = pipeline.clickhouse()
+    db = pipeline.settings.clickhouse_database
+    first = client.command(
+        f"SELECT toUnixTimestamp64Milli(min(received_at)) / 1000 FROM {db}.events"
+        " WHERE carrier = 'Vodafone' AND provider_timestamp >= fromUnixTimestamp64Milli(%(t)s)",
+        parameters={"t": int(incident_at * 1000)},
+    )
+    latency = fired_at - float(first)
+    assert 0 < latency <= WINDOW_S / 4 + 2 * INTERVAL_S + 3.0, f"fired {latency:.1f}s after"
+
+    # and the ClickHouse history holds both changes
+    rows = wait_for(
+        lambda: (
+            client.query(
+                f"SELECT status, delivered FROM {db}.alerts FINAL WHERE fingerprint = %(f)s"
+                " ORDER BY at",
+                parameters={"f": alert["fingerprint"]},
+            ).result_rows
+        ),
+        lambda r: len(r) == 2 and all(d == 1 for _, d in r),
+        timeout=20,
+        what="both records in the history",
+    )
+    assert [s for s, _ in rows] == ["firing", "resolved"]
+
+
+def _demo_finished(run: Run) -> None:
+    """The data the other tests read is complete (the first test waited for the demo)."""
+    if run.demo is not None and run.demo.poll() is None:
+        run.output, _ = run.demo.communicate(timeout=150)
+    assert run.demo is not None and run.demo.returncode == 0, run.output[-2000:]
+    refresh(run.pipeline.clickhouse(), run.pipeline.settings.clickhouse_database)
+
+
+def test_every_grafana_panel_query_returns_the_columns_it_reads(run: Run) -> None:
+    from tests.deploy.grafana_panels import clickhouse_panels, render
+
+    _demo_finished(run)
+    client = run.pipeline.clickhouse()
+    db = run.pipeline.settings.clickhouse_database
+    panels = clickhouse_panels()
+    assert len(panels) >= 8
+    now = time.time()
+    for panel in panels:
+        sql = render(panel.sql, db=db, start=now - 1800, end=now + 60)
+        result = client.query(sql)
+        columns = set(result.column_names)
+        assert result.result_rows, f"{panel.title}: no rows\n{sql}"
+        assert panel.columns <= columns, f"{panel.title}: {panel.columns - columns} missing"
+
+
+def test_the_dashboard_page_shows_what_clickhouse_holds(run: Run) -> None:
+    from tests.ingress.dashboard.browser import Browser
+
+    _demo_finished(run)
+    pipeline = run.pipeline
+    client = pipeline.clickhouse()
+    db = pipeline.settings.clickhouse_database
+    messages, attempts, delivered = client.query(
+        f"SELECT count(), countIf(is_attempt), countIf(current_state = 'delivered')"
+        f" FROM {db}.status_snapshot WHERE first_event_at >= now() - INTERVAL 3600 SECOND"
+    ).result_rows[0]
+    assert messages >= RATE * (AFTER_S + DURATION_S)
+    base = f"http://127.0.0.1:{pipeline.settings.dashboard_port}"
+    shot = ROOT / ".data" / "dashboard.png"
+    with Browser() as browser:
+        browser.open(f"{base}/")
+        values = browser.tiles(("messages", "attempts", "delivered", "rate", "alert-count"))
+        assert values["messages"] == str(messages)
+        assert values["attempts"] == str(attempts)
+        assert values["delivered"] == str(delivered)
+        assert float(values["rate"]) == pytest.approx(delivered / attempts)
+        assert browser.rows("worst") and browser.rows("health")
+        assert any("Vodafone" in row for row in browser.rows("worst"))
+        assert any("delivery_rate_drop" in row for row in browser.rows("recent"))
+        browser.select("by", "country")
+        assert browser.wait_text("worst", "DE")
+        browser.screenshot(shot)
+        assert browser.errors() == []
+    assert shot.stat().st_size > 10_000
+    os.chmod(shot, 0o644)
+
+
+def test_alert_records_are_on_the_compacted_topic_with_their_key(run: Run) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+
+    async def config() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=run.pipeline.settings.bootstrap)
+        await admin.start()
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, run.pipeline.settings.alerts_topic)
+            described = await admin.describe_configs([resource])
+            entries = described[0].resources[0][4]
+            return {str(e[0]): str(e[1]) for e in entries}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(config())["cleanup.policy"] == "compact"
+    assert Path(ROOT / "sinks/clickhouse/ddl/0012_alerts.sql").exists()
