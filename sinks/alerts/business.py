@@ -14,7 +14,8 @@ add up, each message is in exactly one row):
   broader one, the broader one is raised instead of them (a country-wide outage is one
   alert on the country, not one per carrier). While it fires, a drop is measured against
   the rate before it began (its baseline), so it keeps firing as long as the incident
-  lasts and resolves once the rate is back within half the threshold of that baseline.
+  lasts and resolves once the rate is back within half the threshold of that baseline
+  (a window with fewer than `alert_min_attempts` attempts neither fires nor resolves it).
 - `failure_reason_spike` per country x carrier and reason: the reason's share of attempts
   grew at least `alert_spike_factor` times and by at least `alert_spike_min` messages.
   Not raised for a group whose delivery rate drop is already raised (same incident).
@@ -299,7 +300,11 @@ def drop_observations(
         threshold = base * (1 - d.drop)
         if baseline is not None:
             breach = d.breaches(c, baseline)
-            clear = c.attempts < d.min_attempts or rate >= base * (1 - d.drop / 2)
+            # too few attempts to tell: it holds (no flapping on a quiet window); none at
+            # all: the group has no traffic to judge (a silence is the silence rule's)
+            clear = c.attempts == 0 or (
+                c.attempts >= d.min_attempts and rate >= base * (1 - d.drop / 2)
+            )
         else:
             breach, clear = True, False
         if breach or baseline is not None:

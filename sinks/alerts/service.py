@@ -596,6 +596,8 @@ class AlertService:
 async def main_async(settings: AlertSettings) -> None:
     """Run the evaluator with its HTTP endpoints until SIGINT/SIGTERM."""
     service = AlertService(settings)
+    # httpx logs every request at INFO: a line per target per evaluation says nothing
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.stop)

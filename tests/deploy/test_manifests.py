@@ -706,14 +706,19 @@ def exported_metric_names() -> set[str]:
     import streams.metrics
     import streams.worker
     from ingress.metrics import IngressMetrics
+    from ingress.dashboard.app import DashboardMetrics
+    from sinks.alerts.service import AlertMetrics
     from sinks.dispatch.service import DispatchMetrics
-    from sinks.service import SinkMetrics
+    from sinks.service import SEND_RECORDS, SinkMetrics
 
     registries = [
         CollectorRegistry(),
         IngressMetrics().registry,
         SinkMetrics().registry,
+        SinkMetrics(prefix=SEND_RECORDS.prefix).registry,
         DispatchMetrics().registry,
+        AlertMetrics().registry,
+        DashboardMetrics().registry,
     ]
     FaustMetrics.create(registries[0], streams.worker.FAUST_METRICS_PREFIX)
     families = [family for registry in registries for family in registry.collect()]
