@@ -705,8 +705,8 @@ def exported_metric_names() -> set[str]:
 
     import streams.metrics
     import streams.worker
-    from ingress.metrics import IngressMetrics
     from ingress.dashboard.app import DashboardMetrics
+    from ingress.metrics import IngressMetrics
     from sinks.alerts.service import AlertMetrics
     from sinks.dispatch.service import DispatchMetrics
     from sinks.service import SEND_RECORDS, SinkMetrics
