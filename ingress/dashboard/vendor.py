@@ -3,9 +3,9 @@
     python -m ingress.dashboard.vendor [--version 4.6.1]
 
 Runs `npm pack chart.js@<version>` (the npm registry, the package's own tarball), checks
-the tarball against the registry's integrity hash, and copies `dist/chart.umd.min.js`
-and `LICENSE.md` (MIT) next to the page. The output is committed; this script only
-refreshes it.
+the tarball against the integrity hash npm reports, and copies `dist/chart.umd.min.js`
+and the package's licence file (MIT) as `LICENSE` next to the page. The output is
+committed; this script only refreshes it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from pathlib import Path
 
 VERSION = "4.6.1"
 TARGET = Path(__file__).resolve().parent / "static" / "vendor" / "chart.js"
-FILES = {"package/dist/chart.umd.min.js": "chart.umd.min.js", "package/LICENSE.md": "LICENSE.md"}
+FILES = {"package/dist/chart.umd.min.js": "chart.umd.min.js"}
+#: The licence file's name in the package starts with this (it is LICENSE plus a suffix).
+LICENCE_PREFIX = "package/LICENSE"
 
 
 def vendor(version: str = VERSION) -> None:
@@ -42,7 +44,10 @@ def vendor(version: str = VERSION) -> None:
         if digest.decode() != expected:
             raise SystemExit(f"{tarball.name}: integrity mismatch")
         with tarfile.open(tarball) as archive:
-            for member, name in FILES.items():
+            licence = [m for m in archive.getnames() if m.startswith(LICENCE_PREFIX)]
+            if len(licence) != 1:
+                raise SystemExit(f"no single licence file in {tarball.name}: {licence}")
+            for member, name in {**FILES, licence[0]: "LICENSE"}.items():
                 source = archive.extractfile(member)
                 if source is None:
                     raise SystemExit(f"{member} missing from {tarball.name}")

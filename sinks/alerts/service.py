@@ -145,23 +145,42 @@ def _key(record: Mapping[str, Any]) -> bytes:
 
 
 async def read_latest(
-    settings: AlertSettings, timeout_s: float = 60.0
+    settings: AlertSettings, producer: AIOKafkaProducer | None = None, timeout_s: float = 60.0
 ) -> dict[str, dict[str, Any]]:
-    """The latest record of every fingerprint on the alerts topic (read to its end)."""
+    """The latest record of every fingerprint on the alerts topic (read to its end).
+
+    The topic's partitions come from a producer's `partitions_for` (it fetches the
+    metadata; a consumer without a subscription knows topic names only); without
+    `producer`, a short-lived one."""
+    own = producer is None
+    if producer is None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+        await producer.start()
+    try:
+        partitions = await producer.partitions_for(settings.alerts_topic)
+    except KafkaError:  # no such topic yet: nothing was ever recorded
+        partitions = set()
+    finally:
+        if own:
+            await producer.stop()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     latest: dict[str, dict[str, Any]] = {}
     try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(settings.alerts_topic) or set()
         tps = [TopicPartition(settings.alerts_topic, p) for p in sorted(partitions)]
         if not tps:
             return latest
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        # explicit offsets: seek_to_beginning() races with the position the fetcher may
+        # already have reset an assigned partition to (seen: position() = end, nothing read)
+        for tp, first in (await consumer.beginning_offsets(tps)).items():
+            consumer.seek(tp, first)
         deadline = time.monotonic() + timeout_s
         while True:
             positions = {tp: await consumer.position(tp) for tp in ends}
@@ -295,7 +314,7 @@ class AlertService:
 
     async def restore(self) -> None:
         """Rebuild the firing alerts from the topic; re-deliver unfinished notifications."""
-        latest = await read_latest(self.settings)
+        latest = await read_latest(self.settings, self._producer)
         firing = self.tracker.restore(latest)
         again = [r for r in latest.values() if not r.get("delivered") and self.endpoints]
         for rec in sorted(again, key=lambda r: str(r["at"])):
