@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,7 @@ def promtool(*args: str) -> str:
     return done.stdout
 
 
-def rules() -> list[dict[str, str]]:
+def rules() -> list[dict[str, Any]]:
     data = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())
     return [rule for group in data["groups"] for rule in group["rules"]]
 

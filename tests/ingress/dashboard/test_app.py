@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -52,9 +53,9 @@ def test_the_page_loads_only_its_own_files(client: TestClient) -> None:
 
 def test_openapi_documents_every_json_endpoint(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
-    app_paths = {
-        r.path for r in client.app.routes if isinstance(r, Route) and r.path.startswith("/api/")
-    }
+    app = client.app
+    assert isinstance(app, Starlette)
+    app_paths = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
     assert set(document["paths"]) == app_paths
     for path, item in document["paths"].items():
         assert item["get"]["responses"]["200"], path
