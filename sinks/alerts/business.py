@@ -1,7 +1,8 @@
 """The business rules: SQL over ClickHouse windows, then pure decisions per group.
 
-One evaluation runs two queries (`queries/windows.sql`, per country x carrier x region x
-provider, and `queries/stuck.sql`), exact and fresh (the `message_status` view of the
+One evaluation runs three queries (`queries/watermark.sql`: where the data reaches, the
+end of both windows; `queries/windows.sql`, per country x carrier x region x provider; and
+`queries/stuck.sql`), exact and fresh (the `message_status` view of the
 messages with events in the windows), and derives every rule from them (pairs,
 countries, carriers, regions and providers are sums of its rows: attempts and deliveries
 add up, each message is in exactly one row):
@@ -45,7 +46,7 @@ from sinks.clickhouse.migrate import check_identifier
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["Counts", "Windows", "fetch", "observe"]
+__all__ = ["Counts", "Windows", "fetch", "observe", "watermark"]
 
 #: Labels of a group, in order, e.g. (("country", "DE"), ("carrier", "Vodafone")).
 Key = tuple[tuple[str, str], ...]
@@ -146,10 +147,24 @@ def _query(client: Client, name: str, parameters: dict[str, Any]) -> list[dict[s
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
+def watermark(client: Client, db: str, window_s: int, now: float) -> float:
+    """Where the windows end: the latest receipt of the last window, else `now`."""
+    (row,) = _query(client, "watermark", {"db": db, "since_s": window_s, "now": _naive(now)})
+    if not row["events"] or row["watermark"] is None:
+        return now
+    return min(now, float(row["watermark"]) + 0.001)  # the window end is exclusive
+
+
 def fetch(client: Client, settings: AlertSettings, now: float) -> Windows:
-    """Run the two queries of one evaluation (exact and fresh: see queries/windows.sql)."""
+    """Run the queries of one evaluation (exact and fresh: see queries/windows.sql).
+
+    The windows end at the watermark, the latest receipt in ClickHouse (at most `now`),
+    so the pipeline's own delay or a stall shorter than a window (a slow sink, a
+    rebalance) neither empties the current window nor makes every provider look silent;
+    when nothing arrived for a whole window they end at `now`, and silence is silence."""
     db = check_identifier(settings.clickhouse_database)
-    base = {"db": db, "since_s": settings.alert_window_s, "now": _naive(now)}
+    end = watermark(client, db, settings.alert_window_s, now)
+    base = {"db": db, "since_s": settings.alert_window_s, "now": _naive(end)}
     pairs: defaultdict[tuple[str | None, str | None], Counts] = defaultdict(Counts)
     providers: defaultdict[str, Counts] = defaultdict(Counts)
     regions: dict[str, str] = {}
