@@ -247,15 +247,28 @@ def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run
     assert set(record["delivery"].values()) == {"delivered"}
 
     # it fired within two evaluations of the drop reaching ClickHouse: the first report of
-    # an incident message arrived at `first`; by 25 % of the window the rate is below the
-    # threshold (95 % -> 50 %); then the pipeline's own latency (sink batch, snapshot)
-    first = client.command(
-        f"SELECT toUnixTimestamp64Milli(min(received_at)) / 1000 FROM {db}.events"
-        " WHERE carrier = 'Vodafone' AND provider_timestamp >= fromUnixTimestamp64Milli(%(t)s)",
-        parameters={"t": int(incident_at * 1000)},
+    # an incident message arrived at `first`; once a third of the window holds incident
+    # reports the rate is below the threshold (96 % -> ~57 % of the final ones); those
+    # reports were all in ClickHouse at `visible` (their insert time, so the pipeline's
+    # own delay on a loaded machine does not count against the evaluator)
+    first = float(
+        client.command(
+            f"SELECT toUnixTimestamp64Milli(min(received_at)) / 1000 FROM {db}.events"
+            " WHERE carrier = 'Vodafone'"
+            " AND provider_timestamp >= fromUnixTimestamp64Milli(%(t)s)",
+            parameters={"t": int(incident_at * 1000)},
+        )
     )
-    latency = fired_at - float(first)
-    assert 0 < latency <= WINDOW_S / 4 + 2 * INTERVAL_S + 3.0, f"fired {latency:.1f}s after"
+    visible = float(
+        client.command(
+            f"SELECT toUnixTimestamp64Milli(max(inserted_at)) / 1000 FROM {db}.events"
+            " WHERE received_at <= fromUnixTimestamp64Milli(%(t)s)",
+            parameters={"t": int((first + WINDOW_S / 3) * 1000)},
+        )
+    )
+    assert fired_at > first, "fired before the incident reached the pipeline"
+    latency = fired_at - visible
+    assert latency <= 2 * INTERVAL_S + 3.0, f"fired {latency:.1f}s after the drop was visible"
 
     # and the ClickHouse history holds both changes
     rows = wait_for(
