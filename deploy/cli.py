@@ -18,7 +18,9 @@ dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
 dlr demo --providers all --rate 50 --incident 'carrier=de-vodafone,delivery=0.5,after=60'
-dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
+                                --report cost|compare|filtering: spend, providers, filtering)
+dlr billing export|compare ...  a provider's month per day and country; check its invoice
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import logs, report_cli
+from deploy import billing_cli, logs, report_cli
 from deploy.settings import Settings
 
 
@@ -551,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
+    p = sub.add_parser(
+        "billing", help="reconcile a provider's invoice with the receipts (deploy/billing_cli.py)"
+    )
+    billing_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "up":
@@ -619,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)
+    if args.command == "billing":
+        return billing_cli.run_args(settings, args)
     return 2
 
 
