@@ -192,13 +192,19 @@ def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run
         return 0.0
 
     wait_for(evaluations, lambda n: n >= 3, timeout=20, what="3 evaluations after the restart")
-    assert set(run.deliveries()) == {alert_id}, "the restart re-sent or raised something"
-    assert run.deliveries()[alert_id]["duplicates"] == 0
-    firing_now = [
-        line for line in httpx.get(metrics, timeout=2).text.splitlines()
-        if line.startswith('dlr_alerts_firing{rule="delivery_rate_drop"')
-    ]  # fmt: skip
-    assert firing_now and firing_now[0].endswith(" 1.0"), "restored as firing"
+    after = run.deliveries()
+    assert after[alert_id]["duplicates"] == 0, "the restart re-sent the firing alert"
+    # nothing else fired; on a slow machine the incident may be over by now and the
+    # restored alert resolved (which only a restored state can do: checked below)
+    assert {s["body"]["data"]["status"] for i, s in after.items() if i != alert_id} <= {
+        "resolved"
+    }, "the restart raised something"
+    if len(after) == 1:
+        firing_now = [
+            line for line in httpx.get(metrics, timeout=2).text.splitlines()
+            if line.startswith('dlr_alerts_firing{rule="delivery_rate_drop"')
+        ]  # fmt: skip
+        assert firing_now and firing_now[0].endswith(" 1.0"), "restored as firing"
 
     # the incident ends; the alert resolves, once
     done = wait_for(
@@ -214,6 +220,7 @@ def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run
     )
     assert len(done) == 1, done
     resolved = done[0]["body"]["data"]
+    # sent by the restarted process, about the alert the first one raised: restored state
     assert resolved["starts_at"] == alert["starts_at"] and resolved["ends_at"]
     assert done[0]["delivered_at"] > incident_at + DURATION_S
     others = _others(run, alert["fingerprint"])
