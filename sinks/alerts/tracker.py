@@ -133,8 +133,8 @@ class Tracker:
             if now_seen is not None and not now_seen.clear:  # between the thresholds: holds
                 active.value, active.clear_since = now_seen.value, None
                 continue
-            if now_seen is not None:
-                active.value = now_seen.value
+            if now_seen is not None:  # the resolved record says how it is now
+                active.value, active.summary = now_seen.value, now_seen.summary
             if active.clear_since is None:
                 active.clear_since = now
             if now - active.clear_since >= self.for_s:

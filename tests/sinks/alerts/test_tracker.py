@@ -12,7 +12,14 @@ LABELS = {"country": "DE", "carrier": "Vodafone"}
 
 def obs(breach: bool, clear: bool = False, value: float = 0.5) -> Observation:
     return Observation(
-        "delivery_rate_drop", LABELS, value, 0.81, breach, "drop", clear=clear, baseline=0.9
+        "delivery_rate_drop",
+        LABELS,
+        value,
+        0.81,
+        breach,
+        f"rate {value}",
+        clear=clear,
+        baseline=0.9,
     )
 
 
@@ -55,7 +62,7 @@ def test_between_thresholds_it_keeps_firing_and_resolves_once_clear_held() -> No
     resolved = t.step(2, [obs(False, clear=True, value=0.9)], everything)
     assert statuses(resolved) == ["resolved"]
     assert resolved[0]["ends_at"] == "1970-01-01T00:00:02.000Z"
-    assert resolved[0]["value"] == 0.9
+    assert resolved[0]["value"] == 0.9 and resolved[0]["summary"] == "rate 0.9"
     assert not t.firing
     assert t.step(3, [], everything) == []
 
