@@ -639,21 +639,22 @@ def test_compose_keeps_state_in_named_volumes() -> None:
     assert kafka_env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
 
 
+def metrics_port(settings: Settings, service: str) -> int:
+    """The port a dlr service serves /healthz and /metrics on."""
+    return {
+        "ingress": settings.ingress_port,
+        "api": settings.api_port,
+        "worker": settings.worker_web_port,
+        "sink": settings.sink_metrics_port,
+        "dispatch": settings.dispatch_metrics_port,
+        "alerts": settings.alert_metrics_port,
+        "dashboard": settings.dashboard_port,
+    }[service]
+
+
 def _service_ports() -> dict[str, int]:
     """Port of each dlr service's /metrics in compose."""
-    ports = {}
-    for name in DLR_SERVICES:
-        settings = settings_from(compose_env(name))
-        ports[name] = {
-            "ingress": settings.ingress_port,
-            "api": settings.api_port,
-            "worker": settings.worker_web_port,
-            "sink": settings.sink_metrics_port,
-            "dispatch": settings.dispatch_metrics_port,
-            "alerts": settings.alert_metrics_port,
-            "dashboard": settings.dashboard_port,
-        }[name]
-    return ports
+    return {name: metrics_port(settings_from(compose_env(name)), name) for name in DLR_SERVICES}
 
 
 def test_compose_prometheus_and_metrics_targets_reach_every_service() -> None:
@@ -762,15 +763,7 @@ def test_dlr_up_starts_every_long_running_service_and_waits_for_its_healthz() ->
 
     settings = Settings.model_validate({})
     assert tuple(s.name for s in SERVICES) == DLR_SERVICES
-    ports = {
-        "ingress": settings.ingress_port,
-        "api": settings.api_port,
-        "worker": settings.worker_web_port,
-        "sink": settings.sink_metrics_port,
-        "dispatch": settings.dispatch_metrics_port,
-        "alerts": settings.alert_metrics_port,
-        "dashboard": settings.dashboard_port,
-    }
+    ports = {name: metrics_port(settings, name) for name in DLR_SERVICES}
     for service in SERVICES:
         url = service.ready_url(settings)
         assert f":{ports[service.name]}/" in url and url.endswith(("/healthz", "/readyz"))
