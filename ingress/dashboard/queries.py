@@ -100,8 +100,8 @@ LIMIT 200
 """,
     "alerts_recent": """
 SELECT fingerprint, rule, status, severity, labels, summary, starts_at, ends_at, at
-FROM {db:Identifier}.alerts
-WHERE at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({window:UInt32}) AND delivered = 0
+FROM {db:Identifier}.alerts FINAL
+WHERE at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond({window:UInt32})
 ORDER BY at DESC
 LIMIT 100
 """,

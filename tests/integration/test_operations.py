@@ -25,10 +25,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from sinks.alerts.service import read_latest
@@ -274,8 +274,22 @@ def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run
         )
     )
     assert fired_at > first, "fired before the incident reached the pipeline"
+    # "two evaluations": an evaluation cycle is the interval plus the evaluation itself
+    # (its queries and scrapes take a while on a loaded machine: the evaluator's own
+    # histogram says how long), then the webhook's way to the receiver
+    totals = {
+        line.split()[0]: float(line.split()[-1])
+        for line in httpx.get(metrics, timeout=2).text.splitlines()
+        if line.startswith(
+            ("dlr_alerts_evaluation_seconds_sum", "dlr_alerts_evaluation_seconds_count")
+        )
+    }
+    took = (
+        totals["dlr_alerts_evaluation_seconds_sum"] / totals["dlr_alerts_evaluation_seconds_count"]
+    )
     latency = fired_at - visible
-    assert latency <= 2 * INTERVAL_S + 3.0, f"fired {latency:.1f}s after the drop was visible"
+    bound = 2 * (INTERVAL_S + took) + 2.0
+    assert latency <= bound, f"fired {latency:.1f}s after the drop was visible (> {bound:.1f}s)"
 
     # and the ClickHouse history holds both changes
     rows = wait_for(
@@ -351,18 +365,59 @@ def test_the_dashboard_page_shows_what_clickhouse_holds(run: Run) -> None:
 
 
 def test_alert_records_are_on_the_compacted_topic_with_their_key(run: Run) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    settings = run.pipeline.settings
 
     async def config() -> dict[str, str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=run.pipeline.settings.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
         await admin.start()
         try:
-            resource = ConfigResource(ConfigResourceType.TOPIC, run.pipeline.settings.alerts_topic)
+            resource = ConfigResource(ConfigResourceType.TOPIC, settings.alerts_topic)
             described = await admin.describe_configs([resource])
             entries = described[0].resources[0][4]
             return {str(e[0]): str(e[1]) for e in entries}
         finally:
             await admin.close()
 
+    async def records() -> list[tuple[bytes | None, dict[str, Any]]]:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+        await producer.start()
+        try:
+            partitions = await producer.partitions_for(settings.alerts_topic)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(settings.alerts_topic, p) for p in partitions]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp, first in (await consumer.beginning_offsets(tps)).items():
+                consumer.seek(tp, first)
+            out = []
+            while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+                for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                    out += [(r.key, orjson.loads(r.value or b"")) for r in batch]
+            return out
+        finally:
+            await consumer.stop()
+
     assert asyncio.run(config())["cleanup.policy"] == "compact"
-    assert Path(ROOT / "sinks/clickhouse/ddl/0012_alerts.sql").exists()
+    seen = asyncio.run(records())
+    drops = [v for _, v in seen if v["rule"] == "delivery_rate_drop"]
+    # each change twice: when it happened, and with its webhook outcome once delivered
+    assert [(v["status"], v.get("delivered", False)) for v in drops] == [
+        ("firing", False),
+        ("firing", True),
+        ("resolved", False),
+        ("resolved", True),
+    ]
+    for key, value in seen:
+        assert key == value["fingerprint"].encode(), value
+        assert {"fingerprint", "rule", "status", "labels", "value", "threshold"} <= set(value)
+        assert {"starts_at", "ends_at", "summary"} <= set(value)
