@@ -19,8 +19,6 @@ __all__ = ["FAUST_METRICS_PREFIX", "EndOffsetsMonitor", "build", "main"]
 
 #: Prefix of faust's own Prometheus metrics (ours are `dlr_streams_*`).
 FAUST_METRICS_PREFIX = "dlr_faust"
-#: The exposition content type without its charset parameter (see `_prometheus`).
-_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 
 
 class EndOffsetsMonitor(PrometheusMonitor):
@@ -58,9 +56,8 @@ def _prometheus(app: faust.App) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus text format: faust's metrics and streams/metrics.py's."""
-        # aiohttp refuses a charset inside content_type (prometheus-client >= 0.22 puts
-        # one in CONTENT_TYPE_LATEST): the text is UTF-8 either way.
-        return web.bytes(generate_latest(REGISTRY), content_type=_CONTENT_TYPE)
+        # As a header: aiohttp refuses a content_type argument that names a charset.
+        return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def build(settings: WorkerSettings) -> faust.App:
