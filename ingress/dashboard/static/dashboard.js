@@ -29,16 +29,23 @@ async function getJson(path) {
 function chart(id, config) {
   if (charts[id]) {
     charts[id].data = config.data;
+    charts[id].options = config.options; // the time axis follows the window
     charts[id].update("none");
     return;
   }
   charts[id] = new Chart($(id), config);
 }
 
-const timeAxis = {
-  type: "linear",
-  ticks: { callback: (v) => clock(v), maxTicksLimit: 8 },
-};
+// The selected window, ending now (ms): one point does not stretch the axis over hours.
+function timeAxis() {
+  const now = Date.now();
+  return {
+    type: "linear",
+    min: now - Number($("window").value) * 1020, // + 2 %: the first bucket starts before
+    max: now,
+    ticks: { callback: (v) => clock(v), maxTicksLimit: 8 },
+  };
+}
 
 function drawTrend(trend) {
   const datasets = trend.series.map((s, i) => ({
@@ -55,7 +62,7 @@ function drawTrend(trend) {
     options: {
       animation: false,
       parsing: false,
-      scales: { x: timeAxis, y: { min: 0, max: 100, title: { display: true, text: "% delivered" } } },
+      scales: { x: timeAxis(), y: { min: 0, max: 100, title: { display: true, text: "% delivered" } } },
     },
   });
 }
@@ -71,7 +78,7 @@ function drawVolume(volume) {
         { label: "failed", data: volume.points.map((p) => ({ x: x(p), y: p.failed })), backgroundColor: "#dc2626" },
       ],
     },
-    options: { animation: false, parsing: false, scales: { x: timeAxis, y: { beginAtZero: true } } },
+    options: { animation: false, parsing: false, scales: { x: timeAxis(), y: { beginAtZero: true } } },
   });
   chart("ttd-chart", {
     type: "line",
@@ -81,7 +88,7 @@ function drawVolume(volume) {
         { label: "p95", data: volume.points.filter((p) => p.ttd_p95_s !== null).map((p) => ({ x: x(p), y: p.ttd_p95_s })), borderColor: "#d97706" },
       ],
     },
-    options: { animation: false, parsing: false, scales: { x: timeAxis, y: { beginAtZero: true, title: { display: true, text: "seconds" } } } },
+    options: { animation: false, parsing: false, scales: { x: timeAxis(), y: { beginAtZero: true, title: { display: true, text: "seconds" } } } },
   });
 }
 
