@@ -125,19 +125,12 @@ class Pipeline:
         return Settings.from_vars({**self.env_vars, **self.instance(instance)[1]})
 
     def health_url(self, instance: str) -> str:
+        """The URL `dlr up` polls for this process (deploy/cli.py `SERVICES`)."""
+        from deploy.cli import SERVICES
+
         service = self.instance(instance)[0]
-        settings = self.settings_of(instance)
-        port = {
-            "ingress": settings.ingress_port,
-            "api": settings.api_port,
-            "worker": settings.worker_web_port,
-            "sink": settings.sink_metrics_port,
-            "dispatch": settings.dispatch_metrics_port,
-            "alerts": settings.alert_metrics_port,
-            "dashboard": settings.dashboard_port,
-        }[service]
-        ready = service in ("ingress", "api")
-        return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+        (spec,) = [s for s in SERVICES if s.name == service]
+        return spec.ready_url(self.settings_of(instance))
 
     @property
     def api_url(self) -> str:
