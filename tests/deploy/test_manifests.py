@@ -706,6 +706,7 @@ def exported_metric_names() -> set[str]:
 
     import streams.metrics
     import streams.worker
+    from ingress.api.metrics import ApiMetrics
     from ingress.dashboard.app import DashboardMetrics
     from ingress.metrics import IngressMetrics
     from sinks.alerts.service import AlertMetrics
@@ -715,6 +716,7 @@ def exported_metric_names() -> set[str]:
     registries = [
         CollectorRegistry(),
         IngressMetrics().registry,
+        ApiMetrics().registry,
         SinkMetrics().registry,
         SinkMetrics(prefix=SEND_RECORDS.prefix).registry,
         DispatchMetrics().registry,
@@ -752,6 +754,7 @@ def test_every_metric_named_in_the_runbook_exists() -> None:
         "dlr_sink",
         "dlr_dispatch",
         "dlr_webhook",
+        "dlr_api",
     }
     unknown = sorted(cited - known - prefixes)
     assert not unknown, f"deploy/README.md cites metrics no process exports: {unknown}"
