@@ -18,6 +18,17 @@ _WINDOW = """
     AND first_event_at < {now:DateTime64(3, 'UTC')}
 """
 
+#: The current window and the one before it; `cur` says which a message is in.
+_TWO_WINDOWS = """(
+    SELECT *, first_event_at >= {now:DateTime64(3, 'UTC')}
+              - toIntervalSecond({window:UInt32}) AS cur
+    FROM {db:Identifier}.status_snapshot
+    WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {window:UInt32})
+      AND first_event_at < {now:DateTime64(3, 'UTC')}
+)"""
+#: The same, for the rows that have the group column.
+_TWO_WINDOWS_BY = _TWO_WINDOWS[:-2] + "\n      AND {by:Identifier} IS NOT NULL\n)"
+
 SQL: dict[str, str] = {
     "summary": """
 SELECT
@@ -30,14 +41,9 @@ SELECT
     quantilesExactInclusiveIf(0.5, 0.95)(assumeNotNull(time_to_deliver_s),
         cur AND time_to_deliver_s IS NOT NULL) AS ttd,
     countIf(cur AND time_to_deliver_s IS NOT NULL) AS ttd_samples
-FROM
-(
-    SELECT *, first_event_at >= {now:DateTime64(3, 'UTC')}
-              - toIntervalSecond({window:UInt32}) AS cur
-    FROM {db:Identifier}.status_snapshot
-    WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {window:UInt32})
-      AND first_event_at < {now:DateTime64(3, 'UTC')}
-)
+FROM """
+    + _TWO_WINDOWS
+    + """
 """,
     "trend": f"""
 SELECT
@@ -78,15 +84,9 @@ SELECT
     countIf(cur AND current_state = 'delivered') AS delivered,
     countIf(NOT cur AND is_attempt) AS previous_attempts,
     countIf(NOT cur AND current_state = 'delivered') AS previous_delivered
-FROM
-(
-    SELECT *, first_event_at >= {now:DateTime64(3, 'UTC')}
-              - toIntervalSecond({window:UInt32}) AS cur
-    FROM {db:Identifier}.status_snapshot
-    WHERE first_event_at >= {now:DateTime64(3, 'UTC')} - toIntervalSecond(2 * {window:UInt32})
-      AND first_event_at < {now:DateTime64(3, 'UTC')}
-      AND {by:Identifier} IS NOT NULL
-)
+FROM """
+    + _TWO_WINDOWS_BY
+    + """
 GROUP BY grp
 HAVING attempts > 0
 """,
