@@ -74,6 +74,7 @@ def registrations(args: argparse.Namespace) -> None:
         "DLR_API_KEYS": f'[{{"id": "bench", "sha256": "{token_hash(TOKEN)}", '
         '"scopes": ["messages:write", "messages:read"]}]',
         "DLR_API_RATE_LIMIT_PER_S": "0",
+        "DLR_REQUIRE_HTTPS": "false",  # plain HTTP on loopback, as the baseline
         "DLR_LOG_LEVEL": "WARNING",
         "BENCH_BOOTSTRAP": settings.bootstrap,
         "BENCH_TOPIC": settings.sends_topic,

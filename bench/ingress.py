@@ -321,6 +321,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
         "DLR_INGRESS_PORT": str(args.port),
         "DLR_LOG_LEVEL": "WARNING",
         "DLR_REPLAY_WINDOW_S": "300",
+        "DLR_REQUIRE_HTTPS": "false",  # plain HTTP on loopback, as the baseline
     }
     cores = os.cpu_count() or 1
     pinned = not args.no_pin and cores >= 2

@@ -3,8 +3,8 @@
 dlr up                          everything locally, in the foreground (make run)
 dlr kafka start|stop|status [--brokers N]   local Kafka 4.x KRaft broker or cluster
 dlr clickhouse start|stop|status [--shards N]  local ClickHouse 26.9 server or cluster
-dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
-dlr api                         the sender's API (register messages, ask their status)
+dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn; HTTPS with DLR_TLS_CERT)
+dlr api [--tls-cert C --tls-key K]       the sender's API (register messages, ask their status)
 dlr status <message_id> | --client-ref X   what became of a message (same as the API)
 dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
 dlr suppressions check|add|remove|export ...  the suppression list (numbers in E.164)
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from deploy import billing_cli, logs, privacy_cli, report_cli
 from deploy.settings import Settings
@@ -124,38 +126,68 @@ async def _topics(settings: Settings) -> None:
         print(f"[kafka] {topic}: {changed}")
 
 
+def _with_tls(settings: Settings, tls_cert: str | None, tls_key: str | None) -> Settings:
+    """The settings with the command line's certificate and key (they win over DLR_TLS_*)."""
+    update: dict[str, object] = {}
+    if tls_cert:
+        update["tls_cert"] = Path(tls_cert)
+        update["tls_key"] = Path(tls_key) if tls_key else None
+    elif tls_key:
+        raise SystemExit("--tls-key needs --tls-cert")
+    return settings.model_copy(update=update) if update else settings
+
+
+def _serving(name: str, settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's TLS options for these settings, after saying what is served and warning
+    when the HTTPS-only rule would refuse every request this process can receive."""
+    from ingress import tls
+
+    try:
+        options = tls.uvicorn_options(settings)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise SystemExit(f"[{name}] TLS settings do not serve: {exc}") from exc
+    print(f"[{name}] {_scheme(settings)}://{host}:{port}", flush=True)
+    if settings.https_required and not settings.tls_enabled and not settings.trusted_proxies:
+        logging.getLogger(f"dlr.{name}").warning(
+            "HTTPS is required (outside local mode) but this process serves plain HTTP and "
+            "trusts no proxy: every request but the probes gets 403 insecure_transport. Set "
+            "DLR_TLS_CERT/DLR_TLS_KEY, or DLR_TRUSTED_PROXIES for a TLS-terminating proxy."
+        )
+    return options
+
+
 def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, workers: int) -> int:
-    """Serve the ingress with uvicorn (HTTPS when a certificate is given)."""
+    """Serve the ingress with uvicorn (HTTPS with a certificate, from the flags or DLR_TLS_*)."""
     import uvicorn
 
     logs.setup(settings.log_level)
-    scheme = "https" if tls_cert else "http"
-    print(f"[ingress] {scheme}://{settings.ingress_host}:{settings.ingress_port}", flush=True)
+    settings = _with_tls(settings, tls_cert, tls_key)
+    options = _serving("ingress", settings, settings.ingress_host, settings.ingress_port)
     uvicorn.run(
         "ingress.app:create_app",
         factory=True,
         host=settings.ingress_host,
         port=settings.ingress_port,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
         workers=workers,
         access_log=False,
         log_config=None,
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **options,
     )
     return 0
 
 
-def cmd_api(settings: Settings) -> int:
-    """Serve the sender's API with uvicorn."""
+def cmd_api(settings: Settings, tls_cert: str | None, tls_key: str | None) -> int:
+    """Serve the sender's API with uvicorn (HTTPS as the ingress)."""
     import uvicorn
 
     from ingress.api.app import create_app
 
     logs.setup(settings.log_level)
-    print(f"[api] http://{settings.api_host}:{settings.api_port}", flush=True)
+    settings = _with_tls(settings, tls_cert, tls_key)
+    options = _serving("api", settings, settings.api_host, settings.api_port)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
@@ -165,6 +197,7 @@ def cmd_api(settings: Settings) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **options,
     )
     return 0
 
@@ -330,17 +363,42 @@ def _stop_children(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) 
 
 
 def _wait_http(url: str, timeout: float) -> bool:
+    """Poll until the URL answers 200. A local child's own HTTPS certificate is not
+    verified here (it may be self-signed; nothing secret is sent, only a status read)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0, verify=False).status_code == 200:  # noqa: S501
                 return True
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
     return False
+
+
+def _wait_ready(url: str, settings: Settings, timeout: float) -> bool:
+    """`_wait_http`, except that a service requiring client certificates (no probe can
+    ask it anything without one) is ready once it accepts connections."""
+    if not (url.startswith("https:") and settings.tls_client_cert_required):
+        return _wait_http(url, timeout)
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((parts.hostname, parts.port or 443), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _scheme(settings: Settings) -> str:
+    return "https" if settings.tls_enabled else "http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,18 +416,18 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service(
         "ingress",
-        lambda s: f"http://{s.ingress_host}:{s.ingress_port}/readyz",
+        lambda s: f"{_scheme(s)}://{s.ingress_host}:{s.ingress_port}/readyz",
         lambda s: (
-            f"http://{s.ingress_host}:{s.ingress_port}  /webhooks/<provider>  "
+            f"{_scheme(s)}://{s.ingress_host}:{s.ingress_port}  /webhooks/<provider>  "
             "/healthz /readyz /metrics"
         ),
     ),
     Service(
         "api",
-        lambda s: f"http://{s.api_host}:{s.api_port}/readyz",
+        lambda s: f"{_scheme(s)}://{s.api_host}:{s.api_port}/readyz",
         lambda s: (
-            f"http://{s.api_host}:{s.api_port}  /v1/messages /v1/suppressions /v1/subjects  "
-            "/healthz /readyz /metrics /openapi.json"
+            f"{_scheme(s)}://{s.api_host}:{s.api_port}  /v1/messages /v1/suppressions "
+            "/v1/subjects  /healthz /readyz /metrics /openapi.json"
         ),
     ),
     Service(
@@ -444,7 +502,7 @@ def cmd_up(settings: Settings) -> int:
             procs.append(_spawn([service.name], env, log_dir))
         for service in SERVICES:
             print(f"[up] waiting for {service.name} ...", flush=True)
-            if not _wait_http(service.ready_url(settings), 90):
+            if not _wait_ready(service.ready_url(settings), settings, 90):
                 print(f"[up] {service.name} did not become ready; logs in {log_dir}")
                 return 1
         db = settings.clickhouse_database
@@ -509,10 +567,12 @@ def main(argv: list[str] | None = None) -> int:
                 "DLR_CLICKHOUSE_SHARDS, 1); stop stops every local one",
             )
     p = sub.add_parser("ingress", help="webhook ingress")
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
+    p.add_argument("--tls-cert", help="PEM certificate chain (default DLR_TLS_CERT)")
+    p.add_argument("--tls-key", help="PEM private key (default DLR_TLS_KEY)")
     p.add_argument("--workers", type=int, default=1)
-    sub.add_parser("api", help="the sender's API")
+    p = sub.add_parser("api", help="the sender's API")
+    p.add_argument("--tls-cert", help="PEM certificate chain (default DLR_TLS_CERT)")
+    p.add_argument("--tls-key", help="PEM private key (default DLR_TLS_KEY)")
     p = sub.add_parser("status", help="what became of a message")
     p.add_argument("message_id", nargs="?")
     p.add_argument("--client-ref")
@@ -602,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ingress":
         return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers)
     if args.command == "api":
-        return cmd_api(settings)
+        return cmd_api(settings, args.tls_cert, args.tls_key)
     if args.command == "status":
         if bool(args.message_id) == bool(args.client_ref):
             parser.error("status: give a message id or --client-ref, not both")

@@ -1,14 +1,16 @@
 """The ingress: authenticate each webhook with its provider's scheme, produce, then 2xx.
 
-Order per request (never changed): route -> method -> source IP -> rate limit -> callback
-token -> body (bounded) -> content type -> verify -> replay check -> extract -> produce
-(acks=all) -> 200. Everything that is refused raises an `ingress.errors` class; `webhook()`
-turns it into `{"error": code, "detail": text}` and counts it. Nothing unverified is
-produced; nothing is acknowledged before Kafka acknowledged it.
+Order per request (never changed): route -> transport (HTTPS, client certificate:
+`ingress/transport.py`) -> method -> source IP -> rate limit -> callback token -> body
+(bounded) -> content type -> verify -> replay check -> extract -> produce (acks=all) -> 200.
+Everything that is refused raises an `ingress.errors` class; `webhook()` turns it into
+`{"error": code, "detail": text}` and counts it. Nothing unverified is produced; nothing
+is acknowledged before Kafka acknowledged it.
 
 Webhooks are the hot path: `IngressApp` hands `/webhooks/...` straight from the ASGI scope
 to `webhook()`, without Starlette's middleware, router, Request and Response objects. The
-other routes (health, readiness, metrics, OpenAPI, 404/405) are plain Starlette.
+other routes (health, readiness, metrics, OpenAPI, 404/405) are plain Starlette; answers
+over HTTPS carry `Strict-Transport-Security` on both paths.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from ingress import tokens
+from ingress import tls, tokens
 from ingress.body import read_limited
-from ingress.credentials import active_credentials
+from ingress.credentials import active_credentials, weaknesses
 from ingress.errors import (
     ForbiddenSource,
     IngressError,
@@ -59,6 +61,7 @@ from ingress.providers import (
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
+from ingress.transport import SubjectPatterns, TransportPolicy
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
 from schemas.envelope import ENVELOPE_VERSION, INBOUND_KEY_PREFIX
 from schemas.optout import classify
@@ -87,6 +90,7 @@ class IngressState:
     settings: IngressSettings
     producer: Producer
     credentials: dict[str, Credentials]
+    transport: TransportPolicy
     metrics: IngressMetrics = field(default_factory=IngressMetrics)
     trusted: tuple[Network, ...] = ()
     allow: dict[str, tuple[Network, ...]] = field(default_factory=dict)
@@ -177,6 +181,7 @@ async def webhook(
         metrics.in_flight -= 1
         metrics.handled(label, time.perf_counter() - started)
     content_type = (_JSON,) if reply.body else ()
+    hsts = state.transport.hsts(scope)
     await send(
         {
             "type": "http.response.start",
@@ -185,6 +190,7 @@ async def webhook(
                 (b"content-length", str(len(reply.body)).encode()),
                 *content_type,
                 *reply.headers,
+                *((hsts,) if hsts else ()),
             ],
         }
     )
@@ -200,6 +206,7 @@ async def _accept(
     provider = PROVIDERS.get(name)
     if provider is None:
         raise UnknownProvider(f"unknown provider {name[:40]!r}")
+    state.transport.check(scope, name)
     method: str = scope["method"]
     if method not in provider.METHODS:
         raise MethodNotAllowed(f"{name} webhooks never use {method}")
@@ -394,7 +401,24 @@ class IngressApp(Starlette):
             if target is not None:
                 await webhook(self.ingress, scope, receive, send, *target)
                 return
+            hsts = self.ingress.transport.hsts(scope)
+            if hsts is not None:
+                send = _with_header(send, hsts)
         await super().__call__(scope, receive, send)
+
+
+def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    """`send` that adds `header` to the response start unless the app set it already
+    (`webhook()` adds HSTS itself when the router, not the shortcut, reached it)."""
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if all(key != header[0] for key, _ in headers):
+                message = {**message, "headers": [*headers, header]}
+        await send(message)
+
+    return sender
 
 
 async def healthz(request: Request) -> Response:
@@ -433,6 +457,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
     allow = {
         name: parse_networks(settings.provider_setting(name, "allow_ips")) for name in PROVIDERS
     }
+    subjects = {n: SubjectPatterns.parse(settings.client_cert_subjects(n)) for n in PROVIDERS}
     return IngressState(
         settings=settings,
         producer=producer
@@ -443,6 +468,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
         token_secrets=tuple(s for s in settings.callback_token_secrets.split(",") if s),
         replay=ReplayCache(settings.replay_window_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        transport=TransportPolicy(settings, subjects),
     )
 
 
@@ -460,6 +486,8 @@ def create_app(
             log.warning(
                 "providers without credentials refuse every request", extra={"providers": missing}
             )
+        for name, weakness in weaknesses(settings, state.allow).items():
+            log.warning("weak provider authentication", extra={"provider": name, "why": weakness})
         try:
             await state.producer.start()
         except IngressError as exc:
@@ -493,4 +521,5 @@ def create_app(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: on_http_error}
     )
     app.ingress = app.state.ingress = state
+    state.metrics.registry.register(tls.Collector())
     return app

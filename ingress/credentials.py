@@ -15,11 +15,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingress.providers import PROVIDERS, Credentials
+from ingress.providers import PROVIDERS, Credentials, vonage
 from ingress.settings import IngressSettings
 from schemas.settings import CommonSettings, split_list
 
@@ -34,7 +34,8 @@ def from_settings(settings: IngressSettings, provider: str) -> Credentials:
         if sep:
             basic.append((user, password))
     options: dict[str, str] = {}
-    if provider == "vonage":
+    if provider == "vonage" and "vonage_signature_method" in settings.model_fields_set:
+        # Only when named: otherwise a secrets file's choice applies, else the default.
         options["signature_method"] = settings.vonage_signature_method
     if provider == "sns" and settings.sns_topic_arns:
         options["topic_arns"] = ",".join(split_list(settings.sns_topic_arns))
@@ -126,14 +127,47 @@ def dev_secrets(settings: IngressSettings) -> dict[str, tuple[Credentials, str]]
     return {name: _from_json(stored[name]) for name in PROVIDERS if name in stored}
 
 
-def active_credentials(settings: IngressSettings) -> dict[str, Credentials]:
-    """What each provider route verifies against."""
+def configured_credentials(settings: IngressSettings) -> dict[str, Credentials]:
+    """What the variables and the secrets file configure (no development secrets)."""
     out = {name: from_settings(settings, name) for name in PROVIDERS}
     if settings.secrets_file is not None:
         for name, creds in from_file(settings.secrets_file).items():
             out[name] = _merge(out[name], creds)
+    return out
+
+
+def active_credentials(settings: IngressSettings) -> dict[str, Credentials]:
+    """What each provider route verifies against."""
+    out = configured_credentials(settings)
     if settings.dev_secrets:
         for name, (creds, _key) in dev_secrets(settings).items():
             if out[name].empty and not (name == "sns" and out[name].options.get("enabled")):
                 out[name] = creds
+    return out
+
+
+def weaknesses(settings: IngressSettings, allow: Mapping[str, Sequence[object]]) -> dict[str, str]:
+    """Why each configured provider's authentication is weak, by provider (the ingress logs
+    one warning each at start): a signature method built on MD5, or a shared password
+    (HTTP Basic) accepted without a source allow-list or a client certificate. Development
+    secrets are not looked at: local mode configures every provider itself."""
+    out: dict[str, str] = {}
+    for name, creds in configured_credentials(settings).items():
+        reasons = []
+        if name == "vonage" and creds.secrets:
+            method = creds.options.get("signature_method") or vonage.DEFAULT_METHOD
+            if method in vonage.WEAK_METHODS:
+                reasons.append(
+                    f"signature method {method} is built on MD5; Vonage also signs with "
+                    "sha256 (DLR_VONAGE_SIGNATURE_METHOD=sha256 and the same in Vonage's "
+                    "dashboard)"
+                )
+        if creds.basic and not allow.get(name) and not settings.client_cert_subjects(name):
+            upper = name.upper()
+            reasons.append(
+                "a shared password (HTTP Basic) is accepted with neither a signature nor "
+                f"DLR_{upper}_ALLOW_IPS nor DLR_{upper}_CLIENT_CERT_SUBJECTS"
+            )
+        if reasons:
+            out[name] = "; ".join(reasons)
     return out

@@ -9,6 +9,8 @@
     │   ├── BadSignature              no active secret/key produced this signature
     │   └── NoCredentials             provider has no secret configured: refuse everything
     ├── ForbiddenSource         403   client IP not in the provider's allow-list
+    ├── InsecureTransport       403   plain HTTP where HTTPS is required (DLR_REQUIRE_HTTPS)
+    ├── ForbiddenClientCertificate 403  no, an expired or a not-allowed client certificate
     ├── UnknownProvider         404   no such provider slug
     ├── UnknownToken            404   callback token forged, altered or unknown
     ├── MethodNotAllowed        405
@@ -86,6 +88,22 @@ class ForbiddenSource(IngressError):
 
     status = 403
     code = "forbidden_source"
+
+
+class InsecureTransport(IngressError):
+    """The request came over plain HTTP (and no trusted proxy said HTTPS) where HTTPS is
+    required."""
+
+    status = 403
+    code = "insecure_transport"
+
+
+class ForbiddenClientCertificate(IngressError):
+    """The route needs a client certificate matching its subjects and this request has
+    none, an expired one, or another one."""
+
+    status = 403
+    code = "forbidden_client_certificate"
 
 
 class UnknownProvider(IngressError):

@@ -14,6 +14,8 @@ _ERRORS: list[type[errors.IngressError]] = [
     errors.BadSignature,
     errors.NoCredentials,
     errors.ForbiddenSource,
+    errors.InsecureTransport,
+    errors.ForbiddenClientCertificate,
     errors.UnknownProvider,
     errors.UnknownToken,
     errors.MethodNotAllowed,

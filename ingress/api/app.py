@@ -6,12 +6,15 @@
     /v1/suppressions..., /v1/subjects/...                   the privacy routes: privacy.py
     GET  /healthz /readyz /metrics /openapi.json           no key
 
-A registration request, in order: key, scope, rate limit (per key), content type, body
-(read incrementally, never past DLR_API_MAX_BODY_BYTES), JSON, batch size, every message
-validated, tenant of every message; only then produced to `dlr.sends.v1` (keyed by
-message id, acks=all) and answered `202` once Kafka acknowledged all of it. Nothing is
-produced for a refused request; a `503` (`Retry-After`) means retry the same body:
-registering the same message again changes nothing (`schemas/sends.py` digest).
+Every request but the probes first passes the transport checks (`ingress/transport.py`:
+HTTPS outside local mode, a client certificate when `DLR_API_CLIENT_CERT_SUBJECTS` is
+set) before its body is read. A registration request, in order: key, scope, rate limit
+(per key), content type, body (read incrementally, never past DLR_API_MAX_BODY_BYTES),
+JSON, batch size, every message validated, tenant of every message; only then produced to
+`dlr.sends.v1` (keyed by message id, acks=all) and answered `202` once Kafka acknowledged
+all of it. Nothing is produced for a refused request; a `503` (`Retry-After`) means retry
+the same body: registering the same message again changes nothing (`schemas/sends.py`
+digest).
 
 Logs carry the key id, route, outcome and counts, never a phone number (and
 `deploy.logs` masks anything that looks like one).
@@ -32,10 +35,13 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
+from ingress import tls
 from ingress.api import privacy
 from ingress.api.errors import (
     InvalidQuery,
@@ -56,6 +62,7 @@ from ingress.body import read_limited
 from ingress.errors import IngressError, UnsupportedMediaType
 from ingress.producer import RawProducer
 from ingress.ratelimit import RateLimiter
+from ingress.transport import SubjectPatterns, TransportPolicy, TransportSecurity
 
 __all__ = ["ApiState", "create_app", "requires"]
 
@@ -224,6 +231,33 @@ async def on_disconnect(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+#: The route names of metrics and logs (`requires`), as the transport check sees them.
+_ROUTES = ("register", "lookup", "lookup_ref", "none")
+
+
+def _route(scope: Scope) -> str:
+    """The route name of a request before routing (for transport refusals)."""
+    if scope["path"] == "/v1/messages":
+        return "register" if scope["method"] == "POST" else "lookup_ref"
+    return "lookup" if scope["path"].startswith("/v1/messages/") else "none"
+
+
+def _transport(state: ApiState) -> Middleware:
+    """HTTPS-only, client certificates and HSTS in front of every route but the probes."""
+    settings = state.settings
+    patterns = SubjectPatterns.parse(settings.api_client_cert_subjects)
+    policy = TransportPolicy(settings, dict.fromkeys(_ROUTES, patterns))
+
+    def on_refusal(route: str, exc: IngressError) -> None:
+        state.metrics.requests.labels(route, exc.code, str(exc.status)).inc()
+        log.warning(
+            "api refused",
+            extra={"route": route, "status": exc.status, "error": exc.code, "detail": exc.detail},
+        )
+
+    return Middleware(TransportSecurity, policy=policy, route=_route, on_refusal=on_refusal)
+
+
 def build_state(
     settings: ApiSettings,
     producer: RawProducer | None = None,
@@ -307,6 +341,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        middleware=[_transport(state)],
         lifespan=lifespan,
         exception_handlers={
             IngressError: on_api_error,
@@ -315,4 +350,5 @@ def create_app(
         },
     )
     app.state.api = state
+    state.metrics.registry.register(tls.Collector())
     return app

@@ -20,6 +20,8 @@ _ERRORS: list[type[errors.IngressError]] = [
     api_errors.InvalidApiKey,
     api_errors.InsufficientScope,
     api_errors.TenantMismatch,
+    errors.InsecureTransport,
+    errors.ForbiddenClientCertificate,
     api_errors.MessageNotFound,
     errors.PayloadTooLarge,
     api_errors.BatchTooLarge,

@@ -1,6 +1,7 @@
 """The sender's API settings: where it listens, its keys, its limits.
 
-Extends the shared `CommonSettings` (Kafka, ClickHouse, topics); a field `x` is `DLR_X`.
+Extends `TransportSettings` (TLS, HTTPS-only, trusted proxies: `ingress/settings.py`) and
+through it the shared `CommonSettings` (Kafka, ClickHouse, topics); a field `x` is `DLR_X`.
 `dlr api` builds it once and passes it to `ingress.api.app.create_app`; nothing here does
 I/O.
 """
@@ -11,12 +12,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from schemas.settings import CommonSettings
+from ingress.settings import TransportSettings
 
 __all__ = ["ApiSettings"]
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(TransportSettings):
     """Everything `dlr api` reads. Field name `x` is environment variable `DLR_X`."""
 
     api_host: str = "127.0.0.1"
@@ -28,9 +29,6 @@ class ApiSettings(CommonSettings):
     )
     api_keys_file: Path | None = Field(
         None, description="The same JSON list in a file (e.g. a mounted Kubernetes secret)."
-    )
-    dev_secrets: bool = Field(
-        False, description="Local mode: create/reuse a development key in data_dir."
     )
     api_max_body_bytes: int = Field(1024 * 1024, gt=0, description="Request body limit.")
     api_max_batch: int = Field(500, ge=1, description="Messages per registration request.")
@@ -46,4 +44,9 @@ class ApiSettings(CommonSettings):
     )
     api_erase_timeout_s: float = Field(
         300.0, gt=0, description="Bound of one erasure's ClickHouse mutations."
+    )
+    api_client_cert_subjects: str = Field(
+        "",
+        description="Subject / SAN patterns of the client certificates allowed to call the "
+        "API (mutual TLS, on top of the API key); empty = no certificate needed.",
     )

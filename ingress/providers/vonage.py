@@ -6,11 +6,15 @@ every receipt also carries `timestamp` (unix seconds), `nonce` and `sig`:
 
     signed = "&k1=v1&k2=v2..."   every parameter but `sig`, sorted by name, with `&` and
                                  `=` inside values replaced by `_`
-    md5hash:               sig = hex MD5(signed + secret)       (dashboard default)
+    md5hash:               sig = hex MD5(signed + secret)       (Vonage's dashboard default)
     md5/sha1/sha256/sha512: sig = hex HMAC-<hash>(secret, signed)
 
-The method comes from `credentials.options["signature_method"]` (default `md5hash`);
-several secrets allow a rotation. The SDK does not check the timestamp's age; we refuse
+The method comes from `credentials.options["signature_method"]`: `sha256` unless a
+configuration names another (`DLR_VONAGE_SIGNATURE_METHOD` or the secrets file), so a
+setup signed with `md5hash` names it explicitly and keeps working; the MD5 methods are
+`WEAK_METHODS` (the ingress warns at start). A `sig` that is a valid `md5hash` signature
+while another method is configured is still refused, with a detail saying so. Several
+secrets allow a rotation. The SDK does not check the timestamp's age; we refuse
 one outside the replay window (both directions). No event id exists, so the replay key
 is the signature. A POST uses its body only: Vonage does not support mixing a query
 string into a POST, so anything there is neither signed nor read.
@@ -55,10 +59,13 @@ NAME = "vonage"
 METHODS = frozenset({"GET", "POST"})
 CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "application/json"})
 
-DEFAULT_METHOD = "md5hash"
+DEFAULT_METHOD = "sha256"
+MD5HASH = "md5hash"
+#: Methods built on MD5: still accepted when configured, warned about at start.
+WEAK_METHODS = frozenset({MD5HASH, "md5"})
 #: HMAC variants by the name Vonage's SDK and our settings use.
 HMACS: Mapping[str, str] = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
-METHOD_NAMES = frozenset({DEFAULT_METHOD, *HMACS})
+METHOD_NAMES = frozenset({MD5HASH, *HMACS})
 
 _MAX_ID = 200
 
@@ -79,7 +86,7 @@ def signed_string(params: Mapping[str, Any]) -> str:
 def signature(params: Mapping[str, Any], secret: str, method: str = DEFAULT_METHOD) -> str:
     """Lower-case hex signature of the parameters (public for tests and tools)."""
     signed = signed_string(params).encode()
-    if method == DEFAULT_METHOD:
+    if method == MD5HASH:
         return hashlib.md5(signed + secret.encode()).hexdigest()
     return hmac.new(secret.encode(), signed, HMACS[method]).hexdigest()
 
@@ -123,6 +130,13 @@ async def verify(
         expected = signature(params, secret, method)
         if equal(expected, received):
             return Verified(key_id=key_id(secret), replay_key=expected, signed_at=signed_at)
+    if method != MD5HASH and any(
+        equal(signature(params, secret, MD5HASH), received) for secret in credentials.secrets
+    ):
+        raise BadSignature(
+            f"sig is an md5hash signature but {method} is configured: name md5hash in "
+            "DLR_VONAGE_SIGNATURE_METHOD, or better switch Vonage to sha256"
+        )
     raise BadSignature("sig does not match an active signature secret")
 
 
@@ -160,7 +174,7 @@ def _inbound(message_id: str, params: dict[str, Any]) -> list[Record]:
 
 
 def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:
-    """Add `timestamp`, `nonce` and an md5hash `sig` where the receipt carries them."""
+    """Add `timestamp`, `nonce` and a `sig` (default method) where the receipt carries them."""
     params = {k: v for k, v in _params(request).items() if k != "sig"}
     params["timestamp"] = str(now)
     params["nonce"] = _secrets.token_hex(16)
@@ -175,6 +189,6 @@ def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:
 
 
 def dev_credentials() -> tuple[Credentials, str]:
-    """A fresh local-development signature secret, verified with the md5hash method."""
+    """A fresh local-development signature secret, verified with the default method."""
     secret = random_secret()
     return Credentials(secrets=(secret,), options={"signature_method": DEFAULT_METHOD}), secret

@@ -222,6 +222,8 @@ def test_configmap_and_secret_keys_are_valid_settings() -> None:
         ipaddress.ip_network(cidr.strip())
     assert settings.public_base_url and settings.public_base_url.startswith("https://")
     assert not settings.dev_secrets
+    assert settings.https_required, "production refuses plain HTTP (behind the proxy: X-F-P)"
+    assert settings.vonage_signature_method == "sha256", "new setups start from sha256"
     assert all(isinstance(v, str) for v in config.values()), "ConfigMap values must be strings"
 
 
@@ -404,10 +406,26 @@ def test_api_ports_probes_and_scrape_match_the_app() -> None:
     settings = settings_from(container_env(container))
     assert settings.api_host not in LOOPBACK
     port = settings.api_port
-    assert named_port(container, "http") == port
+    assert named_port(container, "https") == port
     assert probe_target(container, container["readinessProbe"]) == (port, "/readyz")
     assert probe_target(container, container["livenessProbe"]) == (port, "/healthz")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
     assert scrape_target(workload) == (port, "/metrics")
+    notes = workload["spec"]["template"]["metadata"]["annotations"]
+    assert notes["prometheus.io/scheme"] == "https"
+    # HTTPS from the mounted kubernetes.io/tls Secret (outside local mode plain HTTP is
+    # refused, and nothing sits in front of this Service to terminate TLS)
+    assert settings.https_required and settings.tls_cert and settings.tls_key
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+    tls_volume = next(
+        n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == "dlr-api-tls"
+    )
+    assert settings.tls_cert == Path(mounts[tls_volume]) / "tls.crt"
+    assert settings.tls_key == Path(mounts[tls_volume]) / "tls.key"
+    templates = {d["metadata"]["name"]: d for d in load_all(SECRET_TEMPLATE)}
+    assert templates["dlr-api-tls"]["type"] == "kubernetes.io/tls"
     assert "REPLACE_ME" in settings.api_keys  # from the template; a real one parses
     app = create_app(settings.model_copy(update={"api_keys": ""}))
     routes = {getattr(r, "path", "") for r in app.routes}
@@ -706,6 +724,7 @@ def exported_metric_names() -> set[str]:
 
     import streams.metrics
     import streams.worker
+    from ingress import tls
     from ingress.api.metrics import ApiMetrics
     from ingress.dashboard.app import DashboardMetrics
     from ingress.metrics import IngressMetrics
@@ -725,6 +744,7 @@ def exported_metric_names() -> set[str]:
     ]
     FaustMetrics.create(registries[0], streams.worker.FAUST_METRICS_PREFIX)
     families = [family for registry in registries for family in registry.collect()]
+    families += list(tls.Collector().describe())  # samples only while serving HTTPS
     families += [
         m
         for value in vars(streams.metrics).values()

@@ -64,6 +64,7 @@ def settings(tmp_path: Path) -> Settings:
         produce_timeout_s=5.0,
         max_body_bytes=4096,
         dev_secrets=False,
+        require_https=False,  # plain-HTTP test client; transport: tests/ingress/test_transport.py
     )
 
 
@@ -285,6 +286,7 @@ def test_kafka_down_means_503_with_retry_after(tmp_path: Path) -> None:
         produce_timeout_s=1.0,
         data_dir=tmp_path,
         dev_secrets=False,
+        require_https=False,
     )
     with TestClient(create_app(down)) as c:
         raw = body("lost?")

@@ -7,73 +7,27 @@ to with httpx trusting exactly that certificate.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from deploy.settings import Settings
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
-from tests.conftest import ROOT, free_port
+from tests.certs import HOST, self_signed
+from tests.conftest import free_port
 from tests.kafka_helpers import create_topics, read_all
+from tests.processes import clean_env, dlr, first_answer, tail
 
 pytestmark = pytest.mark.integration
 
 SECRET = "tls-generic-secret"
-HOST = "127.0.0.1"
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A fresh key and self-signed certificate valid for 127.0.0.1 and localhost."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dlr-test-ingress")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
-
-
-def _log(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
 def test_ingress_serves_https_with_the_given_certificate(
@@ -95,29 +49,12 @@ def test_ingress_serves_https_with_the_given_certificate(
         data_dir=tmp_path / "data",
     )
     create_topics(settings)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
     log_path = tmp_path / "ingress.log"
     base = f"https://{HOST}:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "ingress", "--tls-cert", cert, "--tls-key", key],
-            cwd=ROOT,
-            env={**clean, **env_vars, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    args = ["ingress", "--tls-cert", str(cert), "--tls-key", str(key)]
+    with dlr(args, clean_env(env_vars), log_path) as proc:
         with httpx.Client(base_url=base, verify=str(cert), timeout=5.0) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"ingress exited {proc.returncode}: {_log(log_path)}"
-                try:
-                    health = client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, f"no HTTPS in 60 s: {_log(log_path)}"
-                    time.sleep(0.2)
+            health = first_answer(client, "/healthz", proc, log_path)
             assert health.status_code == 200
             assert health.json() == {"status": "ok"}
             assert health.url.scheme == "https"
@@ -137,6 +74,7 @@ def test_ingress_serves_https_with_the_given_certificate(
             response = client.post("/webhooks/generic", content=raw, headers=dict(signed.headers))
             assert response.status_code == 200, response.text
             assert response.json() == {"status": "accepted", "records": 1}
+            assert response.headers["strict-transport-security"] == "max-age=31536000"
 
         (record,) = read_all(settings.bootstrap, settings.raw_topic, expect=1)
         assert record.key == f"generic:tls-{unique}".encode()
@@ -150,17 +88,9 @@ def test_ingress_serves_https_with_the_given_certificate(
         # nor does it pass for anyone else's certificate (default trust store)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{base}/healthz", timeout=5.0)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     # SIGTERM is a graceful shutdown (uvicorn re-raises the signal once it has shut down),
     # and nothing of the process group is left behind
-    assert proc.returncode in (0, -signal.SIGTERM), _log(log_path)
-    assert "Traceback" not in _log(log_path)
+    assert proc.returncode in (0, -signal.SIGTERM), tail(log_path)
+    assert "Traceback" not in tail(log_path)
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)

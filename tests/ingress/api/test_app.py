@@ -86,6 +86,7 @@ def settings(kafka_bootstrap: str, clickhouse_url: str, unique: str, tmp_path: P
         api_rate_limit_per_s=0,
         api_produce_timeout_s=5.0,
         dev_secrets=False,
+        require_https=False,  # plain-HTTP test client; transport: tests/ingress/test_transport.py
         unreported_after_s=60,
     )
     create_topics(s)

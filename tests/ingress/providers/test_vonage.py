@@ -137,7 +137,32 @@ def test_valid_request_is_accepted(request_: InboundRequest) -> None:
     verified = _verify(signed)
     assert verified.key_id == key_id(SECRET)
     assert verified.signed_at == NOW
-    assert len(verified.replay_key) == 32
+    params = dict(parse_qsl(urlsplit(signed.url).query or signed.body.decode()))
+    if request_ is POST_JSON:
+        params = orjson.loads(signed.body)
+    # no method configured: sha256, Vonage's strongest common one (not its md5hash default)
+    assert verified.replay_key == vonage.signature(params, SECRET, "sha256")
+    assert len(verified.replay_key) == 64
+
+
+def test_md5hash_named_explicitly_keeps_working_and_only_then() -> None:
+    params = dict(parse_qsl(POST_FORM.body.decode()))
+    params.update(timestamp=str(NOW), nonce="n1")
+    params["sig"] = vonage.signature(params, SECRET, "md5hash")
+    request = POST_FORM.with_(body=urlencode(params).encode())
+    assert _verify(request, _creds("md5hash", SECRET)).replay_key == params["sig"]
+    for creds in (CREDS, _creds("sha256", SECRET)):
+        with pytest.raises(BadSignature, match="md5hash signature but sha256 is configured"):
+            _verify(request, creds)
+    # a wrong md5hash signature gets the ordinary answer (no hint without the secret)
+    forged = request.with_(body=request.body.replace(params["sig"].encode(), b"0" * 32))
+    with pytest.raises(BadSignature, match="does not match an active signature secret"):
+        _verify(forged, CREDS)
+
+
+def test_md5_methods_are_the_weak_ones() -> None:
+    assert {"md5hash", "md5"} == vonage.WEAK_METHODS
+    assert vonage.DEFAULT_METHOD not in vonage.WEAK_METHODS
 
 
 @pytest.mark.parametrize("method", sorted(vonage.METHOD_NAMES))
@@ -193,7 +218,7 @@ SIGNED_JSON = _signed(POST_JSON)
         ),
         pytest.param(_signed(key=OTHER), CREDS, BadSignature, id="wrong-secret"),
         pytest.param(_edit(SIGNED, sig="0" * 32), CREDS, BadSignature, id="garbage-signature"),
-        pytest.param(SIGNED, _creds("sha256", SECRET), BadSignature, id="other-method"),
+        pytest.param(SIGNED, _creds("md5hash", SECRET), BadSignature, id="other-method"),
         pytest.param(
             SIGNED_GET.with_(url=SIGNED_GET.url.replace("delivered", "failed")),
             CREDS,
@@ -241,7 +266,7 @@ def test_sign_get_puts_everything_in_the_query() -> None:
 
 def test_dev_credentials_sign_and_verify() -> None:
     creds, key = vonage.dev_credentials()
-    assert creds.options["signature_method"] == "md5hash"
+    assert creds.options["signature_method"] == "sha256"
     assert _verify(vonage.sign(POST_FORM, key, NOW), creds).key_id == key_id(key)
 
 
