@@ -17,14 +17,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dlr up
 
-## test: lint, type-check and run the whole suite (starts the broker and ClickHouse it needs)
+## test: lint, type-check, fetch Kafka's jars and the system tools (promtool, chromium), run the whole suite
 test: $(STAMP) lint
 	$(BIN)/dlr kafka fetch
+	$(BIN)/dlr tools fetch
 	$(BIN)/pytest -ra --durations=15
 
 ## test-heavy: the long failure runs (broker and worker kills at scale); CI runs it after `test`
 test-heavy: $(STAMP)
 	$(BIN)/dlr kafka fetch
+	$(BIN)/dlr tools fetch
 	$(BIN)/pytest -ra --durations=15 -m heavy
 
 lint: $(STAMP)

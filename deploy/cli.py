@@ -13,9 +13,13 @@ dlr worker                      the faust stream worker
 dlr sink                        the ClickHouse sink
 dlr dispatch                    deliver dlr.actions.v1 as signed webhooks
 dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered actions
+dlr alerts                      evaluate the alert rules; record, notify, push to Alertmanager
+dlr dashboard                   the built-in dashboard page on 127.0.0.1:8090
+dlr tools fetch                 install promtool and headless chromium (tests, rules)
 dlr topics                      create the dlr.* topics, set their retention
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
+dlr demo --providers all --rate 50 --incident 'carrier=de-vodafone,delivery=0.5,after=60'
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
                                 --report cost|compare|filtering: spend, providers, filtering)
 dlr billing export|compare ...  a provider's month per day and country; check its invoice
@@ -253,6 +257,36 @@ def cmd_dispatch(settings: Settings) -> int:
     return 0
 
 
+def cmd_alerts(settings: Settings) -> int:
+    """Run the alert evaluator in the foreground."""
+    from sinks.alerts.service import main_async
+
+    logs.setup(settings.log_level)
+    asyncio.run(_topics(settings))
+    asyncio.run(main_async(settings.with_targets()))
+    return 0
+
+
+def cmd_dashboard(settings: Settings) -> int:
+    """Serve the built-in dashboard with uvicorn."""
+    import uvicorn
+
+    from ingress.dashboard.app import create_app
+
+    logs.setup(settings.log_level)
+    print(f"[dashboard] http://{settings.dashboard_host}:{settings.dashboard_port}/", flush=True)
+    uvicorn.run(
+        create_app(settings.with_targets()),
+        host=settings.dashboard_host,
+        port=settings.dashboard_port,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
 def cmd_dispatch_retry(
     settings: Settings,
     since: str | None,
@@ -414,6 +448,21 @@ SERVICES: tuple[Service, ...] = (
             + (", ".join(sorted(s.action_routes)) or "no endpoints (DLR_ACTION_ENDPOINTS)")
         ),
     ),
+    Service(
+        "alerts",
+        lambda s: f"http://127.0.0.1:{s.alert_metrics_port}/healthz",
+        lambda s: (
+            f"http://127.0.0.1:{s.alert_metrics_port}/metrics  every {s.alert_interval_s:g}s "
+            f"over {s.alert_window_s}s windows -> "
+            + (f"{len(s.webhook_urls)} webhook(s)" if s.webhook_urls else "recorded only")
+            + (" + Alertmanager" if s.alertmanager_url else "")
+        ),
+    ),
+    Service(
+        "dashboard",
+        lambda s: f"http://127.0.0.1:{s.dashboard_port}/healthz",
+        lambda s: f"http://127.0.0.1:{s.dashboard_port}/  (the built-in dashboard)",
+    ),
 )
 
 
@@ -551,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--type", dest="kind", help="action type, e.g. fallback")
     p.add_argument("--endpoint", help="endpoint name (host#hash, as in metrics) or URL")
     p.add_argument("--dry-run", action="store_true", help="count, do not send")
+    sub.add_parser("alerts", help="evaluate the alert rules and notify")
+    sub.add_parser("dashboard", help="the built-in dashboard page")
+    p = sub.add_parser("tools", help="system tools of the tests (promtool, chromium)")
+    p.add_argument("action", choices=["fetch"])
     sub.add_parser("topics", help="create topics")
     sub.add_parser("migrate", help="apply ClickHouse migrations")
     p = sub.add_parser("demo", help="simulate traffic and check the result")
@@ -563,9 +616,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--providers",
         default="generic",
-        choices=["generic", "all"],
-        help="generic JSON callbacks (default), or every provider's own signed wire format "
-        "to real number ranges in 8 countries",
+        help="generic JSON callbacks (default); all: every provider's own signed wire format "
+        "to real number ranges in 8 countries; or a comma-separated list of providers",
+    )
+    p.add_argument(
+        "--countries", default="", help="only these countries of the traffic model, e.g. DE,GB"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="live: this many messages per second from now, each report at its own time",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="live: report delays divided by this (10: a carrier's 20 s take 2 s)",
+    )
+    p.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="live: carrier=<key or name>|country=<ISO>,delivery=<0..1>,after=<s>"
+        "[,duration=<s>] (repeatable; implies --rate 20 unless given)",
     )
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
@@ -609,14 +684,32 @@ def main(argv: list[str] | None = None) -> int:
                 settings, args.since, args.until, args.kind, args.endpoint, args.dry_run
             )
         return cmd_dispatch(settings)
+    if args.command == "alerts":
+        return cmd_alerts(settings)
+    if args.command == "dashboard":
+        return cmd_dashboard(settings)
+    if args.command == "tools":
+        from deploy.local import tools
+
+        return tools.fetch()
     if args.command == "topics":
         asyncio.run(_topics(settings))
         return 0
     if args.command == "migrate":
         return cmd_migrate(settings)
     if args.command == "demo":
-        from deploy.demo import run_demo
+        from deploy.demo import Live, run_demo
+        from deploy.traffic import parse_incident
 
+        try:
+            incidents = tuple(parse_incident(spec) for spec in args.incident)
+        except ValueError as exc:
+            parser.error(str(exc))
+        rate = args.rate if args.rate is not None else (20.0 if incidents else None)
+        if rate is not None and rate <= 0:
+            parser.error("--rate must be positive")
+        if args.speed <= 0:
+            parser.error("--speed must be positive")
         return run_demo(
             settings,
             messages=args.messages,
@@ -625,6 +718,8 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             timeout=args.timeout,
             providers=args.providers,
+            countries=args.countries,
+            live=Live(rate, incidents, args.speed) if rate is not None else None,
             summary=args.summary,
         )
     if args.command == "report":

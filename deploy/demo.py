@@ -181,17 +181,54 @@ def simulate(n: int, seed: int, run: str) -> tuple[list[bytes], list[Truth], int
     return all_bodies, truths, unique
 
 
+@dataclass(frozen=True)
+class Live:
+    """A live run: messages at `rate` per second from now, each report sent at its own
+    time (report delays divided by `speed`), with incidents."""
+
+    rate: float
+    incidents: tuple[traffic.Incident, ...] = ()
+    speed: float = 1.0
+
+
 def simulate_providers(
-    n: int, seed: int, run: str, base_url: str
-) -> tuple[list[Callback], list[Truth], int]:
-    """`--providers all`: (callbacks including duplicates, truth per message, unique ones)."""
+    n: int,
+    seed: int,
+    run: str,
+    base_url: str,
+    live: Live | None = None,
+    *,
+    countries: frozenset[str] = frozenset(),
+    providers: frozenset[str] = frozenset(),
+) -> tuple[list[Callback], list[Truth], int, list[float]]:
+    """The traffic model's messages in each provider's format: (callbacks including
+    duplicates, truth per message, unique callbacks, when to send each: all 0.0 unless
+    `live`, then seconds from the start, in order)."""
     rng = random.Random(seed)
-    msgs = traffic.messages(n, rng, time.time() - 600, CAMPAIGNS)
-    callbacks: list[Callback] = []
+    if live is None:
+        msgs = traffic.messages(
+            n, rng, time.time() - 600, CAMPAIGNS, countries=countries, providers=providers
+        )
+        start = 0.0
+    else:
+        start = time.time()
+        msgs = traffic.messages(
+            n,
+            rng,
+            start,
+            CAMPAIGNS,
+            rate=live.rate,
+            incidents=live.incidents,
+            countries=countries,
+            providers=providers,
+            speed=live.speed,
+        )
+    timed: list[tuple[float, Callback]] = []
     truths: list[Truth] = []
     for message in msgs:
         for step, at in wire.steps(message):
-            callbacks.append((message.provider, wire.request(base_url, run, message, step, at)))
+            request = wire.request(base_url, run, message, step, at)
+            timed.append((at - start if live else 0.0, (message.provider, request)))
         want = traffic.expected(message)
         segments, price, currency = wire.reported(message)
         sent = wire.stated_time(message.provider, message.sent_at)
@@ -221,11 +258,17 @@ def simulate_providers(
                 billed_currency=message.currency,
             )
         )
-    unique = len(callbacks)
-    duplicates = [rng.choice(callbacks) for _ in range(int(unique * 0.3))]
-    everything = callbacks + duplicates
-    rng.shuffle(everything)
-    return everything, truths, unique
+    unique = len(timed)
+    duplicates = [rng.choice(timed) for _ in range(int(unique * 0.3))]
+    if live is None:
+        everything = timed + duplicates
+        rng.shuffle(everything)
+    else:  # a provider's retry comes a little later, and the order is the clock's
+        everything = sorted(
+            timed + [(at + rng.uniform(0.2, 3.0), cb) for at, cb in duplicates],
+            key=lambda pair: pair[0],
+        )
+    return [cb for _, cb in everything], truths, unique, [at for at, _ in everything]
 
 
 def _generic_callbacks(base: str, bodies: list[bytes]) -> list[Callback]:
@@ -235,24 +278,32 @@ def _generic_callbacks(base: str, bodies: list[bytes]) -> list[Callback]:
 
 
 async def _send(
-    keys: dict[str, str], callbacks: list[Callback], concurrency: int
+    keys: dict[str, str],
+    callbacks: list[Callback],
+    concurrency: int,
+    due: list[float] | None = None,
+    incidents: tuple[traffic.Incident, ...] = (),
 ) -> dict[str, int]:
-    """Sign each callback with its provider's scheme when it is sent, and post it."""
+    """Sign each callback with its provider's scheme when it is sent, and post it; with
+    `due` (seconds from now per callback, ascending) no callback goes before its time."""
     from ingress.providers import PROVIDERS
 
     outcome: Counter[str] = Counter()
-    queue: asyncio.Queue[Callback] = asyncio.Queue()
-    for callback in callbacks:
-        queue.put_nowait(callback)
+    queue: asyncio.Queue[tuple[float, Callback]] = asyncio.Queue()
+    for i, callback in enumerate(callbacks):
+        queue.put_nowait((due[i] if due else 0.0, callback))
     started = time.monotonic()
     total = len(callbacks)
 
     async def worker(client: aiohttp.ClientSession) -> None:
         while True:
             try:
-                provider, unsigned = queue.get_nowait()
+                at, (provider, unsigned) = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            wait = started + at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             for attempt in range(20):
                 request = PROVIDERS[provider].sign(unsigned, keys[provider], int(time.time()))
                 try:
@@ -282,10 +333,16 @@ async def _send(
 
     async def progress() -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 if not due else 5.0)
             done = total - queue.qsize()
-            rate = done / max(1e-9, time.monotonic() - started)
-            print(f"[demo] sent {done}/{total} callbacks ({rate:.0f}/s)", flush=True)
+            elapsed = time.monotonic() - started
+            rate = done / max(1e-9, elapsed)
+            active = [x.label for x in incidents if x.matches_time(elapsed)]
+            note = f"; incident: {'; '.join(active)}" if active else ""
+            print(
+                f"[demo] {elapsed:.0f}s: sent {done}/{total} callbacks ({rate:.0f}/s){note}",
+                flush=True,
+            )
 
     # aiohttp: httpx's async pool tops out at a few hundred requests/s here.
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -343,6 +400,8 @@ def run_demo(
     timeout: float,
     summary: Path | None = None,
     providers: str = "generic",
+    countries: str = "",
+    live: Live | None = None,
 ) -> int:
     """Send, wait for the drain, compare with ClickHouse; exit code 0 only when exact."""
     from sinks.clickhouse.client import connect
@@ -370,6 +429,8 @@ def run_demo(
             connect=connect,
             summary=summary,
             providers=providers,
+            countries=countries,
+            live=live,
         )
     finally:
         if stack is not None:
@@ -423,14 +484,30 @@ def _run(
     connect: Any,
     summary: Path | None = None,
     providers: str = "generic",
+    countries: str = "",
+    live: Live | None = None,
 ) -> int:
-    if providers not in ("generic", "all"):
-        print(f"[demo] --providers must be generic or all, not {providers!r}")
+    chosen = frozenset(p.strip() for p in providers.split(",") if p.strip()) - {"all"}
+    wanted = frozenset(c.strip().upper() for c in countries.split(",") if c.strip())
+    unknown = sorted(chosen - set(traffic.PROVIDERS) - {"generic"}) + sorted(
+        wanted - set(traffic.COUNTRIES)
+    )
+    if unknown or (providers == "generic" and (live or wanted)):
+        print(
+            f"[demo] unknown provider or country {unknown}; --rate, --incident and "
+            "--countries need the traffic model (--providers all or a list)"
+            if unknown
+            else "[demo] --rate, --incident and --countries need --providers all (or a list)"
+        )
         return 2
     seed = seed if seed is not None else random.randrange(2**31)
     run = uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8]
-    if providers == "all":
-        callbacks, truths, unique = simulate_providers(messages, seed, run, base)
+    due: list[float] | None = None
+    if providers != "generic":
+        callbacks, truths, unique, times = simulate_providers(
+            messages, seed, run, base, live, countries=wanted, providers=chosen
+        )
+        due = times if live is not None else None
     else:
         bodies, truths, unique = simulate(messages, seed, run)
         callbacks = _generic_callbacks(base, bodies)
@@ -439,14 +516,22 @@ def _run(
             for t in truths:
                 out.write(json.dumps(t.__dict__) + "\n")
     used = sorted({t.provider for t in truths})
+    order = (
+        f"live: {live.rate:g} messages/s for {messages / live.rate:.0f}s"
+        if live is not None
+        else "shuffled"
+    )
     print(
         f"[demo] run {run} seed {seed}: {messages} messages via {', '.join(used)}, "
-        f"{unique} callbacks + {len(callbacks) - unique} duplicates, shuffled",
+        f"{unique} callbacks + {len(callbacks) - unique} duplicates, {order}",
         flush=True,
     )
+    for incident in live.incidents if live is not None else ():
+        print(f"[demo] incident: {incident.label}", flush=True)
     keys = _signing_keys(settings, used)
     sent_at = time.monotonic()
-    outcome = asyncio.run(_send(keys, callbacks, concurrency))
+    incidents = live.incidents if live is not None else ()
+    outcome = asyncio.run(_send(keys, callbacks, concurrency, due, incidents))
     send_s = outcome.pop("seconds_x1000") / 1000
     print(
         f"[demo] sent {len(callbacks)} callbacks in {send_s:.1f}s "

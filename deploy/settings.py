@@ -1,7 +1,8 @@
 """The `dlr` command line's settings: every service's, plus the local launchers'.
 
 Each service owns its settings class (`ingress/settings.py`, `ingress/api/settings.py`,
-`streams/settings.py`, `sinks/settings.py`, `sinks/dispatch/settings.py`, all extending
+`streams/settings.py`, `sinks/settings.py`, `sinks/dispatch/settings.py`,
+`sinks/alerts/settings.py`, `ingress/dashboard/settings.py`, all extending
 `schemas/settings.py`); `Settings` combines them so that one object, read once from the
 environment at process start, can be handed to any of them. The fields added here only
 concern the local Kafka and ClickHouse that `dlr up`, `dlr kafka` and `dlr clickhouse`
@@ -15,8 +16,10 @@ from pathlib import Path
 from pydantic import Field
 
 from ingress.api.settings import ApiSettings
+from ingress.dashboard.settings import DashboardSettings
 from ingress.settings import IngressSettings
 from schemas.settings import split_list
+from sinks.alerts.settings import AlertSettings
 from sinks.dispatch.settings import DispatchSettings
 from sinks.settings import SinkSettings
 from streams.settings import WorkerSettings
@@ -24,7 +27,15 @@ from streams.settings import WorkerSettings
 __all__ = ["Settings", "split_list"]
 
 
-class Settings(IngressSettings, ApiSettings, WorkerSettings, SinkSettings, DispatchSettings):
+class Settings(
+    IngressSettings,
+    ApiSettings,
+    WorkerSettings,
+    SinkSettings,
+    DispatchSettings,
+    AlertSettings,
+    DashboardSettings,
+):
     """All configuration. Field name `x` is environment variable `DLR_X`."""
 
     cache_dir: Path = Field(Path(".cache"), description="Downloaded Kafka jars.")
@@ -36,3 +47,26 @@ class Settings(IngressSettings, ApiSettings, WorkerSettings, SinkSettings, Dispa
     )
     kafka_heap_mb: int = Field(512, le=4096, description="Heap of each local broker.")
     clickhouse_tcp_port: int = 9009
+
+    def local_targets(self) -> str:
+        """job=URL of every service's /metrics as `dlr up` runs them (on this host)."""
+
+        def host(bound: str) -> str:
+            return "127.0.0.1" if bound in ("0.0.0.0", "::", "") else bound
+
+        return ",".join(
+            [
+                f"ingress=http://{host(self.ingress_host)}:{self.ingress_port}/metrics",
+                f"api=http://{host(self.api_host)}:{self.api_port}/metrics",
+                f"worker=http://127.0.0.1:{self.worker_web_port}/metrics",
+                f"sink=http://{host(self.sink_metrics_host)}:{self.sink_metrics_port}/metrics",
+                f"dispatch=http://{host(self.dispatch_metrics_host)}:"
+                f"{self.dispatch_metrics_port}/metrics",
+            ]
+        )
+
+    def with_targets(self) -> Settings:
+        """These settings, with `metrics_targets` defaulting to the local services."""
+        if self.metrics_targets:
+            return self
+        return self.model_copy(update={"metrics_targets": self.local_targets()})

@@ -65,7 +65,9 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     - suppressions are compacted (the latest record per number is the list, forever);
       a replaced record is compacted away within `DLR_SUPPRESSIONS_COMPACTION_LAG_HOURS`
       (`max.compaction.lag.ms`, which also rolls the active segment), tombstones stay a
-      day; the broker stamps the append time, so an export by time is exact.
+      day; the broker stamps the append time, so an export by time is exact;
+    - alerts are compacted: the latest record per fingerprint is what `dlr alerts`
+      rebuilds its state from (no phone numbers in them: rule, labels, values).
     """
     lag = settings.suppressions_compaction_lag_hours * _HOUR_MS
     durable = settings.topic_durability_configs
@@ -85,6 +87,8 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
             "delete.retention.ms": str(_TOMBSTONE_MS),
             "message.timestamp.type": "LogAppendTime",
         },
+        settings.alerts_topic: durable
+        | {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
     }
 
 

@@ -294,19 +294,126 @@ def price(provider: str, country: str, segments: int) -> float:
     return round(per_segment * segments, 5)
 
 
-def messages(n: int, rng: random.Random, start: float, campaigns: list[str]) -> list[Message]:
-    """n messages sent within 300 s from `start`, drawn from the tables."""
-    countries = {iso: c.weight for iso, c in COUNTRIES.items()}
+@dataclass(frozen=True)
+class Incident:
+    """A carrier (or a whole country) whose delivery rate falls to `delivery` for messages
+    sent from `after` seconds into the run, for `duration` seconds (None: to the end).
+    The failures take the country's failure mix."""
+
+    delivery: float
+    after: float
+    duration: float | None = None
+    carrier: str | None = None
+    country: str | None = None
+
+    def matches(self, carrier_key: str, offset: float) -> bool:
+        """Whether a message to this carrier, sent `offset` s into the run, is hit."""
+        if offset < self.after or (
+            self.duration is not None and offset >= self.after + self.duration
+        ):
+            return False
+        spec = CARRIERS[carrier_key]
+        if self.country is not None and spec.country != self.country:
+            return False
+        if self.carrier is None:
+            return True
+        wanted = self.carrier.casefold()
+        return wanted in (carrier_key.casefold(), spec.network.casefold(), spec.stated.casefold())
+
+    def matches_time(self, offset: float) -> bool:
+        """Whether the incident is on `offset` seconds into the run."""
+        return offset >= self.after and (
+            self.duration is None or offset < self.after + self.duration
+        )
+
+    @property
+    def label(self) -> str:
+        """How the demo names it in its progress lines."""
+        where = " ".join(
+            f"{k}={v}" for k, v in (("country", self.country), ("carrier", self.carrier)) if v
+        )
+        end = f"{self.after + self.duration:g}s" if self.duration is not None else "the end"
+        return f"{where} at {self.delivery:.0%} delivery from {self.after:g}s to {end}"
+
+
+def parse_incident(text: str) -> Incident:
+    """`carrier=<key or name>|country=<ISO>,delivery=<0..1>,after=<s>[,duration=<s>]`."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not value.strip():
+            raise ValueError(f"incident: {part!r} is not key=value")
+        fields[key.strip().lower()] = value.strip()
+    unknown = set(fields) - {"carrier", "country", "delivery", "after", "duration"}
+    if unknown:
+        raise ValueError(f"incident: unknown {', '.join(sorted(unknown))}")
+    carrier, country = fields.get("carrier"), fields.get("country")
+    if carrier is None and country is None:
+        raise ValueError("incident: name a carrier=<key or name> or a country=<ISO code>")
+    if country is not None:
+        country = country.upper()
+        if country not in COUNTRIES:
+            raise ValueError(f"incident: country {country} is not in the traffic model")
+    if carrier is not None and not any(
+        Incident(0.0, 0.0, carrier=carrier).matches(key, 0.0) for key in CARRIERS
+    ):
+        raise ValueError(f"incident: no carrier {carrier!r} (keys: {', '.join(CARRIERS)})")
+    try:
+        delivery = float(fields["delivery"])
+        after = float(fields.get("after", "0"))
+        duration = float(fields["duration"]) if "duration" in fields else None
+    except KeyError as exc:
+        raise ValueError("incident: delivery=<rate> is required") from exc
+    if not 0.0 <= delivery <= 1.0 or after < 0 or (duration is not None and duration <= 0):
+        raise ValueError("incident: delivery in [0, 1], after >= 0, duration > 0")
+    return Incident(delivery, after, duration, carrier, country)
+
+
+def _incident_outcome(rng: random.Random, iso: str, incident: Incident) -> Outcome:
+    """A hit message's outcome: delivered at the incident's rate, else a failure of the
+    country's mix."""
+    mix = COUNTRIES[iso].outcomes
+    if rng.random() < incident.delivery:
+        return "delivered"
+    failures = [o for o in OUTCOMES if o != "delivered"]
+    return rng.choices(failures, weights=[mix.get(o, 0.0) for o in failures])[0]
+
+
+def messages(
+    n: int,
+    rng: random.Random,
+    start: float,
+    campaigns: list[str],
+    *,
+    rate: float | None = None,
+    incidents: tuple[Incident, ...] = (),
+    countries: frozenset[str] = frozenset(),
+    providers: frozenset[str] = frozenset(),
+    speed: float = 1.0,
+) -> list[Message]:
+    """n messages drawn from the tables: sent within 300 s from `start`, or, with `rate`,
+    one every 1/rate s (a live run). `incidents` change the outcome of the messages they
+    hit; `countries` / `providers` narrow the traffic; report delays are divided by
+    `speed` (a live demo that shows a day's behaviour in minutes)."""
+    countries_w = {
+        iso: c.weight for iso, c in COUNTRIES.items() if not countries or iso in countries
+    }
+    if not countries_w:
+        raise ValueError(f"no country of {sorted(countries)} in the traffic model")
     out: list[Message] = []
     for i in range(n):
-        iso = _pick(rng, countries)
+        iso = _pick(rng, countries_w)
         carriers = {k: c.weight for k, c in CARRIERS.items() if c.country == iso}
         carrier = _pick(rng, carriers)
         spec = CARRIERS[carrier]
-        providers = {
-            name: p.weight for name, p in PROVIDERS.items() if not p.countries or iso in p.countries
+        usable = {
+            name: p.weight
+            for name, p in PROVIDERS.items()
+            if (not p.countries or iso in p.countries) and (not providers or name in providers)
         }
-        provider = _pick(rng, providers)
+        if not usable:
+            raise ValueError(f"no provider of {sorted(providers)} sends to {iso}")
+        provider = _pick(rng, usable)
         campaign = rng.choice(campaigns)
         filtering = CONTENT_FILTERING.get((campaign, carrier))
         outcome: Outcome
@@ -316,12 +423,16 @@ def messages(n: int, rng: random.Random, start: float, campaigns: list[str]) -> 
             mix = outcome_weights(provider, iso)
             outcome = rng.choices(OUTCOMES, weights=[mix[o] for o in OUTCOMES])[0]
         segments = rng.choices(list(SEGMENTS), weights=list(SEGMENTS.values()))[0]
-        sent_at = start + rng.random() * 300
+        offset = i / rate if rate else rng.random() * 300
+        sent_at = start + offset
+        hit = next((x for x in incidents if x.matches(carrier, offset)), None)
+        if hit is not None:  # extra draws only for hit messages: seeds keep their runs
+            outcome = _incident_outcome(rng, iso, hit)
         final_at: float | None
         if outcome == "delivered":
-            final_at = sent_at + ttd(rng, spec) if spec.reports_delivered else None
+            final_at = sent_at + ttd(rng, spec) / speed if spec.reports_delivered else None
         else:
-            final_at = sent_at + _FAILURE_DELAY_S[outcome] * (0.5 + rng.random())
+            final_at = sent_at + _FAILURE_DELAY_S[outcome] * (0.5 + rng.random()) / speed
         out.append(
             Message(
                 index=i,

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LOCAL_CLUSTER", "CommonSettings", "Target", "parse_url", "split_list"]
+__all__ = ["LOCAL_CLUSTER", "CommonSettings", "Target", "parse_targets", "parse_url", "split_list"]
 
 #: The cluster name of the local sharded ClickHouse (`dlr clickhouse start --shards N`).
 LOCAL_CLUSTER = "dlr_local"
@@ -26,6 +26,17 @@ LOCAL_CLUSTER = "dlr_local"
 def split_list(value: str) -> tuple[str, ...]:
     """Comma-separated setting to a tuple, blanks dropped."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_targets(value: str) -> dict[str, str]:
+    """`job=URL,job=URL` to {job: URL}; a job may repeat with a suffix (`ingress-2=...`)."""
+    targets: dict[str, str] = {}
+    for entry in split_list(value):
+        job, sep, url = entry.partition("=")
+        if not sep or not job.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"metrics target {entry!r} is not job=http(s)://...")
+        targets[job.strip()] = url.strip()
+    return targets
 
 
 _DEFAULT_PORTS = {"http": 8123, "https": 8443}
@@ -134,6 +145,18 @@ class CommonSettings(BaseSettings):
     sends_topic: str = Field(
         "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."
     )
+    alerts_topic: str = Field(
+        "dlr.alerts.v1",
+        description="Alert state changes of `dlr alerts` (compacted, keyed by fingerprint).",
+    )
+
+    # -- where each service's metrics are ------------------------------------------------
+    metrics_targets: str = Field(
+        "",
+        description="Comma-separated job=URL of each service's Prometheus /metrics (what "
+        "`dlr alerts` watches and `dlr dashboard` shows), e.g. "
+        "ingress=http://dlr-ingress/metrics; empty: the local ports `dlr up` uses.",
+    )
 
     worker_id: str = Field(
         "dlr-streams",
@@ -201,6 +224,12 @@ class CommonSettings(BaseSettings):
     )
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
 
+    @field_validator("metrics_targets")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _durability_defaults(cls, data: Any) -> Any:
@@ -260,6 +289,11 @@ class CommonSettings(BaseSettings):
         )
 
     # -- derived -------------------------------------------------------------------------
+    @property
+    def targets(self) -> dict[str, str]:
+        """`metrics_targets` parsed: job -> URL (ValueError for an entry without `=`)."""
+        return parse_targets(self.metrics_targets)
+
     @property
     def bootstrap(self) -> str:
         """The Kafka bootstrap servers everyone connects to (every local broker)."""

@@ -26,7 +26,7 @@ from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")
 #: Started only when a test names it.
-OPTIONAL = ("api",)
+OPTIONAL = ("api", "dispatch", "alerts", "dashboard")
 
 
 class Pipeline:
@@ -53,6 +53,10 @@ class Pipeline:
             "DLR_DISPATCH_METRICS_PORT": str(free_port()),
             "DLR_SUPPRESSIONS_TOPIC": f"suppressions.{unique}",
             "DLR_SENDS_TOPIC": f"sends.{unique}",
+            "DLR_ALERTS_TOPIC": f"alerts.{unique}",
+            "DLR_ALERT_GROUP": f"alerts-{unique}",
+            "DLR_ALERT_METRICS_PORT": str(free_port()),
+            "DLR_DASHBOARD_PORT": str(free_port()),
             "DLR_API_PORT": str(free_port()),
             "DLR_WORKER_ID": f"dlr-test-{unique}",
             "DLR_SINK_GROUP": f"sink-{unique}",
@@ -67,12 +71,24 @@ class Pipeline:
             **overrides,
         }
         self.settings = Settings.from_vars(self.env_vars)
+        if "DLR_METRICS_TARGETS" not in self.env_vars:  # this pipeline's own ports
+            self.env_vars["DLR_METRICS_TARGETS"] = self.settings.local_targets()
+            self.settings = Settings.from_vars(self.env_vars)
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         #: instance name -> (service, its own DLR_* variables); the services themselves too.
         self.instances: dict[str, tuple[str, dict[str, str]]] = {}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+
+    def watch(self, *services: str) -> None:
+        """Point DLR_METRICS_TARGETS (what `dlr alerts` and the dashboard scrape) at these
+        services only (the others of `local_targets` are not started)."""
+        targets = [
+            t for t in self.settings.local_targets().split(",") if t.split("=")[0] in services
+        ]
+        self.env_vars["DLR_METRICS_TARGETS"] = ",".join(targets)
+        self.settings = Settings.from_vars(self.env_vars)
 
     @property
     def base_url(self) -> str:
@@ -94,6 +110,8 @@ class Pipeline:
             "worker": "DLR_WORKER_WEB_PORT",
             "sink": "DLR_SINK_METRICS_PORT",
             "dispatch": "DLR_DISPATCH_METRICS_PORT",
+            "alerts": "DLR_ALERT_METRICS_PORT",
+            "dashboard": "DLR_DASHBOARD_PORT",
         }[service]
         own = {"DLR_DATA_DIR": str(self.data_dir / name), port: str(free_port())}
         self.instances[name] = (service, own)
@@ -107,17 +125,12 @@ class Pipeline:
         return Settings.from_vars({**self.env_vars, **self.instance(instance)[1]})
 
     def health_url(self, instance: str) -> str:
+        """The URL `dlr up` polls for this process (deploy/cli.py `SERVICES`)."""
+        from deploy.cli import SERVICES
+
         service = self.instance(instance)[0]
-        settings = self.settings_of(instance)
-        port = {
-            "ingress": settings.ingress_port,
-            "api": settings.api_port,
-            "worker": settings.worker_web_port,
-            "sink": settings.sink_metrics_port,
-            "dispatch": settings.dispatch_metrics_port,
-        }[service]
-        ready = service in ("ingress", "api")
-        return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+        (spec,) = [s for s in SERVICES if s.name == service]
+        return spec.ready_url(self.settings_of(instance))
 
     @property
     def api_url(self) -> str:

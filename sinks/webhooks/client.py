@@ -41,24 +41,32 @@ ERROR_BODY_BYTES = 300
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where to POST and how to sign. `secrets`: `whsec_...` values, the first signs."""
+    """Where to POST and how to sign. `secrets`: `whsec_...` values, the first signs.
+
+    `signed=False` is for APIs that are not webhook receivers and authenticate otherwise
+    (the Alertmanager v2 API): no secret, no `webhook-*` headers; everything else (retries,
+    limits, breaker, metrics) is the same.
+    """
 
     url: str
     secrets: tuple[str, ...]
     timeout_s: float = 10.0
-    signer: Webhook = field(init=False, repr=False, compare=False)
+    signed: bool = True
+    signer: Webhook | None = field(init=False, repr=False, compare=False)
     name: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint is not an http(s) URL: {self.label(self.url)}")
-        if not self.secrets:
-            raise ValueError(f"endpoint {self.label(self.url)} has no signing secret")
-        try:
-            signer = Webhook(self.secrets[0])
-        except Exception as exc:  # binascii.Error, EmptyWebhookSecretError
-            raise ValueError(f"signing secret is not whsec_<base64>: {exc}") from exc
+        signer = None
+        if self.signed:
+            if not self.secrets:
+                raise ValueError(f"endpoint {self.label(self.url)} has no signing secret")
+            try:
+                signer = Webhook(self.secrets[0])
+            except Exception as exc:  # binascii.Error, EmptyWebhookSecretError
+                raise ValueError(f"signing secret is not whsec_<base64>: {exc}") from exc
         object.__setattr__(self, "signer", signer)
         object.__setattr__(self, "name", self.label(self.url))
 
@@ -72,7 +80,9 @@ class Endpoint:
         return f"{host}{port}#{hashlib.sha256(url.encode()).hexdigest()[:8]}"
 
     def headers(self, msg_id: str, payload: str, now: float) -> dict[str, str]:
-        """The Standard Webhooks headers of one attempt."""
+        """The Standard Webhooks headers of one attempt (only the content type unsigned)."""
+        if self.signer is None:
+            return {"content-type": "application/json"}
         stamp = int(now)
         signature = self.signer.sign(msg_id, datetime.fromtimestamp(stamp, UTC), payload)
         return {

@@ -36,7 +36,7 @@ SECRET_TEMPLATE = K8S / "secret.example.yaml"
 SETTINGS_ENV = {f"DLR_{name.upper()}" for name in Settings.model_fields}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DLR_SERVICES = ("ingress", "api", "worker", "sink", "dispatch")
+DLR_SERVICES = ("ingress", "api", "worker", "sink", "dispatch", "alerts", "dashboard")
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_containers_run_known_dlr_commands(capsys: pytest.CaptureFixture[str]) -
         for obj in [*workloads(), *[o for o in k8s_objects() if o["kind"] == "Job"]]
         for c in all_containers(obj)
     }
-    assert commands == {"ingress", "api", "worker", "sink", "dispatch", "topics", "migrate"}
+    assert commands == {*DLR_SERVICES, "topics", "migrate"}
     for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -593,7 +593,7 @@ def healthcheck_target(service: str) -> tuple[int, str]:
 
 def test_compose_services_build_the_image_and_run_dlr() -> None:
     services = compose()["services"]
-    expected = {"kafka", "clickhouse", "topics", "migrate", *DLR_SERVICES}
+    expected = {"kafka", "clickhouse", "topics", "migrate", "prometheus", "grafana", *DLR_SERVICES}
     assert set(services) == expected
     for name in ("topics", "migrate", *DLR_SERVICES):
         service = services[name]
@@ -628,6 +628,15 @@ def test_compose_ports_and_healthchecks_match_the_code() -> None:
     assert healthcheck_target("dispatch") == (dispatch.dispatch_metrics_port, "/healthz")
     sink = settings_from(compose_env("sink"))
     assert healthcheck_target("sink") == (sink.sink_metrics_port, "/healthz")
+    alerts = settings_from(compose_env("alerts"))
+    assert alerts.alert_metrics_host not in LOOPBACK
+    assert healthcheck_target("alerts") == (alerts.alert_metrics_port, "/healthz")
+    dashboard = settings_from(compose_env("dashboard"))
+    assert dashboard.dashboard_host not in LOOPBACK
+    assert healthcheck_target("dashboard") == (dashboard.dashboard_port, "/healthz")
+    assert (
+        f"{dashboard.dashboard_port}:{dashboard.dashboard_port}" in services["dashboard"]["ports"]
+    )
     partitions = {settings_from(compose_env(n)).topic_partitions for n in DLR_SERVICES}
     assert len(partitions) == 1, "every process must agree on DLR_TOPIC_PARTITIONS"
 
@@ -646,6 +655,51 @@ def test_compose_keeps_state_in_named_volumes() -> None:
     assert mounts("clickhouse").get("/var/lib/clickhouse") in declared
     kafka_env = data["services"]["kafka"]["environment"]
     assert kafka_env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+
+
+def metrics_port(settings: Settings, service: str) -> int:
+    """The port a dlr service serves /healthz and /metrics on."""
+    return {
+        "ingress": settings.ingress_port,
+        "api": settings.api_port,
+        "worker": settings.worker_web_port,
+        "sink": settings.sink_metrics_port,
+        "dispatch": settings.dispatch_metrics_port,
+        "alerts": settings.alert_metrics_port,
+        "dashboard": settings.dashboard_port,
+    }[service]
+
+
+def _service_ports() -> dict[str, int]:
+    """Port of each dlr service's /metrics in compose."""
+    return {name: metrics_port(settings_from(compose_env(name)), name) for name in DLR_SERVICES}
+
+
+def test_compose_prometheus_and_metrics_targets_reach_every_service() -> None:
+    services = compose()["services"]
+    ports = _service_ports()
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: target
+        for job in scrape["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    assert targets == {f"dlr-{name}": f"{name}:{port}" for name, port in ports.items()}
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert scrape["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert (DEPLOY / mounts["/etc/prometheus/rules.yml"]).resolve() == (
+        DEPLOY / "prometheus" / "rules.yml"
+    )
+    grafana = {v.split(":")[1]: v.split(":")[0] for v in services["grafana"]["volumes"]}
+    assert (DEPLOY / grafana["/etc/grafana/provisioning"]).resolve() == (
+        DEPLOY / "grafana" / "provisioning"
+    )
+    for watcher in ("alerts", "dashboard"):
+        watched = settings_from(compose_env(watcher)).targets
+        assert watched, watcher
+        for job, url in watched.items():
+            assert url == f"http://{job}:{ports[job]}/metrics", (watcher, job)
 
 
 def test_compose_start_order_waits_for_health_and_setup() -> None:
@@ -672,16 +726,21 @@ def exported_metric_names() -> set[str]:
     import streams.worker
     from ingress import tls
     from ingress.api.metrics import ApiMetrics
+    from ingress.dashboard.app import DashboardMetrics
     from ingress.metrics import IngressMetrics
+    from sinks.alerts.service import AlertMetrics
     from sinks.dispatch.service import DispatchMetrics
-    from sinks.service import SinkMetrics
+    from sinks.service import SEND_RECORDS, SinkMetrics
 
     registries = [
         CollectorRegistry(),
         IngressMetrics().registry,
         ApiMetrics().registry,
         SinkMetrics().registry,
+        SinkMetrics(prefix=SEND_RECORDS.prefix).registry,
         DispatchMetrics().registry,
+        AlertMetrics().registry,
+        DashboardMetrics().registry,
     ]
     FaustMetrics.create(registries[0], streams.worker.FAUST_METRICS_PREFIX)
     families = [family for registry in registries for family in registry.collect()]
@@ -727,13 +786,7 @@ def test_dlr_up_starts_every_long_running_service_and_waits_for_its_healthz() ->
 
     settings = Settings.model_validate({})
     assert tuple(s.name for s in SERVICES) == DLR_SERVICES
-    ports = {
-        "ingress": settings.ingress_port,
-        "api": settings.api_port,
-        "worker": settings.worker_web_port,
-        "sink": settings.sink_metrics_port,
-        "dispatch": settings.dispatch_metrics_port,
-    }
+    ports = {name: metrics_port(settings, name) for name in DLR_SERVICES}
     for service in SERVICES:
         url = service.ready_url(settings)
         assert f":{ports[service.name]}/" in url and url.endswith(("/healthz", "/readyz"))

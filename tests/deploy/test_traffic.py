@@ -4,6 +4,7 @@ against the real provider extraction, mapping and enrichment without a running s
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import phonenumbers
@@ -144,3 +145,50 @@ def test_simulated_messages_follow_the_tables() -> None:
         assert sum(m.outcome == outcome for m in hit) / len(hit) >= share * 0.6
         assert sum(m.outcome == outcome for m in rest) / len(rest) < share * 0.5
     assert all(phonenumbers.is_valid_number(phonenumbers.parse(m.number)) for m in msgs[:300])
+
+
+def test_parse_incident_accepts_carriers_and_countries_and_names_bad_input() -> None:
+    hit = traffic.parse_incident("carrier=Vodafone,delivery=0.5,after=60,duration=30")
+    assert (hit.carrier, hit.delivery, hit.after, hit.duration) == ("Vodafone", 0.5, 60.0, 30.0)
+    assert hit.matches("de-vodafone", 60.0) and hit.matches("de-vodafone", 89.9)
+    assert not hit.matches("de-vodafone", 59.9) and not hit.matches("de-vodafone", 90.0)
+    assert not hit.matches("de-telekom", 70.0)
+    whole = traffic.parse_incident("country=de,delivery=0")
+    assert whole.country == "DE" and whole.duration is None and whole.matches("de-telekom", 1e6)
+    for bad, message in [
+        ("delivery=0.5", "name a carrier"),
+        ("carrier=nope,delivery=0.5", "no carrier"),
+        ("country=XX,delivery=0.5", "not in the traffic model"),
+        ("carrier=de-vodafone", "delivery=<rate> is required"),
+        ("carrier=de-vodafone,delivery=1.5", "delivery in [0, 1]"),
+        ("carrier=de-vodafone,delivery=0.5,speed=2", "unknown speed"),
+        ("carrier=de-vodafone,0.5", "is not key=value"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            traffic.parse_incident(bad)
+
+
+def test_an_incident_changes_only_its_carrier_in_its_time() -> None:
+    incident = traffic.parse_incident("carrier=de-vodafone,delivery=0.2,after=100,duration=100")
+    kwargs = {"rate": 10.0, "countries": frozenset({"DE"}), "speed": 20.0}
+    plain = traffic.messages(3000, random.Random(5), 0.0, ["c"], **kwargs)  # type: ignore[arg-type]
+    hit = traffic.messages(
+        3000,
+        random.Random(5),
+        0.0,
+        ["c"],
+        incidents=(incident,),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+    def rate(msgs: list[traffic.Message], inside: bool, carrier: str) -> float:
+        chosen = [m for m in msgs if m.carrier == carrier and (100 <= m.sent_at < 200) == inside]
+        return sum(m.outcome == "delivered" for m in chosen) / len(chosen)
+
+    assert rate(hit, True, "de-vodafone") < 0.35 < 0.85 < rate(plain, True, "de-vodafone")
+    assert rate(hit, False, "de-vodafone") > 0.85  # before and after it: as usual
+    assert [m.sent_at for m in hit] == [i / 10.0 for i in range(3000)]  # live: one per 1/rate
+    # before it the same seed draws the same run (extra draws happen only for hit messages)
+    assert [m for m in hit if m.sent_at < 100] == [m for m in plain if m.sent_at < 100]
+    others = [m for m in hit if m.carrier != "de-vodafone" and 100 <= m.sent_at < 200]
+    assert sum(m.outcome == "delivered" for m in others) / len(others) > 0.85

@@ -1,0 +1,91 @@
+"""The built-in dashboard's HTTP surface without data: page, static files, OpenAPI,
+query validation, and the answers when ClickHouse or a service is unreachable (real
+closed ports, nothing mocked). With data: tests/integration/test_operations.py."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from ingress.dashboard.app import create_app
+from ingress.dashboard.settings import DashboardSettings
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    port = closed_port()
+    settings = DashboardSettings.model_validate(
+        {
+            "clickhouse_url": f"http://127.0.0.1:{port}",
+            "metrics_targets": f"ingress=http://127.0.0.1:{port}/metrics",
+            "dashboard_query_timeout_s": 2,
+        }
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_the_page_loads_only_its_own_files(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert not [s for s in sources if s.startswith(("http:", "https:", "//"))], sources
+    for source in sources:
+        if source.startswith("/static/"):
+            assert client.get(source).status_code == 200, source
+    chart = client.get("/static/vendor/chart.js/chart.umd.min.js")
+    assert chart.text.startswith("/*!\n * Chart.js v4.")
+    assert "MIT" in client.get("/static/vendor/chart.js/LICENSE").text
+
+
+def test_openapi_documents_every_json_endpoint(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    app = client.app
+    assert isinstance(app, Starlette)
+    app_paths = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
+    assert set(document["paths"]) == app_paths
+    for path, item in document["paths"].items():
+        assert item["get"]["responses"]["200"], path
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("window=abc", "number of seconds"), ("window=5", "between"), ("by=phone", "by must")],
+)
+def test_a_bad_query_is_a_422_naming_the_parameter(
+    client: TestClient, query: str, message: str
+) -> None:
+    answer = client.get(f"/api/v1/worst?{query}")
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_query" and message in answer.json()["detail"]
+
+
+def test_clickhouse_unreachable_is_a_503_and_counted(client: TestClient) -> None:
+    answer = client.get("/api/v1/summary?window=3600")
+    assert answer.status_code == 503 and answer.json()["error"] == "store_unavailable"
+    metrics = client.get("/metrics").text
+    assert re.search(
+        r'dlr_dashboard_requests_total\{outcome="store_unavailable",route="/api/v1/summary"\} 1\.0',
+        metrics,
+    ), metrics
+
+
+def test_health_says_which_service_does_not_answer(client: TestClient) -> None:
+    answer = client.get("/api/v1/health")
+    assert answer.status_code == 200
+    (service,) = answer.json()["services"]
+    assert service["job"] == "ingress" and service["up"] is False and service["error"]
+    assert client.get("/healthz").json() == {"status": "ok"}
