@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import logs, report_cli
+from deploy import logs, report_cli, weather
 from deploy.settings import Settings
 
 
@@ -478,6 +478,15 @@ def main(argv: list[str] | None = None) -> int:
     report_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
+    try:
+        return _run(parser, args, settings)
+    except weather.Unreachable as exc:
+        print(f"dlr {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command (`main` turns an absent server into one line)."""
     if args.command == "up":
         return cmd_up(settings)
     if args.command == "kafka":

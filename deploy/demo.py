@@ -14,7 +14,8 @@ derive carrier, country and region itself.
 Either way 30 % of the callbacks are delivered again (re-signed later, as a provider retry
 would be) and all callbacks are shuffled. After the pipeline drained, every message in
 ClickHouse must have the simulated final state, carrier (and its evidence), country and
-region, and no event may be counted twice.
+region, and no event may be counted twice. A ClickHouse that is briefly away is waited
+for, saying so (deploy/weather.py, `DLR_TOOLS_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 import orjson
 
-from deploy import traffic, wire
+from deploy import traffic, weather, wire
 from deploy.settings import Settings
 from ingress.providers._contract import InboundRequest
 from schemas.geo import region_of
 from schemas.lifecycle import State
+
+T = TypeVar("T")
 
 CARRIERS = {
     "US": ["T-Mobile USA", "Verizon Wireless", "AT&T Mobility"],
@@ -388,13 +392,18 @@ def _run(
         f"({len(callbacks) / max(send_s, 1e-9):.0f}/s): {outcome}",
         flush=True,
     )
-    client = connect(settings)
+    where, wait_s = weather.clickhouse_name(settings), settings.tools_wait_s
+
+    def patiently(call: Callable[[], T]) -> T:
+        return weather.wait_for(where, call, patience=wait_s, label="demo")
+
+    client = patiently(lambda: connect(settings))
     db = settings.clickhouse_database
     ids = [t.message_id for t in truths]
     deadline = time.monotonic() + timeout
     events = 0
     while time.monotonic() < deadline:
-        events = _event_count(client, db, ids, exact=False)
+        events = patiently(lambda: _event_count(client, db, ids, exact=False))
         print(
             f"[demo] waiting for the pipeline: {events}/{unique} canonical events in ClickHouse",
             flush=True,
@@ -408,7 +417,7 @@ def _run(
     # part: compare again for a few seconds before calling a difference a mismatch.
     settle_until = time.monotonic() + 10
     while True:
-        got, total_rows = _clickhouse_view(client, db, ids)
+        got, total_rows = patiently(lambda: _clickhouse_view(client, db, ids))
         wrong = {m: (want, got.get(m)) for m, want in expected.items() if got.get(m) != want}
         if (not wrong and total_rows == events) or time.monotonic() >= settle_until:
             break
