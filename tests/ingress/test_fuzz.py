@@ -30,7 +30,7 @@ from deploy.settings import Settings
 from ingress.app import create_app
 from ingress.providers import PROVIDERS
 from ingress.providers._contract import InboundRequest
-from tests import provider_fixtures
+from deploy.tools import samples as provider_fixtures
 from tests.doubles import RecordingProducer
 
 BASE_URL = "http://testserver"

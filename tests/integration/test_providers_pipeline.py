@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ingress.providers import PROVIDERS
-from tests import provider_fixtures
+from deploy.tools import samples as provider_fixtures
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

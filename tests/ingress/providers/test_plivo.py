@@ -18,7 +18,7 @@ from ingress.errors import (
 from ingress.providers import plivo
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
+from deploy.tools.samples import load
 
 NOW = 1_718_000_000
 URL = "https://dlr.example.com/webhooks/plivo"

@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import infobip as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import infobip
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Infobip's status table (docs, "Response status and error codes"): (id, name) -> state.
 DOCUMENTED_STATUSES = {

@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import plivo as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import plivo
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Plivo's message states (docs, "Message status callbacks"; `received` is inbound).
 DOCUMENTED_STATUSES = {

@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import sinch as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import sinch
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Sinch SMS REST API delivery-report statuses (docs, "Delivery reports").
 DOCUMENTED_STATUSES = {

@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import telnyx as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import telnyx
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Every `to[].status` value (the telnyx-python SDK's Literal type).
 DOCUMENTED_STATUSES = {

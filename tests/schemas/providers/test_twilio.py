@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import twilio as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import twilio
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Twilio's Message status enum -> canonical state (receiving/received are inbound).
 DOCUMENTED_STATUSES = {

@@ -9,7 +9,7 @@ import pytest
 from ingress.providers import vonage as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import vonage
-from tests.provider_fixtures import Fixture, load
+from deploy.tools.samples import Fixture, load
 
 #: Vonage SMS API delivery-receipt statuses.
 DOCUMENTED_STATUSES = {
