@@ -15,6 +15,7 @@ dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
+dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
 """
 
 from __future__ import annotations
@@ -474,6 +475,16 @@ def main(argv: list[str] | None = None) -> int:
         help="generic JSON callbacks (default), or every provider's own signed wire format "
         "to real number ranges in 8 countries",
     )
+    p = sub.add_parser("try", help="send a provider's callbacks, show what became of them")
+    p.add_argument("provider", nargs="?", help="e.g. twilio (omit with --all)")
+    p.add_argument(
+        "--status",
+        help="fixture names, comma separated (default delivered,undelivered,expired,rejected), "
+        "or all",
+    )
+    p.add_argument("--all", action="store_true", help="every provider, every status")
+    p.add_argument("--to", help="ingress base URL (default the local one)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the worker")
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
     args = parser.parse_args(argv)
@@ -533,6 +544,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)
+    if args.command == "try":
+        from deploy.tools.trying import run_try
+
+        return run_try(settings, args.provider, args.status, args.all, args.to, args.wait)
     return 2
 
 

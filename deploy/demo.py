@@ -39,6 +39,7 @@ import orjson
 
 from deploy import traffic, weather, wire
 from deploy.settings import Settings
+from deploy.tools.keys import signing_keys
 from ingress.providers._contract import InboundRequest
 from schemas.geo import region_of
 from schemas.lifecycle import State
@@ -240,34 +241,6 @@ async def _send(
     return dict(outcome)
 
 
-def _signing_keys(settings: Settings, providers: list[str]) -> dict[str, str]:
-    """The key each provider signs with: DLR_GENERIC_SECRETS for generic, else the local
-    development secrets `dlr up` created (the other providers' configured credentials
-    only verify, they cannot sign)."""
-    from deploy.settings import split_list
-    from ingress.credentials import dev_secrets_path
-
-    keys: dict[str, str] = {}
-    configured = split_list(settings.generic_secrets)
-    if configured:
-        keys["generic"] = configured[0]
-    missing = [p for p in providers if p not in keys]
-    if not missing:
-        return keys
-    path = dev_secrets_path(settings)
-    if not path.exists():
-        raise SystemExit(
-            f"no signing key for {', '.join(missing)}: run `make run` (development secrets) "
-            "first" + (" or set DLR_GENERIC_SECRETS" if missing == ["generic"] else "")
-        )
-    stored = json.loads(path.read_text())
-    for provider in missing:
-        if provider not in stored:
-            raise SystemExit(f"{path} has no {provider} key: restart `dlr up` to create it")
-        keys[provider] = str(stored[provider]["key"])
-    return keys
-
-
 def _ready(base: str) -> bool:
     try:
         return httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200
@@ -383,7 +356,7 @@ def _run(
         f"{unique} callbacks + {len(callbacks) - unique} duplicates, shuffled",
         flush=True,
     )
-    keys = _signing_keys(settings, used)
+    keys = signing_keys(settings, used)
     sent_at = time.monotonic()
     outcome = asyncio.run(_send(keys, callbacks, concurrency))
     send_s = outcome.pop("seconds_x1000") / 1000

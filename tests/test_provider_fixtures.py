@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from deploy.tools import samples as provider_fixtures
 from ingress.providers import PROVIDERS as ADAPTERS
 from ingress.providers._contract import VerifyContext
 from schemas.providers import MAPPERS, PROVIDERS
-from deploy.tools import samples as provider_fixtures
 
 CASES = [
     pytest.param(f, id=f"{f.provider}-{f.name}")

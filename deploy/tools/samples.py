@@ -2,7 +2,8 @@
 
 A fixture is one webhook request as the provider sends it, plus what the pipeline must
 make of it. One copy serves both the tests (every adapter and mapper is checked against
-it) and `dlr try` (which sends them to a running ingress), so it ships with the package. Format (exactly one of body / json / form):
+it) and `dlr try` (which sends them to a running ingress), so it ships with the package.
+Format (exactly one of body / json / form):
 
     {
       "description": "undelivered, unknown handset (30005)",
@@ -62,9 +63,7 @@ class Fixture:
         """The same request about messages of their own: every provider message id in the
         body and query gets `suffix`, so a second `dlr try` is news to the pipeline's dedupe
         and its state machine, not a duplicate of the first."""
-        keys = sorted(
-            {e["message_id"].split(":")[1] for e in self.expect}, key=len, reverse=True
-        )
+        keys = sorted({e["message_id"].split(":")[1] for e in self.expect}, key=len, reverse=True)
         body, query = self.body.decode(), self.query
         expect = [dict(e) for e in self.expect]
         for key in keys:

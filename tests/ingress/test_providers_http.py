@@ -28,13 +28,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from deploy.settings import Settings
+from deploy.tools import samples as provider_fixtures
 from ingress.app import create_app
 from ingress.credentials import dev_secrets
 from ingress.errors import VerificationError
 from ingress.providers import PROVIDERS
 from ingress.providers._contract import InboundRequest, VerifyContext
 from schemas.envelope import RawEnvelope
-from deploy.tools import samples as provider_fixtures
 from tests.doubles import RecordingProducer
 
 #: The TestClient's base URL: what URL-signing schemes must sign.

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingress.providers import PROVIDERS
 from deploy.tools import samples as provider_fixtures
+from ingress.providers import PROVIDERS
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
