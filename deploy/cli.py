@@ -16,6 +16,8 @@ dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
 dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
+dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
+dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
 """
 
 from __future__ import annotations
@@ -485,6 +487,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="every provider, every status")
     p.add_argument("--to", help="ingress base URL (default the local one)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the worker")
+    p = sub.add_parser("capture", help="export verified requests of the raw topic")
+    p.add_argument("--since", default="1h", help="how far back, e.g. 90m, 24h")
+    p.add_argument("--provider")
+    p.add_argument("--message-id", help="e.g. twilio:SM...")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file")
+    p = sub.add_parser("replay", help="send captured requests to an ingress again")
+    p.add_argument("file", type=Path)
+    p.add_argument("--to", help="ingress base URL (default the local one)")
+    p.add_argument("--resign", action="store_true", help="sign again with the dev secrets")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second at most")
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
     args = parser.parse_args(argv)
@@ -544,6 +556,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)
+    if args.command == "capture":
+        from deploy.tools.capture import run_capture
+
+        return run_capture(settings, args.since, args.output, args.provider, args.message_id)
+    if args.command == "replay":
+        from deploy.tools.replay import run_replay
+
+        return run_replay(settings, args.file, args.to, args.resign, args.rate)
     if args.command == "try":
         from deploy.tools.trying import run_try
 
