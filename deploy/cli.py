@@ -121,6 +121,7 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
     logs.setup(settings.log_level)
     scheme = "https" if tls_cert else "http"
     print(f"[ingress] {scheme}://{settings.ingress_host}:{settings.ingress_port}", flush=True)
+    print(f"[ingress] {external_url_line(settings, scheme)}", flush=True)
     uvicorn.run(
         "ingress.app:create_app",
         factory=True,
@@ -136,6 +137,29 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def external_url_line(settings: Settings, scheme: str) -> str:
+    """The URL the ingress believes providers call, as it verifies URL-signing schemes
+    (Twilio, Plivo): a tunnel or proxy whose public URL differs shows up here at start."""
+    if settings.public_base_url:
+        base = settings.public_base_url.rstrip("/")
+        return (
+            f"external URL {base}/webhooks/<provider> (DLR_PUBLIC_BASE_URL): give providers "
+            "exactly this; URL-signing schemes are verified against it"
+        )
+    local = f"{scheme}://{settings.ingress_host}:{settings.ingress_port}"
+    if settings.trusted_proxies:
+        return (
+            f"external URL taken from X-Forwarded-Proto/Host/Port of proxies in "
+            f"{settings.trusted_proxies}, else {local}/webhooks/<provider>; behind a tunnel "
+            "set DLR_PUBLIC_BASE_URL to its public URL"
+        )
+    return (
+        f"external URL {local}/webhooks/<provider> (each request's Host header; no "
+        "DLR_PUBLIC_BASE_URL): behind a tunnel set DLR_PUBLIC_BASE_URL to its public URL, "
+        "or URL-signed callbacks (Twilio, Plivo) are refused"
+    )
 
 
 def cmd_api(settings: Settings) -> int:
