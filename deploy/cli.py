@@ -14,7 +14,9 @@ dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered ac
 dlr topics                      create the dlr.* topics
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
-dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs)
+dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
+                                --report cost|compare|filtering: spend, providers, filtering)
+dlr billing export|compare ...  a provider's month per day and country; check its invoice
 dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
 dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
 dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import logs, report_cli, weather
+from deploy import billing_cli, logs, report_cli, weather
 from deploy.settings import Settings
 
 
@@ -523,6 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=50.0, help="requests per second at most")
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
+    p = sub.add_parser(
+        "billing", help="reconcile a provider's invoice with the receipts (deploy/billing_cli.py)"
+    )
+    billing_cli.add_arguments(p)
     args = parser.parse_args(argv)
     settings = Settings()
     try:
@@ -580,6 +586,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)
+    if args.command == "billing":
+        return billing_cli.run_args(settings, args)
     if args.command == "capture":
         from deploy.tools.capture import run_capture
 

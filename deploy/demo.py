@@ -7,15 +7,21 @@ written into the payload.
 
 `--providers all`: every provider's own wire format (deploy/wire.py), each signed with
 that provider's scheme and the development secrets, to real number ranges of carriers in
-8 countries on 6 continents with per-carrier time-to-deliver and per-country failure mixes
-(deploy/traffic.py); network data only where the provider sends it, so the worker has to
-derive carrier, country and region itself.
+8 countries on 6 continents with per-carrier time-to-deliver, per-country failure mixes,
+per-provider prices and delivery differences per destination, and one campaign filtered
+on two carriers (deploy/traffic.py); network data and prices only where the provider
+sends them, so the worker has to derive carrier, country and region itself.
 
 Either way 30 % of the callbacks are delivered again (re-signed later, as a provider retry
 would be) and all callbacks are shuffled. After the pipeline drained, every message in
 ClickHouse must have the simulated final state, carrier (and its evidence), country and
-region, and no event may be counted twice. A ClickHouse that is briefly away is waited
-for, saying so (deploy/weather.py, `DLR_TOOLS_WAIT_S`).
+region, the price, currency and segments its receipts stated, and no event may be
+counted twice. The truth file (`--truth`) has one JSON line per message with those and
+what the reports must add up to: `failure_reason`, `sent_at` and `ttd_s` (the send time
+and the time to deliver as the provider's receipts state them; null when they state no
+time), and the provider's own price and currency (`billed_price`, `billed_currency`),
+whether or not its receipts report them. A ClickHouse that is briefly away is waited for,
+saying so (deploy/weather.py, `DLR_TOOLS_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -78,13 +84,50 @@ class Truth:
     final_state: str
     carrier: str | None
     country: str
-    campaign: str
+    #: As the receipts carry it (`--providers all`: only some formats do, wire.campaign).
+    campaign: str | None
     region: str | None = None
     carrier_source: str = "provider"
+    #: What the receipts state (None: nothing).
+    segments: int | None = None
+    price: float | None = None
+    currency: str | None = None
+    failure_reason: str | None = None
+    #: Send time and time to deliver as the receipts state them (None: they state no time).
+    sent_at: float | None = None
+    ttd_s: float | None = None
+    #: What the provider charges, whether or not its receipts say so.
+    billed_price: float | None = None
+    billed_currency: str | None = None
 
-    def checked(self) -> tuple[str, str | None, str | None, str | None, str]:
-        """What ClickHouse must say: state, carrier, country, region, carrier evidence."""
-        return self.final_state, self.carrier, self.country, self.region, self.carrier_source
+    def checked(self) -> tuple[Any, ...]:
+        """What ClickHouse must say (`CHECKED`): state, carrier, country, region, carrier
+        evidence, campaign, and the segments, price and currency the receipts stated."""
+        return (
+            self.final_state,
+            self.carrier,
+            self.country,
+            self.region,
+            self.carrier_source,
+            self.campaign,
+            self.segments,
+            self.price,
+            self.currency,
+        )
+
+
+#: The fields of `Truth.checked()`, in order.
+CHECKED = (
+    "state",
+    "carrier",
+    "country",
+    "region",
+    "carrier_source",
+    "campaign",
+    "segments",
+    "price",
+    "currency",
+)
 
 
 #: One callback to send: (provider, the unsigned request).
@@ -155,16 +198,32 @@ def simulate_providers(
         for step, at in wire.steps(message):
             callbacks.append((message.provider, wire.request(base_url, run, message, step, at)))
         want = traffic.expected(message)
+        segments, price, currency = wire.reported(message)
+        sent = wire.stated_time(message.provider, message.sent_at)
+        final = wire.final_state(message)
+        done = (
+            wire.stated_time(message.provider, message.final_at)
+            if message.final_at is not None and final == "delivered"
+            else None
+        )
         truths.append(
             Truth(
                 wire.message_id(run, message),
                 message.provider,
-                wire.final_state(message),
+                final,
                 want.carrier,
                 want.country,
-                message.campaign,
+                wire.campaign(message),
                 want.region,
                 want.carrier_source,
+                segments=segments,
+                price=price,
+                currency=currency,
+                failure_reason=wire.failure_reason(message),
+                sent_at=sent,
+                ttd_s=round(done - sent, 3) if done is not None and sent is not None else None,
+                billed_price=message.price,
+                billed_currency=message.currency,
             )
         )
     unique = len(callbacks)
@@ -294,8 +353,8 @@ def run_demo(
 _CHUNK = 5000
 
 _VIEW = (
-    "SELECT message_id, current_state, carrier, country, region, carrier_source"
-    " FROM {db}.message_status WHERE message_id IN %(ids)s"
+    "SELECT message_id, current_state, carrier, country, region, carrier_source, campaign,"
+    " segments, price, currency FROM {db}.message_status WHERE message_id IN %(ids)s"
 )
 
 
@@ -314,13 +373,13 @@ def _event_count(client: Any, db: str, ids: list[str], exact: bool) -> int:
 
 
 def _clickhouse_view(client: Any, db: str, ids: list[str]) -> tuple[dict[str, Any], int]:
-    """What analysts see of the run: each message's state, carrier, country, region and
-    carrier evidence, and the events after dedupe."""
-    # one exact row per message (sinks/clickhouse/ddl/0003, 0007: message_status)
+    """What analysts see of the run: each message's state, carrier, country, region,
+    carrier evidence, campaign, segments, price and currency, and the events after dedupe."""
+    # one exact row per message (sinks/clickhouse/ddl/0003, 0007, 0010: message_status)
     got: dict[str, Any] = {}
     for chunk in _chunks(ids):
         rows = client.query(_VIEW.format(db=db), parameters={"ids": chunk}).result_rows
-        got.update({r[0]: (str(r[1]), r[2], r[3], r[4], r[5]) for r in rows})
+        got.update({r[0]: (str(r[1]), *r[2:]) for r in rows})
     return got, _event_count(client, db, ids, exact=True)
 
 
@@ -397,6 +456,7 @@ def _run(
         time.sleep(0.5)
     _print_counts("state", 0, expected, got)
     _print_counts("carrier evidence", 4, expected, got)
+    _print_counts("currency", CHECKED.index("currency"), expected, got)
     print(
         f"\nmessages {messages}  callbacks {len(callbacks)}  canonical events {events} "
         f"(rows after dedupe {total_rows})  drain {drain_s:.1f}s  "
@@ -404,11 +464,10 @@ def _run(
     )
     ok = not wrong and events == unique and total_rows == events
     if wrong:
-        fields = ("state", "carrier", "country", "region", "carrier_source")
         kinds = Counter(
             name
             for want, have in wrong.values()
-            for i, name in enumerate(fields)
+            for i, name in enumerate(CHECKED)
             if have is None or want[i] != have[i]
         )
         sample = list(wrong.items())[:5]

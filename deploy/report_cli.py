@@ -21,6 +21,12 @@ see sinks/clickhouse/README.md).
     dlr report --report spikes --since 24h --by carrier --min-count 10
     dlr report --report hourly --since 6h --by region           # per hour, exact
     dlr report --report unreported --since 24h                  # registered, no receipt
+    dlr report --report cost --by provider,country --since 30d  # spend per currency
+    dlr report --report compare --by country --since 7d         # providers side by side
+    dlr report --report filtering --by campaign,carrier         # filtered / blocked shares
+
+(the last three: deploy/insights_cli.py; `--rates FILE --to USD` converts spend with a
+rate table; `--by` defaults to provider, country and campaign for them)
 
 `--attempts sends` (default) counts registered messages that got no receipt within
 `DLR_UNREPORTED_AFTER_S` as attempts of the delivery rate; `--attempts final` only
@@ -42,7 +48,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, get_args
 
 import orjson
 
@@ -52,8 +58,26 @@ from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
 from sinks.clickhouse.report import GROUPS
 
-ReportKind = Literal["delivery", "stuck", "silent", "spikes", "hourly", "unreported"]
-KINDS: tuple[str, ...] = ("delivery", "stuck", "silent", "spikes", "hourly", "unreported")
+if TYPE_CHECKING:
+    from sinks.clickhouse.insights import Rates
+
+ReportKind = Literal[
+    "delivery",
+    "stuck",
+    "silent",
+    "spikes",
+    "hourly",
+    "unreported",
+    "cost",
+    "compare",
+    "filtering",
+]
+KINDS: tuple[str, ...] = get_args(ReportKind)
+#: `--by` when none is given, per report.
+DEFAULT_BY: dict[str, str] = {"cost": "provider", "compare": "country", "filtering": "campaign"}
+#: `--min-count` when none is given, per report (spikes: messages with the reason;
+#: filtering: filtered attempts).
+DEFAULT_MIN_COUNT: dict[str, int] = {"spikes": 10, "filtering": 5}
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
 
 #: carrier_source values, plus `unrecorded` (messages stored before the enrichment).
@@ -448,6 +472,7 @@ def produce(
     min_count: int,
     limit: int,
     attempts: str = "sends",
+    rates: Rates | None = None,
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
@@ -471,6 +496,22 @@ def produce(
     if attempts not in ("sends", "final"):
         raise ReportError("--attempts must be sends or final", 2)
     after = settings.unreported_after_s
+    if kind in ("cost", "compare", "filtering"):
+        from deploy.insights_cli import produce_insight
+
+        return produce_insight(
+            settings,
+            kind=kind,
+            groups=group,
+            by=by,
+            since=since,
+            since_s=since_s,
+            fmt=fmt,
+            now=now,
+            min_count=min_count,
+            attempts=attempts,
+            rates=rates,
+        )
     if kind == "delivery":
         rows = _fetch(
             settings,
@@ -543,20 +584,29 @@ def produce(
 def run_report(
     settings: Settings,
     *,
-    by: str,
+    by: str | None,
     since: str,
     fmt: str,
     kind: str = "delivery",
     stuck_after: str = "6h",
-    min_count: int = 10,
+    min_count: int | None = None,
     limit: int = 1000,
     now: datetime | None = None,
     out: TextIO | None = None,
     attempts: str = "sends",
+    rates: str | None = None,
+    to: str | None = None,
 ) -> int:
-    """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments."""
+    """Print one report; 0 on success, 1 when ClickHouse fails, 2 for bad arguments.
+    `by` and `min_count` default per report (`DEFAULT_BY`, `DEFAULT_MIN_COUNT`);
+    `rates` / `to`: a rate table file and the currency it converts into (cost, compare)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
+    by = by or DEFAULT_BY.get(kind, "carrier")
+    min_count = min_count if min_count is not None else DEFAULT_MIN_COUNT.get(kind, 10)
     try:
+        from deploy.insights_cli import load_rates
+
+        table = load_rates(rates, to)
         text = produce(
             settings,
             kind=kind,
@@ -568,6 +618,7 @@ def run_report(
             min_count=min_count,
             limit=limit,
             attempts=attempts,
+            rates=table,
         )
     except ReportError as exc:
         print(f"dlr report: {exc}", file=sys.stderr)
@@ -584,15 +635,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=KINDS,
         help="delivery (default), messages stuck before a final state, carriers that never "
         "report delivered, failure-reason spikes, hourly trend, registered messages without "
-        "any receipt per provider / carrier",
+        "any receipt per provider / carrier, spend per currency (cost), providers side by "
+        "side per destination (compare), carrier filtering per campaign (filtering)",
     )
     parser.add_argument(
-        "--by", default="carrier", help=f"one of {', '.join(GROUPS)}, or a pair: country,carrier"
+        "--by",
+        default=None,
+        help=f"one of {', '.join(GROUPS)}, or a pair: country,carrier (default: carrier; "
+        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_BY.items())
+        + ")",
     )
     parser.add_argument("--since", default="24h", help="window length (all but stuck)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.add_argument("--stuck-after", default="6h", help="age of a stuck message (stuck)")
-    parser.add_argument("--min-count", type=int, default=10, help="messages per spike (spikes)")
+    parser.add_argument(
+        "--min-count",
+        type=int,
+        default=None,
+        help="messages with the reason for a spike (spikes, default 10); filtered attempts "
+        "for RISING (filtering, default 5)",
+    )
     parser.add_argument("--limit", type=int, default=1000, help="rows at most (stuck)")
     parser.add_argument(
         "--attempts",
@@ -601,20 +663,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delivery rate denominator: sends (final states + unreported registrations, "
         "default) or final (final states only)",
     )
+    parser.add_argument(
+        "--rates",
+        help="rate table (CSV currency,rate or a JSON object) converting spend into --to "
+        "(cost, compare)",
+    )
+    parser.add_argument("--to", help="the currency --rates converts into, e.g. USD")
 
 
 def run_args(settings: Settings, args: argparse.Namespace) -> int:
     """Run the report that parsed `add_arguments` arguments ask for."""
+    kind = args.report
     return run_report(
         settings,
-        by=args.by,
+        by=args.by or DEFAULT_BY.get(kind, "carrier"),
         since=args.since,
         fmt=args.format,
-        kind=args.report,
+        kind=kind,
         stuck_after=args.stuck_after,
-        min_count=args.min_count,
+        min_count=args.min_count if args.min_count is not None else DEFAULT_MIN_COUNT.get(kind, 10),
         limit=args.limit,
         attempts=args.attempts,
+        rates=args.rates,
+        to=args.to,
     )
 
 

@@ -7,9 +7,18 @@ Data, so it can grow (more countries, carriers, incidents, prices) without new c
   real ranges, so the number-range evidence names it), its time to deliver (log-normal:
   median and sigma) and whether it ever reports delivery (a carrier without handset
   receipts leaves messages at `sent`);
-- `COUNTRIES`: per country the weight of its traffic and its failure mix;
-- `PROVIDERS`: per provider where it sends and what network data its callbacks carry
-  (`provider`: it names the operator; `mcc_mnc`: it sends the network code; `none`).
+- `COUNTRIES`: per country the weight of its traffic, its failure mix and the list price
+  of one segment (USD);
+- `PROVIDERS`: per provider where it sends, what network data its callbacks carry
+  (`provider`: it names the operator; `mcc_mnc`: it sends the network code; `none`), its
+  price (a factor on the country's list price, in its own currency) and where it delivers
+  better or worse than the country's mix (`delivery`: the delivered share there);
+- `CONTENT_FILTERING`: (campaign, carrier) -> the share of that campaign's messages the
+  carrier filters or blocks for their content (one template filtered on one network).
+
+Each message has 1 to 3 segments and costs the provider's price per segment to its
+country times its segments; whether a receipt states the price, its currency and the
+segments is up to the provider's wire format (deploy/wire.py).
 
 `expected()` says what the pipeline must derive for a message (carrier, its evidence,
 country, M49 region): from the table and libphonenumber directly, never from the
@@ -21,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import phonenumbers
@@ -31,8 +40,10 @@ from schemas.geo import region_of
 
 Evidence = Literal["provider", "mcc_mnc", "none"]
 #: What a message ends as on the carrier's side (the provider's wording comes from wire.py).
-Outcome = Literal["delivered", "unreachable", "filtered", "expired"]
-OUTCOMES: tuple[Outcome, ...] = ("delivered", "unreachable", "filtered", "expired")
+#: `filtered`: the carrier filters the message (spam, sender rules); `blocked`: it refuses
+#: the content (providers without a code of their own for it report it as filtered).
+Outcome = Literal["delivered", "unreachable", "filtered", "blocked", "expired"]
+OUTCOMES: tuple[Outcome, ...] = ("delivered", "unreachable", "filtered", "blocked", "expired")
 
 
 @dataclass(frozen=True)
@@ -58,21 +69,30 @@ class Carrier:
 
 @dataclass(frozen=True)
 class Country:
-    """Traffic share and failure mix of a destination country."""
+    """Traffic share, failure mix and segment list price of a destination country."""
 
     weight: float
     #: Outcome -> weight (need not sum to 1).
     outcomes: Mapping[Outcome, float]
+    #: List price of one segment, USD.
+    price: float = 0.01
 
 
 @dataclass(frozen=True)
 class Provider:
-    """Where a provider sends and which network data its callbacks carry."""
+    """Where a provider sends, which network data its callbacks carry, what it charges."""
 
     evidence: Evidence
-    #: ISO countries it sends to; empty = everywhere.
+    #: ISO countries it sends to (a sender routes each destination through a few); empty =
+    #: everywhere.
     countries: frozenset[str] = frozenset()
     weight: float = 1.0
+    #: Its price per segment: this factor times the country's list price ...
+    price_factor: float = 1.0
+    #: ... in this currency (what it bills in, whether or not its receipts say so).
+    currency: str = "USD"
+    #: ISO country -> its delivered share there, where it differs from the country's mix.
+    delivery: Mapping[str, float] = field(default_factory=dict)
 
 
 CARRIERS: Mapping[str, Carrier] = {
@@ -124,29 +144,52 @@ CARRIERS: Mapping[str, Carrier] = {
 }  # fmt: skip
 
 COUNTRIES: Mapping[str, Country] = {
-    "US": Country(4.0, {"delivered": 0.93, "unreachable": 0.02, "filtered": 0.04, "expired": 0.01}),
-    "GB": Country(2.0, {"delivered": 0.95, "unreachable": 0.03, "filtered": 0.01, "expired": 0.01}),
-    "DE": Country(1.5, {"delivered": 0.96, "unreachable": 0.02, "filtered": 0.01, "expired": 0.01}),
-    "BR": Country(1.5, {"delivered": 0.85, "unreachable": 0.08, "filtered": 0.02, "expired": 0.05}),
-    "IN": Country(2.0, {"delivered": 0.80, "unreachable": 0.05, "filtered": 0.12, "expired": 0.03}),
-    "NG": Country(1.0, {"delivered": 0.72, "unreachable": 0.15, "filtered": 0.03, "expired": 0.10}),
-    "ZA": Country(0.8, {"delivered": 0.88, "unreachable": 0.07, "filtered": 0.02, "expired": 0.03}),
-    "AU": Country(0.8, {"delivered": 0.97, "unreachable": 0.01, "filtered": 0.01, "expired": 0.01}),
+    "US": Country(4.0, {"delivered": 0.93, "unreachable": 0.02, "filtered": 0.04, "expired": 0.01},
+                  price=0.0079),
+    "GB": Country(2.0, {"delivered": 0.95, "unreachable": 0.03, "filtered": 0.01, "expired": 0.01},
+                  price=0.0400),
+    "DE": Country(1.5, {"delivered": 0.96, "unreachable": 0.02, "filtered": 0.01, "expired": 0.01},
+                  price=0.0780),
+    "BR": Country(1.5, {"delivered": 0.85, "unreachable": 0.08, "filtered": 0.02, "expired": 0.05},
+                  price=0.0450),
+    "IN": Country(2.0, {"delivered": 0.80, "unreachable": 0.05, "filtered": 0.12, "expired": 0.03},
+                  price=0.0035),
+    "NG": Country(1.0, {"delivered": 0.72, "unreachable": 0.15, "filtered": 0.03, "expired": 0.10},
+                  price=0.1200),
+    "ZA": Country(0.8, {"delivered": 0.88, "unreachable": 0.07, "filtered": 0.02, "expired": 0.03},
+                  price=0.0220),
+    "AU": Country(0.8, {"delivered": 0.97, "unreachable": 0.01, "filtered": 0.01, "expired": 0.01},
+                  price=0.0550),
 }  # fmt: skip
 
 PROVIDERS: Mapping[str, Provider] = {
-    "twilio": Provider("none", weight=2.0),
-    "vonage": Provider("mcc_mnc", weight=1.5),
-    "plivo": Provider("mcc_mnc"),
-    "telnyx": Provider("provider", frozenset({"US", "GB", "DE", "AU"})),
-    "sinch": Provider("provider"),
-    "infobip": Provider("mcc_mnc", weight=1.5),
-    "bird": Provider("none"),
-    "bandwidth": Provider("none", frozenset({"US"})),
-    "sns": Provider("provider"),
-    "standard": Provider("mcc_mnc", weight=0.5),
-    "generic": Provider("none", weight=0.5),
+    "twilio": Provider("none", weight=2.0, delivery={"US": 0.99, "IN": 0.55, "NG": 0.55}),
+    "vonage": Provider("mcc_mnc", frozenset({"GB", "DE", "BR", "IN", "NG", "ZA", "AU"}),
+                       weight=1.5, price_factor=0.9, currency="EUR",
+                       delivery={"GB": 0.99, "NG": 0.40}),
+    "plivo": Provider("mcc_mnc", frozenset({"US", "BR", "IN"}), price_factor=0.85,
+                      delivery={"IN": 0.95, "BR": 0.60}),
+    "telnyx": Provider("provider", frozenset({"US", "GB", "DE", "AU"}), price_factor=0.7),
+    "sinch": Provider("provider", frozenset({"GB", "DE", "BR", "ZA"}), price_factor=0.95,
+                      currency="EUR", delivery={"BR": 0.97}),
+    "infobip": Provider("mcc_mnc", frozenset({"DE", "BR", "IN", "NG", "ZA"}), weight=1.5,
+                        price_factor=0.92, currency="EUR", delivery={"NG": 0.98, "IN": 0.93}),
+    "bird": Provider("none", frozenset({"GB", "DE", "AU"}), price_factor=0.88, currency="EUR"),
+    "bandwidth": Provider("none", frozenset({"US"}), price_factor=0.55),
+    "sns": Provider("provider", frozenset({"US", "IN", "AU"}), price_factor=0.8,
+                    delivery={"US": 0.70}),
+    "standard": Provider("mcc_mnc", frozenset({"GB", "DE"}), weight=0.5, price_factor=0.8,
+                         currency="GBP"),
+    "generic": Provider("none", frozenset({"US", "GB", "AU"}), weight=0.5),
+}  # fmt: skip
+
+#: (campaign, carrier) -> (outcome, share of the campaign's messages to the carrier).
+CONTENT_FILTERING: Mapping[tuple[str, str], tuple[Outcome, float]] = {
+    ("promo-spring", "us-att"): ("filtered", 0.6),
+    ("promo-spring", "in-airtel"): ("blocked", 0.5),
 }
+#: Segments of a message -> weight.
+SEGMENTS: Mapping[int, float] = {1: 0.8, 2: 0.15, 3: 0.05}
 
 
 @dataclass(frozen=True)
@@ -162,6 +205,10 @@ class Message:
     sent_at: float
     #: When the final report comes (None: no final report, the message stays at sent).
     final_at: float | None
+    segments: int = 1
+    #: What the provider charges for the message, in `currency`.
+    price: float = 0.0
+    currency: str = "USD"
 
     @property
     def spec(self) -> Carrier:
@@ -220,7 +267,31 @@ def ttd(rng: random.Random, spec: Carrier) -> float:
     return min(240.0, spec.ttd_median_s * math.exp(spec.ttd_sigma * rng.gauss(0.0, 1.0)))
 
 
-_FAILURE_DELAY_S: Mapping[Outcome, float] = {"unreachable": 20.0, "filtered": 2.0, "expired": 200.0}
+_FAILURE_DELAY_S: Mapping[Outcome, float] = {
+    "unreachable": 20.0,
+    "filtered": 2.0,
+    "blocked": 1.0,
+    "expired": 200.0,
+}
+
+
+def outcome_weights(provider: str, country: str) -> dict[Outcome, float]:
+    """The outcome mix of a provider's messages to a country: the country's, with the
+    provider's delivered share there when it has one (failures keep their proportions)."""
+    mix = {o: COUNTRIES[country].outcomes.get(o, 0.0) for o in OUTCOMES}
+    delivered = PROVIDERS[provider].delivery.get(country)
+    if delivered is None:
+        return mix
+    failures = sum(w for o, w in mix.items() if o != "delivered")
+    return {
+        o: delivered if o == "delivered" else (1 - delivered) * w / failures for o, w in mix.items()
+    }
+
+
+def price(provider: str, country: str, segments: int) -> float:
+    """What the provider charges for a message of `segments` to `country` (its currency)."""
+    per_segment = round(COUNTRIES[country].price * PROVIDERS[provider].price_factor, 5)
+    return round(per_segment * segments, 5)
 
 
 def messages(n: int, rng: random.Random, start: float, campaigns: list[str]) -> list[Message]:
@@ -236,9 +307,15 @@ def messages(n: int, rng: random.Random, start: float, campaigns: list[str]) -> 
             name: p.weight for name, p in PROVIDERS.items() if not p.countries or iso in p.countries
         }
         provider = _pick(rng, providers)
-        outcome: Outcome = rng.choices(
-            OUTCOMES, weights=[COUNTRIES[iso].outcomes.get(o, 0.0) for o in OUTCOMES]
-        )[0]
+        campaign = rng.choice(campaigns)
+        filtering = CONTENT_FILTERING.get((campaign, carrier))
+        outcome: Outcome
+        if filtering is not None and rng.random() < filtering[1]:
+            outcome = filtering[0]
+        else:
+            mix = outcome_weights(provider, iso)
+            outcome = rng.choices(OUTCOMES, weights=[mix[o] for o in OUTCOMES])[0]
+        segments = rng.choices(list(SEGMENTS), weights=list(SEGMENTS.values()))[0]
         sent_at = start + rng.random() * 300
         final_at: float | None
         if outcome == "delivered":
@@ -251,10 +328,13 @@ def messages(n: int, rng: random.Random, start: float, campaigns: list[str]) -> 
                 provider=provider,
                 carrier=carrier,
                 number=draw_number(rng, spec),
-                campaign=rng.choice(campaigns),
+                campaign=campaign,
                 outcome=outcome,
                 sent_at=sent_at,
                 final_at=final_at,
+                segments=segments,
+                price=price(provider, iso, segments),
+                currency=PROVIDERS[provider].currency,
             )
         )
     return out

@@ -7,16 +7,24 @@ Vonage JSON receipts, Standard Webhooks and generic bodies) and, for AWS, the SM
 SNS Notification envelope (on the local development topic). Network data only where the
 provider really sends it (Vonage `network-code`, Plivo `MCC`/`MNC`, Infobip `mccMnc`,
 AWS `mcc`/`mnc`/`carrierName`/`isoCountryCode`, Telnyx and Sinch the operator's name).
-The caller signs it with the provider module's `sign()` right before sending.
+Prices, currencies and segment counts likewise only where the format carries them
+(`PRICED`: Plivo `Units`/`TotalAmount`, Vonage `price` without a currency, Telnyx
+`parts`/`cost`, Infobip `smsCount`/`price`, AWS `totalMessageParts`/`totalMessagePrice`,
+Standard Webhooks and generic `segments`/`price`/`currency`; Bandwidth states segments only;
+Twilio, Sinch and Bird status callbacks state neither). The caller signs it with the
+provider module's `sign()` right before sending.
 
 `STATUS` is each provider's wording of a report: step (`sent` or a `traffic.Outcome`) ->
-(status, error code, the canonical state the provider's mapping gives it); a unit test
-runs every entry through the real extraction and mapping.
+(status, error code, the canonical state and failure reason the provider's mapping gives
+it); a unit test runs every entry through the real extraction and mapping. `reported()`
+and `stated_time()` say what the receipts state of a message's price and of its times,
+so the demo's truth holds what the pipeline can know.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -29,84 +37,100 @@ from deploy.traffic import Message
 from ingress.providers import sns
 from ingress.providers._contract import InboundRequest
 
-#: provider -> step -> (status, error code, canonical state)
-STATUS: Mapping[str, Mapping[str, tuple[str, str | None, str]]] = {
+#: provider -> step -> (status, error code, canonical state, canonical failure reason)
+STATUS: Mapping[str, Mapping[str, tuple[str, str | None, str, str | None]]] = {
     "twilio": {
-        "sent": ("sent", None, "sent"),
-        "delivered": ("delivered", None, "delivered"),
-        "unreachable": ("undelivered", "30003", "undelivered"),
-        "filtered": ("undelivered", "30007", "rejected"),
-        "expired": ("undelivered", "30012", "undelivered"),
+        "sent": ("sent", None, "sent", None),
+        "delivered": ("delivered", None, "delivered", None),
+        "unreachable": ("undelivered", "30003", "undelivered", "unreachable"),
+        "filtered": ("undelivered", "30007", "rejected", "carrier_filtered"),
+        "blocked": ("undelivered", "30007", "rejected", "carrier_filtered"),
+        "expired": ("undelivered", "30012", "undelivered", "expired"),
     },
     "vonage": {
-        "sent": ("accepted", "0", "sent"),
-        "delivered": ("delivered", "0", "delivered"),
-        "unreachable": ("failed", "2", "undelivered"),
-        "filtered": ("rejected", "6", "rejected"),
-        "expired": ("expired", "0", "expired"),
+        "sent": ("accepted", "0", "sent", None),
+        "delivered": ("delivered", "0", "delivered", None),
+        "unreachable": ("failed", "2", "undelivered", "unreachable"),
+        "filtered": ("rejected", "6", "rejected", "carrier_filtered"),
+        "blocked": ("rejected", "10", "rejected", "blocked_content"),
+        "expired": ("expired", "0", "expired", "expired"),
     },
     "plivo": {
-        "sent": ("sent", "000", "sent"),
-        "delivered": ("delivered", "000", "delivered"),
-        "unreachable": ("undelivered", "20", "undelivered"),
-        "filtered": ("rejected", "30", "rejected"),
-        "expired": ("undelivered", "420", "expired"),
+        "sent": ("sent", "000", "sent", None),
+        "delivered": ("delivered", "000", "delivered", None),
+        "unreachable": ("undelivered", "20", "undelivered", "unreachable"),
+        "filtered": ("rejected", "30", "rejected", "carrier_filtered"),
+        "blocked": ("rejected", "30", "rejected", "carrier_filtered"),
+        "expired": ("undelivered", "420", "expired", "expired"),
     },
     "telnyx": {
-        "sent": ("sent", None, "sent"),
-        "delivered": ("delivered", None, "delivered"),
-        "unreachable": ("delivery_failed", "40006", "undelivered"),
-        "filtered": ("delivery_failed", "40002", "rejected"),
-        "expired": ("expired", "40005", "expired"),
+        "sent": ("sent", None, "sent", None),
+        "delivered": ("delivered", None, "delivered", None),
+        "unreachable": ("delivery_failed", "40006", "undelivered", "unreachable"),
+        "filtered": ("delivery_failed", "40002", "rejected", "carrier_filtered"),
+        "blocked": ("delivery_failed", "40009", "rejected", "blocked_content"),
+        "expired": ("expired", "40005", "expired", "expired"),
     },
     "sinch": {
-        "sent": ("Dispatched", "401", "sent"),
-        "delivered": ("Delivered", "0", "delivered"),
-        "unreachable": ("Failed", "404", "undelivered"),
-        "filtered": ("Rejected", "408", "rejected"),
-        "expired": ("Expired", "406", "expired"),
+        "sent": ("Dispatched", "401", "sent", None),
+        "delivered": ("Delivered", "0", "delivered", None),
+        "unreachable": ("Failed", "404", "undelivered", "unreachable"),
+        "filtered": ("Rejected", "408", "rejected", "carrier_filtered"),
+        "blocked": ("Rejected", "408", "rejected", "carrier_filtered"),
+        "expired": ("Expired", "406", "expired", "expired"),
     },
     "infobip": {
-        "sent": ("PENDING_ENROUTE", "0", "sent"),
-        "delivered": ("DELIVERED_TO_HANDSET", "0", "delivered"),
-        "unreachable": ("UNDELIVERABLE_NOT_DELIVERED", "6", "undelivered"),
-        "filtered": ("UNDELIVERABLE_REJECTED_OPERATOR", "13", "rejected"),
-        "expired": ("EXPIRED_EXPIRED", "0", "expired"),
+        "sent": ("PENDING_ENROUTE", "0", "sent", None),
+        "delivered": ("DELIVERED_TO_HANDSET", "0", "delivered", None),
+        "unreachable": ("UNDELIVERABLE_NOT_DELIVERED", "6", "undelivered", "unreachable"),
+        "filtered": ("UNDELIVERABLE_REJECTED_OPERATOR", "13", "rejected", "carrier_filtered"),
+        "blocked": ("UNDELIVERABLE_REJECTED_OPERATOR", "13", "rejected", "carrier_filtered"),
+        "expired": ("EXPIRED_EXPIRED", "0", "expired", "expired"),
     },
     "bird": {
-        "sent": ("sent", None, "sent"),
-        "delivered": ("delivered", None, "delivered"),
-        "unreachable": ("delivery_failed", "unavailable_subscriber", "undelivered"),
-        "filtered": ("delivery_failed", "carrier_rejected", "rejected"),
-        "expired": ("expired", "expired", "expired"),
+        "sent": ("sent", None, "sent", None),
+        "delivered": ("delivered", None, "delivered", None),
+        "unreachable": ("delivery_failed", "unavailable_subscriber", "undelivered", "unreachable"),
+        "filtered": ("delivery_failed", "carrier_rejected", "rejected", "carrier_filtered"),
+        "blocked": ("delivery_failed", "carrier_rejected", "rejected", "carrier_filtered"),
+        "expired": ("expired", "expired", "expired", "expired"),
     },
     "bandwidth": {
-        "sent": ("message-sending", None, "sent"),
-        "delivered": ("message-delivered", None, "delivered"),
-        "unreachable": ("message-failed", "4730", "undelivered"),
-        "filtered": ("message-failed", "4770", "rejected"),
-        "expired": ("message-failed", "4360", "expired"),
+        "sent": ("message-sending", None, "sent", None),
+        "delivered": ("message-delivered", None, "delivered", None),
+        "unreachable": ("message-failed", "4730", "undelivered", "unreachable"),
+        "filtered": ("message-failed", "4770", "rejected", "carrier_filtered"),
+        "blocked": ("message-failed", "4771", "rejected", "blocked_content"),
+        "expired": ("message-failed", "4360", "expired", "expired"),
     },
     "sns": {
-        "sent": ("TEXT_SUCCESSFUL", "SUCCESSFUL", "sent"),
-        "delivered": ("TEXT_DELIVERED", "DELIVERED", "delivered"),
-        "unreachable": ("TEXT_CARRIER_UNREACHABLE", "CARRIER_UNREACHABLE", "undelivered"),
-        "filtered": ("TEXT_CARRIER_BLOCKED", "CARRIER_BLOCKED", "rejected"),
-        "expired": ("TEXT_TTL_EXPIRED", "TTL_EXPIRED", "expired"),
+        "sent": ("TEXT_SUCCESSFUL", "SUCCESSFUL", "sent", None),
+        "delivered": ("TEXT_DELIVERED", "DELIVERED", "delivered", None),
+        "unreachable": (
+            "TEXT_CARRIER_UNREACHABLE",
+            "CARRIER_UNREACHABLE",
+            "undelivered",
+            "unreachable",
+        ),
+        "filtered": ("TEXT_CARRIER_BLOCKED", "CARRIER_BLOCKED", "rejected", "carrier_filtered"),
+        "blocked": ("TEXT_PROTECT_BLOCKED", "PROTECT_BLOCKED", "rejected", "blocked_content"),
+        "expired": ("TEXT_TTL_EXPIRED", "TTL_EXPIRED", "expired", "expired"),
     },
     "standard": {
-        "sent": ("sent", None, "sent"),
-        "delivered": ("delivered", None, "delivered"),
-        "unreachable": ("undelivered", "unreachable", "undelivered"),
-        "filtered": ("rejected", "carrier_filtered", "rejected"),
-        "expired": ("expired", "expired", "expired"),
+        "sent": ("sent", None, "sent", None),
+        "delivered": ("delivered", None, "delivered", None),
+        "unreachable": ("undelivered", "unreachable", "undelivered", "unreachable"),
+        "filtered": ("rejected", "carrier_filtered", "rejected", "carrier_filtered"),
+        "blocked": ("rejected", "blocked_content", "rejected", "blocked_content"),
+        "expired": ("expired", "expired", "expired", "expired"),
     },
     "generic": {
-        "sent": ("sent", None, "sent"),
-        "delivered": ("delivered", "0", "delivered"),
-        "unreachable": ("undelivered", "unreachable", "undelivered"),
-        "filtered": ("rejected", "carrier_filtered", "rejected"),
-        "expired": ("expired", "expired", "expired"),
+        "sent": ("sent", None, "sent", None),
+        "delivered": ("delivered", "0", "delivered", None),
+        "unreachable": ("undelivered", "unreachable", "undelivered", "unreachable"),
+        "filtered": ("rejected", "carrier_filtered", "rejected", "carrier_filtered"),
+        "blocked": ("rejected", "blocked_content", "rejected", "blocked_content"),
+        "expired": ("expired", "expired", "expired", "expired"),
     },
 }
 
@@ -178,9 +202,9 @@ def _plivo(run: str, m: Message, step: str, at: float, status: str, code: str | 
         ("To", m.number.lstrip("+")),
         ("Type", "sms"),
         ("Status", status),
-        ("Units", "1"),
-        ("TotalRate", "0.0050"),
-        ("TotalAmount", "0.0050"),
+        ("Units", str(m.segments)),
+        ("TotalRate", f"{m.price / m.segments:.5f}"),
+        ("TotalAmount", f"{m.price:.5f}"),
         ("MCC", m.spec.mcc),
         ("MNC", m.spec.mnc),
         ("ErrorCode", code or ""),
@@ -196,7 +220,7 @@ def _vonage(run: str, m: Message, step: str, at: float, status: str, code: str |
         "to": "ACME",
         "network-code": m.spec.mcc + m.spec.mnc,
         "messageId": provider_message_id(run, m),
-        "price": "0.03330000",
+        "price": f"{m.price:.8f}",
         "status": status,
         "scts": time.strftime("%y%m%d%H%M", time.gmtime(at)),
         "err-code": code,
@@ -222,8 +246,8 @@ def _telnyx(run: str, m: Message, step: str, at: float, status: str, code: str |
                 "line_type": "Wireless",
             }
         ],
-        "parts": 1,
-        "cost": {"amount": "0.0051", "currency": "USD"},
+        "parts": m.segments,
+        "cost": {"amount": f"{m.price:.5f}", "currency": m.currency},
         "errors": errors,
         ("completed_at" if final else "sent_at"): _iso(at),
     }
@@ -271,10 +295,11 @@ def _infobip(run: str, m: Message, step: str, at: float, status: str, code: str 
         "to": m.number.lstrip("+"),
         "sentAt": _iso(m.sent_at).replace("Z", "+0000"),
         "doneAt": _iso(at).replace("Z", "+0000"),
-        "smsCount": 1,
+        "smsCount": m.segments,
         "mccMnc": m.spec.mcc + m.spec.mnc,
         "callbackData": m.campaign,
-        "price": {"pricePerMessage": 0.01, "currency": "EUR"},
+        # the price of the message (its smsCount segments), as the mapping reads it
+        "price": {"pricePerMessage": m.price, "currency": m.currency},
         "status": {"groupId": group, "groupName": group_name, "id": status_id, "name": status},
         "error": {"groupId": 0, "id": int(code or 0), "permanent": False},
     }
@@ -314,7 +339,7 @@ def _bandwidth(run: str, m: Message, step: str, at: float, status: str, code: st
             "applicationId": "93de2206-9669-4e07-948d-329f4b722ee2",
             "owner": SENDER,
             "direction": "out",
-            "segmentCount": 1,
+            "segmentCount": m.segments,
         },
     }
     if code is not None:
@@ -341,8 +366,8 @@ def _sns(run: str, m: Message, step: str, at: float, status: str, code: str | No
         "messageStatus": code,
         "messageStatusDescription": "simulated",
         "context": {"campaign": m.campaign},
-        "totalMessageParts": 1,
-        "totalMessagePrice": 0.00581,
+        "totalMessageParts": m.segments,
+        "totalMessagePrice": m.price,
     }
     text = orjson.dumps(event).decode()
     envelope = {  # sns.sign adds Timestamp, SignatureVersion, SigningCertURL and Signature
@@ -365,6 +390,9 @@ def _standard(run: str, m: Message, step: str, at: float, status: str, code: str
         "mcc": m.spec.mcc,
         "mnc": m.spec.mnc,
         "campaign": m.campaign,
+        "segments": m.segments,
+        "price": m.price,
+        "currency": m.currency,
     }
     body = {"type": "message.status", "timestamp": _iso(at), "data": data}
     return "POST", "", JSON, orjson.dumps(body)
@@ -380,6 +408,9 @@ def _generic(run: str, m: Message, step: str, at: float, status: str, code: str 
         "error": None,
         "timestamp": _iso(at),
         "campaign": m.campaign,
+        "segments": m.segments,
+        "price": m.price,
+        "currency": m.currency,
     }
     return "POST", "", JSON, orjson.dumps(body)
 
@@ -413,9 +444,70 @@ def final_state(message: Message) -> str:
     return STATUS[message.provider][step][2]
 
 
+def failure_reason(message: Message) -> str | None:
+    """The canonical failure reason the message must end with (None: not failed)."""
+    step = steps(message)[-1][0]
+    return STATUS[message.provider][step][3]
+
+
+#: provider -> (states segments, states a price, states its currency) on its receipts.
+PRICED: Mapping[str, tuple[bool, bool, bool]] = {
+    "twilio": (False, False, False),
+    "vonage": (False, True, False),
+    "plivo": (True, True, True),  # always USD, implied by the mapping
+    "telnyx": (True, True, True),
+    "sinch": (False, False, False),
+    "infobip": (True, True, True),
+    "bird": (False, False, False),
+    "bandwidth": (True, False, False),
+    "sns": (True, True, True),  # always USD, implied by the mapping
+    "standard": (True, True, True),
+    "generic": (True, True, True),
+}
+
+
+def reported(message: Message) -> tuple[int | None, float | None, str | None]:
+    """(segments, price, currency) as the message's receipts state them."""
+    segments, price, currency = PRICED[message.provider]
+    return (
+        message.segments if segments else None,
+        message.price if price else None,
+        message.currency if currency else None,
+    )
+
+
+#: Providers whose callbacks carry our campaign (AWS `context`, Standard Webhooks and generic
+#: bodies). The others echo a client reference at most (the simulator puts the campaign
+#: there); in production the campaign of their messages comes from the sender's
+#: registration (`dlr api`) or a callback token.
+CAMPAIGN_CARRIED = frozenset({"sns", "standard", "generic"})
+
+
+def campaign(message: Message) -> str | None:
+    """The campaign the pipeline learns from the message's receipts (None: none)."""
+    return message.campaign if message.provider in CAMPAIGN_CARRIED else None
+
+
+#: Providers whose receipts state their time only to the second; Twilio states none.
+_SECONDS = frozenset({"vonage", "plivo"})
+
+
+def stated_time(provider: str, at: float) -> float | None:
+    """The time of a report at `at` as the provider's receipt states it (None: it states
+    none, the pipeline uses its own receipt time): to the second or the millisecond,
+    truncated exactly as the builders above write it."""
+    if provider == "twilio":
+        return None
+    if provider in _SECONDS:
+        return float(math.floor(at))
+    if provider == "sns":
+        return int(at * 1000) / 1000
+    return math.floor(at) + (int(at * 1000) % 1000) / 1000
+
+
 def request(base_url: str, run: str, message: Message, step: str, at: float) -> InboundRequest:
     """The unsigned callback for one report of `message`."""
-    status, code, _ = STATUS[message.provider][step]
+    status, code, *_ = STATUS[message.provider][step]
     method, query, content_type, body = BUILDERS[message.provider](
         run, message, step, at, status, code
     )

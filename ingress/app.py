@@ -2,9 +2,13 @@
 
 Order per request (never changed): route -> method -> source IP -> rate limit -> callback
 token -> body (bounded) -> content type -> verify -> replay check -> extract -> produce
-(acks=all) -> 200. Everything that is refused raises an `ingress.errors` class; the handlers
-here turn it into `{"error": code, "detail": text}` and count it. Nothing unverified is
+(acks=all) -> 200. Everything that is refused raises an `ingress.errors` class; `webhook()`
+turns it into `{"error": code, "detail": text}` and counts it. Nothing unverified is
 produced; nothing is acknowledged before Kafka acknowledged it.
+
+Webhooks are the hot path: `IngressApp` hands `/webhooks/...` straight from the ASGI scope
+to `webhook()`, without Starlette's middleware, router, Request and Response objects. The
+other routes (health, readiness, metrics, OpenAPI, 404/405) are plain Starlette.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ingress import tokens
 from ingress.body import read_limited
@@ -43,15 +47,23 @@ from ingress.errors import (
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
 from ingress.producer import Producer, RawProducer
-from ingress.providers import PROVIDERS, Credentials, InboundRequest, Provider, VerifyContext
+from ingress.providers import (
+    PROVIDERS,
+    Credentials,
+    InboundRequest,
+    Record,
+    VerifyContext,
+    value_type,
+)
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
-from schemas.envelope import RawEnvelope
+from schemas.envelope import ENVELOPE_VERSION
 
 log = logging.getLogger("dlr.ingress")
 
+_SHA256 = hashlib.sha256()
 #: Headers never copied into the envelope: they carry credentials.
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
@@ -104,24 +116,173 @@ def _state(request: Request) -> IngressState:
     return state
 
 
-def _provider(state: IngressState, name: str) -> Provider:
+#: Methods the webhook routes take (Starlette adds HEAD to a route that has GET).
+_WEBHOOK_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+_JSON = (b"content-type", b"application/json")
+_ACCEPTED_ONE = orjson.dumps({"status": "accepted", "records": 1})
+_DUPLICATE = orjson.dumps({"status": "duplicate"})
+
+
+@value_type
+class Reply:
+    """What a webhook request is answered: status, JSON body, extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: GET after the answer went out (SNS SubscriptionConfirmation handshake).
+    confirm_url: str | None = None
+
+
+_DISCONNECTED = Reply(400, b"")
+
+
+def webhook_target(scope: Scope) -> tuple[str, str | None] | None:
+    """(provider, token) when the request is for `/webhooks/{provider}[/{token}]`, else None.
+
+    Matches exactly what the two Starlette routes match (non-empty segments, their methods),
+    so the shortcut in `IngressApp` never changes which requests reach `webhook()`.
+    """
+    path: str = scope["path"]
+    if not path.startswith("/webhooks/") or scope.get("root_path"):
+        return None
+    parts = path[10:].split("/")
+    if len(parts) > 2 or not all(parts) or scope["method"] not in _WEBHOOK_METHODS:
+        return None
+    return parts[0], parts[1] if len(parts) == 2 else None
+
+
+async def webhook(
+    state: IngressState, scope: Scope, receive: Receive, send: Send, name: str, token: str | None
+) -> None:
+    """POST/GET /webhooks/{provider}[/{token}]: verify, produce, acknowledge (or refuse)."""
+    metrics = state.metrics
+    label = name if name in PROVIDERS else "unknown"
+    started = time.perf_counter()
+    metrics.in_flight += 1
+    try:
+        reply = await _accept(state, scope, receive, name, token)
+    except IngressError as exc:
+        reply = _refusal(state, label, exc)
+    except ClientDisconnect:  # the provider hung up mid-body: nothing produced; it retries
+        metrics.outcome(label, "disconnect", "499")
+        reply = _DISCONNECTED
+    except Exception:
+        metrics.outcome(label, "internal_error", "500")
+        raise  # uvicorn logs it and answers 500
+    finally:
+        metrics.in_flight -= 1
+        metrics.handled(label, time.perf_counter() - started)
+    content_type = (_JSON,) if reply.body else ()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [
+                (b"content-length", str(len(reply.body)).encode()),
+                *content_type,
+                *reply.headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": reply.body})
+    if reply.confirm_url:
+        await _confirm_subscription(state, name, reply.confirm_url)
+
+
+async def _accept(
+    state: IngressState, scope: Scope, receive: Receive, name: str, token: str | None
+) -> Reply:
+    """Every check in the documented order, then produce; raises what is refused."""
     provider = PROVIDERS.get(name)
     if provider is None:
         raise UnknownProvider(f"unknown provider {name[:40]!r}")
-    return provider
+    method: str = scope["method"]
+    if method not in provider.METHODS:
+        raise MethodNotAllowed(f"{name} webhooks never use {method}")
+    ip = client_ip(scope, state.trusted)
+    allow = state.allow.get(name)
+    if allow and not in_networks(ip, allow):
+        raise ForbiddenSource(f"source address not allowed for {name}")
+    if not state.limiter.allow(name):
+        raise RateLimited(f"over the rate limit for {name}")
+    fields = tokens.verify(token, state.token_secrets) if token is not None else {}
+    # ASGI header names are lower-case already.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    settings = state.settings
+    body = await read_limited(receive, headers, settings.max_body_bytes)
+    url = external_url(scope, settings.public_base_url, state.trusted)
+    inbound = InboundRequest(method=method, url=url, headers=headers, body=body, client_ip=ip)
+    types = provider.CONTENT_TYPES
+    if method != "GET" and types and inbound.content_type not in types:
+        allowed = ", ".join(sorted(types))
+        raise UnsupportedMediaType(f"{name} sends {allowed}, not {inbound.content_type!r}")
+    now = time.time()
+    context = VerifyContext(now=now, window=settings.replay_window_s, fetch=state.fetch)
+    verified = await provider.verify(inbound, state.credentials[name], context)
+    if state.replay.seen(name, verified.replay_key, now):
+        state.metrics.outcome(name, "replay", "200")
+        return Reply(200, _DUPLICATE)
+    records = provider.extract(inbound)
+    items = _envelopes(name, inbound, records, verified.key_id, fields, now)
+    if items:
+        produce_started = time.perf_counter()
+        await state.producer.send_all(items)
+        state.metrics.produced(name, len(items), time.perf_counter() - produce_started)
+    state.replay.add(name, verified.replay_key, now)
+    state.metrics.outcome(name, "accepted", "200")
+    answer = _ACCEPTED_ONE if len(items) == 1 else _accepted(len(items))
+    return Reply(200, answer, confirm_url=verified.confirm_url)
+
+
+def _accepted(records: int) -> bytes:
+    return orjson.dumps({"status": "accepted", "records": records})
+
+
+def _refusal(state: IngressState, provider: str, exc: IngressError) -> Reply:
+    """One place that turns refusals into JSON errors, metrics and a log line."""
+    state.metrics.outcome(provider, exc.code, str(exc.status))
+    if isinstance(exc, VerificationError):
+        state.metrics.verification_failed(provider, type(exc).__name__)
+    level = logging.ERROR if exc.status >= 500 else logging.WARNING
+    log.log(
+        level,
+        "webhook refused",
+        extra={
+            "provider": provider,
+            "status": exc.status,
+            "error": exc.code,
+            "detail": exc.detail,
+        },
+    )
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    if exc.status in (429, 503):
+        headers = ((b"retry-after", b"1" if exc.status == 429 else b"5"),)
+    if exc.status == 405:
+        allow = ", ".join(sorted(PROVIDERS[provider].METHODS)) if provider in PROVIDERS else "POST"
+        headers = ((b"allow", allow.encode()),)
+    return Reply(exc.status, orjson.dumps({"error": exc.code, "detail": exc.detail}), headers)
 
 
 def _envelopes(
     name: str,
     inbound: InboundRequest,
-    records: list[Any],
+    records: list[Record],
     key_id: str,
     token: dict[str, str],
     received_at: float,
 ) -> list[tuple[bytes, bytes]]:
-    body_sha = hashlib.sha256(inbound.body).hexdigest()
+    """(key, raw envelope) per record: what the worker maps, and what audit needs later.
+
+    The bytes are `RawEnvelope(...).to_json()` (tests/ingress/test_parts.py holds them
+    equal), written from a dict: building the dataclass and letting orjson walk its slots
+    cost a webhook more than its signature check.
+    """
+    sha = _SHA256.copy()  # a copy skips OpenSSL 3's per-object digest lookup
+    sha.update(inbound.body)
+    body_sha = sha.hexdigest()
     headers = {k: v for k, v in inbound.headers.items() if k not in _SECRET_HEADERS}
-    content_type = inbound.content_type  # a property that parses the header: once per request
+    content_type = inbound.content_type
     items = []
     for index, record in enumerate(records):
         raw = inbound.body if record.body is None else record.body
@@ -130,85 +291,29 @@ def _envelopes(
         except UnicodeDecodeError:
             body, encoding = raw.hex(), "hex"
         message_id = f"{name}:{record.message_key}"
-        envelope = RawEnvelope(
-            provider=name,
-            message_id=message_id,
-            provider_message_id=record.provider_message_id,
-            received_at=received_at,
-            method=inbound.method,
-            url=inbound.url,
-            headers=headers,
-            content_type=content_type,
-            body=body,
-            body_encoding=encoding,
-            body_sha256=body_sha,
-            payload=dict(record.payload),
-            key_id=key_id,
-            event_id=record.event_id,
-            part=index,
-            parts=len(records),
-            token=token,
-        )
-        items.append((message_id.encode(), envelope.to_json()))
+        payload = record.payload
+        envelope = {
+            "provider": name,
+            "message_id": message_id,
+            "provider_message_id": record.provider_message_id,
+            "received_at": received_at,
+            "method": inbound.method,
+            "url": inbound.url,
+            "headers": headers,
+            "content_type": content_type,
+            "body": body,
+            "body_encoding": encoding,
+            "body_sha256": body_sha,
+            "payload": payload if type(payload) is dict else dict(payload),
+            "key_id": key_id,
+            "event_id": record.event_id,
+            "part": index,
+            "parts": len(records),
+            "token": token,
+            "v": ENVELOPE_VERSION,
+        }
+        items.append((message_id.encode(), orjson.dumps(envelope)))
     return items
-
-
-async def webhook(request: Request) -> Response:
-    """POST/GET /webhooks/{provider}[/{token}]: verify, produce, acknowledge."""
-    state = _state(request)
-    name = request.path_params["provider"]
-    request.state.provider = name if name in PROVIDERS else "unknown"
-    started = time.perf_counter()
-    state.metrics.in_flight.inc()
-    try:
-        provider = _provider(state, name)
-        if request.method not in provider.METHODS:
-            raise MethodNotAllowed(f"{name} webhooks never use {request.method}")
-        ip = client_ip(request, state.trusted)
-        allow = state.allow.get(name)
-        if allow and not in_networks(ip, allow):
-            raise ForbiddenSource(f"source address not allowed for {name}")
-        if not state.limiter.allow(name):
-            raise RateLimited(f"over the rate limit for {name}")
-        token: dict[str, str] = {}
-        if "token" in request.path_params:
-            token = tokens.verify(request.path_params["token"], state.token_secrets)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-        body = await read_limited(request, headers, state.settings.max_body_bytes)
-        inbound = InboundRequest(
-            method=request.method,
-            url=external_url(request, state.settings.public_base_url, state.trusted),
-            headers=headers,  # ASGI header names are lower-case
-            body=body,
-            client_ip=ip,
-        )
-        types = provider.CONTENT_TYPES
-        if request.method != "GET" and types and inbound.content_type not in types:
-            allowed = ", ".join(sorted(types))
-            raise UnsupportedMediaType(f"{name} sends {allowed}, not {inbound.content_type!r}")
-        now = time.time()
-        context = VerifyContext(now=now, window=state.settings.replay_window_s, fetch=state.fetch)
-        verified = await provider.verify(inbound, state.credentials[name], context)
-        if state.replay.seen(name, verified.replay_key, now):
-            state.metrics.outcome(name, "replay", "200")
-            return JSONResponse({"status": "duplicate"}, status_code=200)
-        records = provider.extract(inbound)
-        items = _envelopes(name, inbound, records, verified.key_id, token, now)
-        if items:
-            produce_started = time.perf_counter()
-            await state.producer.send_all(items)
-            state.metrics.produced(name, len(items), time.perf_counter() - produce_started)
-        state.replay.add(name, verified.replay_key, now)
-        state.metrics.outcome(name, "accepted", "200")
-        task = None
-        if verified.confirm_url:
-            task = BackgroundTask(_confirm_subscription, state, name, verified.confirm_url)
-        return JSONResponse(
-            {"status": "accepted", "records": len(items)}, status_code=200, background=task
-        )
-    finally:
-        state.metrics.in_flight.dec()
-        state.metrics.handled(request.state.provider, time.perf_counter() - started)
 
 
 async def _confirm_subscription(state: IngressState, name: str, url: str) -> None:
@@ -218,6 +323,37 @@ async def _confirm_subscription(state: IngressState, name: str, url: str) -> Non
         log.info("subscription confirmed", extra={"provider": name, "status": response.status_code})
     except httpx.HTTPError as exc:
         log.warning("subscription confirmation failed", extra={"provider": name, "error": str(exc)})
+
+
+class _WebhookRoute:
+    """The webhook routes as Starlette sees them (reached when `IngressApp` does not take the
+    shortcut, e.g. under a root path): the same `webhook()` with the router's path params."""
+
+    def __init__(self, state: IngressState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope["path_params"]
+        await webhook(self.state, scope, receive, send, params["provider"], params.get("token"))
+
+
+class IngressApp(Starlette):
+    """Starlette, except that webhooks go straight to `webhook()` from the ASGI scope.
+
+    Starlette's middleware, router, Request and Response objects cost about a third of a
+    webhook's CPU; the small routes (health, metrics, OpenAPI) and everything that does not
+    match a webhook route (404, 405) still go through Starlette.
+    """
+
+    ingress: IngressState
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = webhook_target(scope)
+            if target is not None:
+                await webhook(self.ingress, scope, receive, send, *target)
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -242,35 +378,6 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(sorted(PROVIDERS)))
 
 
-async def on_ingress_error(request: Request, exc: Exception) -> Response:
-    """One place that turns refusals into JSON errors, metrics and a log line."""
-    assert isinstance(exc, IngressError)
-    state = _state(request)
-    provider = getattr(request.state, "provider", "unknown")
-    state.metrics.outcome(provider, exc.code, str(exc.status))
-    if isinstance(exc, VerificationError):
-        state.metrics.verification_failures.labels(provider, type(exc).__name__).inc()
-    level = logging.ERROR if exc.status >= 500 else logging.WARNING
-    log.log(
-        level,
-        "webhook refused",
-        extra={
-            "provider": provider,
-            "status": exc.status,
-            "error": exc.code,
-            "detail": exc.detail,
-        },
-    )
-    headers = {}
-    if exc.status in (429, 503):
-        headers["Retry-After"] = "1" if exc.status == 429 else "5"
-    if exc.status == 405:
-        headers["Allow"] = (
-            ", ".join(sorted(PROVIDERS[provider].METHODS)) if provider in PROVIDERS else "POST"
-        )
-    return JSONResponse({"error": exc.code, "detail": exc.detail}, exc.status, headers=headers)
-
-
 async def on_http_error(request: Request, exc: Exception) -> Response:
     """Routing errors (no such path, wrong method) as JSON too."""
     assert isinstance(exc, HTTPException)
@@ -278,13 +385,6 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     state = _state(request)
     state.metrics.outcome("none", code, str(exc.status_code))
     return JSONResponse({"error": code, "detail": exc.detail}, exc.status_code, headers=exc.headers)
-
-
-async def on_disconnect(request: Request, exc: Exception) -> Response:
-    """The provider hung up mid-body: nothing was produced; it will retry."""
-    state = _state(request)
-    state.metrics.outcome(getattr(request.state, "provider", "unknown"), "disconnect", "499")
-    return Response(status_code=400)
 
 
 def build_state(settings: IngressSettings, producer: Producer | None = None) -> IngressState:
@@ -307,7 +407,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
 
 def create_app(
     settings: IngressSettings | None = None, producer: Producer | None = None
-) -> Starlette:
+) -> IngressApp:
     """The ASGI app. Kafka being down at start is not fatal: /readyz says so, webhooks get 503."""
     settings = settings or IngressSettings()
     state = build_state(settings, producer)
@@ -338,26 +438,18 @@ def create_app(
             if state.http is not None:
                 await state.http.aclose()
 
+    webhooks = _WebhookRoute(state)
+    methods = sorted(_WEBHOOK_METHODS - {"HEAD"})
     routes = [
-        Route("/webhooks/{provider}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Route(
-            "/webhooks/{provider}/{token}",
-            webhook,
-            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        ),
+        Route("/webhooks/{provider}", webhooks, methods=methods),
+        Route("/webhooks/{provider}/{token}", webhooks, methods=methods),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={
-            IngressError: on_ingress_error,
-            HTTPException: on_http_error,
-            ClientDisconnect: on_disconnect,
-        },
+    app = IngressApp(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: on_http_error}
     )
-    app.state.ingress = state
+    app.ingress = app.state.ingress = state
     return app

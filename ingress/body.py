@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from ingress.errors import PayloadTooLarge
 
 
-async def read_limited(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
+async def read_limited(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The whole body, never buffering more than `limit` bytes (413 beyond).
 
     Reads the ASGI messages directly: a webhook body nearly always arrives in one message,
-    which is then returned as it is, without Starlette's stream generator around it.
+    which is then returned as it is, without Starlette's stream generator around it. A
+    client that hangs up raises Starlette's `ClientDisconnect`.
     """
     declared = headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    receive = request.receive
     while True:
         message = await receive()
         if message["type"] != "http.request":

@@ -1,63 +1,62 @@
 """The Kafka side of the ingress: acks=all, bounded wait, errors -> 503.
 
-Requests do not call `AIOKafkaProducer.send()` one record at a time: its per-record path
-(metadata wait, partitioner, accumulator coroutine, one future and one RecordMetadata per
-record) was the largest share of a webhook's CPU. Records are appended to an open record
-batch per partition (aiokafka's public `create_batch`/`send_batch` API, C record builder)
-and one flusher task hands the open batches to aiokafka. aiokafka keeps one produce
-request in flight per broker, and `send_batch` waits while the previous batch of a
-partition is queued, so batches grow by themselves under load and stay one record long
-when the ingress is idle: no linger is added to the acknowledgement.
+Records go through librdkafka (confluent-kafka): `produce()` partitions (murmur2, as
+Kafka's Java client and aiokafka do), batches and sends in C on librdkafka's own threads,
+which costs a webhook a third of what aiokafka's Python producer did (`bench/produce.py`).
+Delivery reports come back through `poll()`, called on the event loop every
+`poll_interval_s` (1 ms) while records are outstanding, so a report waits at most a
+millisecond for its request. Calling `poll()` on the loop's own thread means the report
+callbacks resolve asyncio futures directly, without a thread handing them over.
 
-Keys are partitioned exactly like Kafka's default partitioner (murmur2 of the key), so
-every report of a message lands on one partition, whichever client produced it.
+Every record gets a delivery report within `message.timeout.ms` (the produce timeout): an
+acknowledgement, or a failure that becomes a 503, so a request waits on no timer of its
+own. A record librdkafka gave up on may still have been written by the broker (the
+request was in flight): the provider retries, and the worker's dedupe drops the copy.
 
-Not idempotent on purpose: aiokafka cannot reset its producer id, so after a broker restart
-an idempotent producer whose in-flight batch timed out is refused with
-OutOfOrderSequenceNumber forever (tests/integration/test_ingress_outage.py found it). With
-one request in flight per broker a retry cannot reorder records, and a record written twice
-by a retry is a duplicate the worker's dedupe drops like any provider retry.
+Not idempotent, one request in flight per broker: a retry cannot reorder records, and the
+producer never enters librdkafka's fatal idempotence states, which would need a new
+producer (aiokafka could not even reset its producer id after a broker restart:
+tests/integration/test_ingress_outage.py found it). A record written twice by a retry is a
+duplicate the worker drops like any provider retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import struct
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from aiokafka.producer.message_accumulator import BatchBuilder
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from ingress.errors import BrokerUnavailable
 
 log = logging.getLogger("dlr.ingress")
 
-_FAILURES = (KafkaError, OSError, TimeoutError)
 
+class _Request:
+    """The records of one `send_all` call: its future resolves when all are acknowledged."""
 
-def murmur2(key: bytes) -> int:
-    """Kafka's murmur2 (Java `Utils.murmur2`), word-wise: aiokafka's reads byte by byte."""
-    m = 0x5BD1E995
-    length = len(key)
-    h = 0x9747B28C ^ length
-    words = length >> 2
-    for k in struct.unpack_from(f"<{words}I", key):
-        k = (k * m) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        rest = key[words << 2 :]
-        if tail == 3:
-            h ^= rest[2] << 16
-        if tail >= 2:
-            h ^= rest[1] << 8
-        h = ((h ^ rest[0]) * m) & 0xFFFFFFFF
-    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
-    return h ^ (h >> 15)
+    __slots__ = ("future", "left")
+
+    def __init__(self, future: asyncio.Future[None], left: int) -> None:
+        self.future = future
+        self.left = left
+
+    def delivered(self, error: KafkaError | None, message: Message) -> None:
+        """librdkafka's delivery report for one record (called from `poll()`, on the loop)."""
+        future = self.future
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(KafkaException(error))
+            return
+        self.left -= 1
+        if not self.left:
+            future.set_result(None)
 
 
 class Producer(Protocol):
@@ -76,98 +75,88 @@ class Producer(Protocol):
         """Return only once every (key, value) is acknowledged; else `BrokerUnavailable`."""
 
 
-class _OpenBatch:
-    """Records for one partition that are not yet handed to aiokafka, and who waits on them.
-
-    Its timer fails the waiters once the acknowledgement is overdue (503), one timer per
-    batch instead of one per request.
-    """
-
-    __slots__ = ("builder", "partition", "timer", "waiters")
-
-    def __init__(self, builder: BatchBuilder, partition: int, timeout_s: float) -> None:
-        self.builder = builder
-        self.partition = partition
-        self.waiters: list[asyncio.Future[None]] = []
-        self.timer = asyncio.get_running_loop().call_later(timeout_s, self.expire)
-
-    def expire(self) -> None:
-        self.settle(TimeoutError("Kafka acknowledgement overdue"))
-
-    def delivered(self, delivery: asyncio.Future[object]) -> None:
-        """aiokafka's callback once the broker acknowledged (or finally refused) the batch."""
-        if delivery.cancelled():
-            self.settle(TimeoutError("delivery cancelled"))
-        else:
-            self.settle(delivery.exception())
-
-    def settle(self, error: BaseException | None) -> None:
-        self.timer.cancel()
-        for waiter in self.waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
-
-
 class RawProducer:
     """Produces raw envelopes keyed by message id and waits for the broker's acknowledgement."""
 
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, timeout_s: float, poll_interval_s: float = 0.001
+    ) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
-        self._producer: AIOKafkaProducer | None = None  # None until started
-        self._lock = asyncio.Lock()
-        self._partitions: list[int] = []
-        self._open: dict[int, _OpenBatch] = {}
-        self._sealed: list[_OpenBatch] = []
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._flusher: asyncio.Task[None] | None = None
+        self.poll_interval_s = poll_interval_s
+        self._producer: confluent_kafka.Producer | None = None  # None until started
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.TimerHandle | None = None
 
-    def _new(self) -> AIOKafkaProducer:
-        # Created inside the running loop (aiokafka binds to it at construction).
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=False,
-            linger_ms=0,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=int(max(self.timeout_s, 1) * 1000),
-            retry_backoff_ms=50,
-        )
+    def _config(self) -> dict[str, object]:
+        timeout_ms = int(max(self.timeout_s, 0.1) * 1000)
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "acks": "all",
+            "enable.idempotence": False,
+            "max.in.flight.requests.per.connection": 1,
+            # Kafka's default partitioner: every client puts a message's reports on one partition.
+            "partitioner": "murmur2_random",
+            "linger.ms": 0,
+            "message.timeout.ms": timeout_ms,
+            "request.timeout.ms": max(timeout_ms, 1000),
+            "retry.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 1000,
+            "socket.connection.setup.timeout.ms": max(timeout_ms, 1000),
+            "logger": logging.getLogger("dlr.ingress.kafka"),
+            "error_cb": self._error,
+        }
+
+    @staticmethod
+    def _error(error: KafkaError) -> None:
+        log.warning("kafka client error", extra={"error": error.str(), "code": error.name()})
 
     async def start(self) -> None:
-        """Connect; failures here are retried lazily on the next request."""
-        async with self._lock:
-            if self._producer is not None:
-                return
-            producer = self._new()
-            try:
-                await asyncio.wait_for(producer.start(), self.timeout_s)
-                partitions = await asyncio.wait_for(
-                    producer.partitions_for(self.topic), self.timeout_s
-                )
-            except _FAILURES as exc:
-                await producer.stop()
-                raise BrokerUnavailable(f"Kafka not reachable: {type(exc).__name__}") from exc
-            self._partitions = sorted(partitions)
-            self._producer = producer
-            self._closing = False
-            self._flusher = asyncio.create_task(self._flush_forever(producer))
+        """Create the client and wait until the broker answers (BrokerUnavailable if not).
+
+        Failing here is not final: `send_all` produces anyway and librdkafka keeps
+        reconnecting, so the ingress answers 503 only while the broker is away.
+        """
+        self._client()
+        if not await self._broker_answers(self.timeout_s):
+            raise BrokerUnavailable(f"Kafka not reachable within {self.timeout_s:.1f}s")
+
+    def _client(self) -> confluent_kafka.Producer:
+        """The librdkafka producer, created on first use inside the running loop."""
+        if self._producer is None:
+            self._loop = asyncio.get_running_loop()
+            self._producer = confluent_kafka.Producer(self._config())
+        return self._producer
+
+    async def _broker_answers(self, timeout_s: float) -> bool:
+        """True when the broker answered a metadata request for the topic (in a thread:
+        `list_topics` blocks)."""
+        producer = self._producer
+        assert producer is not None
+        call = functools.partial(producer.list_topics, self.topic, timeout_s)
+        try:
+            cluster = await asyncio.get_running_loop().run_in_executor(None, call)
+        except KafkaException:
+            return False
+        topic = cluster.topics.get(self.topic)
+        return bool(cluster.brokers) and topic is not None and topic.error is None
 
     async def stop(self) -> None:
-        """Hand over what is open, flush what is in flight and disconnect."""
-        if self._flusher is not None:
-            self._closing = True
-            self._wake.set()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
-        if self._producer is not None:
-            await self._flush_once(self._producer)
-            await self._producer.stop()
+        """Wait up to the produce timeout for what is in flight, then disconnect."""
+        producer = self._producer
+        if producer is None:
+            return
+        deadline = time.monotonic() + self.timeout_s
+        while len(producer) and time.monotonic() < deadline:
+            producer.poll(0)
+            await asyncio.sleep(0.01)
+        producer.purge()  # what is left fails: its requests answer 503
+        producer.poll(0)
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        producer.close()
         self._producer = None
 
     async def ready(self) -> bool:
@@ -177,76 +166,41 @@ class RawProducer:
                 await self.start()
             except BrokerUnavailable:
                 return False
-        assert self._producer is not None
-        try:
-            await asyncio.wait_for(self._producer.client.force_metadata_update(), 2.0)
-        except _FAILURES:
-            return False
-        return bool(self._producer.client.cluster.brokers())
+            return True
+        return await self._broker_answers(2.0)
 
     async def send_all(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         """Produce (key, value) pairs; return only once every one is acknowledged."""
-        if self._producer is None:
-            await self.start()
+        # Without start(), or with the broker away: produce anyway, the delivery report
+        # says whether the broker answered within the timeout.
+        producer = self._client()
+        loop = self._loop
+        assert loop is not None
+        request = _Request(loop.create_future(), len(items))
+        topic, delivered = self.topic, request.delivered
+        try:
+            for key, value in items:
+                producer.produce(topic, value, key, on_delivery=delivered)
+        except (BufferError, KafkaException) as exc:
+            # Queue full (the broker has been away for a while) or a record it can never take.
+            raise BrokerUnavailable(f"Kafka refused the record: {exc}") from exc
+        finally:
+            if self._poller is None:
+                self._poller = loop.call_later(self.poll_interval_s, self._poll)
+        try:
+            await request.future
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            name = error.name() if isinstance(error, KafkaError) else type(exc).__name__
+            raise BrokerUnavailable(f"Kafka did not acknowledge: {name}") from exc
+
+    def _poll(self) -> None:
+        """Deliver the reports librdkafka has (their callbacks run here); again while any wait."""
+        self._poller = None
         producer = self._producer
-        assert producer is not None
-        partitions = self._partitions
-        touched: list[_OpenBatch] = []
-        for key, value in items:
-            partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-            batch = self._open.get(partition)
-            if batch is None or batch.builder.append(timestamp=None, key=key, value=value) is None:
-                if batch is not None:  # full: hand it over as it is
-                    self._sealed.append(batch)
-                batch = self._open[partition] = _OpenBatch(
-                    producer.create_batch(), partition, self.timeout_s
-                )
-                if batch.builder.append(timestamp=None, key=key, value=value) is None:
-                    raise BrokerUnavailable("record larger than the producer's batch size")
-            if batch not in touched:
-                touched.append(batch)
-        loop = asyncio.get_running_loop()
-        waiters = []
-        for batch in touched:
-            waiter: asyncio.Future[None] = loop.create_future()
-            batch.waiters.append(waiter)
-            waiters.append(waiter)
-        self._wake.set()
-        try:
-            for waiter in waiters:
-                await waiter
-        except _FAILURES as exc:
-            raise BrokerUnavailable(
-                f"Kafka did not acknowledge within {self.timeout_s:.1f}s: {type(exc).__name__}"
-            ) from exc
-
-    async def _flush_forever(self, producer: AIOKafkaProducer) -> None:
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self._flush_once(producer)
-            except Exception:  # never let the flusher die: every request would hang
-                log.exception("ingress flusher failed; its requests answer 503")
-
-    async def _flush_once(self, producer: AIOKafkaProducer) -> None:
-        """Hand every open batch to aiokafka; settle its waiters when the broker answers."""
-        batches = self._sealed + list(self._open.values())
-        self._sealed = []
-        self._open = {}
-        handed = 0
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                for batch in batches:
-                    # Waits while this partition's previous batch is queued: that is the batching.
-                    delivery = await producer.send_batch(
-                        batch.builder, self.topic, partition=batch.partition
-                    )
-                    delivery.add_done_callback(batch.delivered)
-                    handed += 1
-        except BaseException as exc:
-            error = exc if isinstance(exc, _FAILURES) else KafkaError(repr(exc))
-            for batch in batches[handed:]:
-                batch.settle(error)  # never sent: the requests answer 503, the providers retry
-            if not isinstance(exc, _FAILURES):
-                raise
+        if producer is None:
+            return
+        producer.poll(0)
+        if len(producer):  # records in flight or reports not yet served
+            assert self._loop is not None
+            self._poller = self._loop.call_later(self.poll_interval_s, self._poll)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
 import orjson
 
 from ingress.errors import UnknownToken
+from ingress.providers._common import hmac_digest
 
 _MAX_TOKEN = 1024
 
@@ -30,7 +30,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(secret: str, head: str) -> str:
-    return _b64(hmac.new(secret.encode(), head.encode(), hashlib.sha256).digest()[:16])
+    return _b64(hmac_digest(secret, head.encode())[:16])
 
 
 def issue(fields: Mapping[str, str], secret: str) -> str:

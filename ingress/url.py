@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from starlette.requests import Request
+from starlette.datastructures import URL, Headers
+from starlette.types import Scope
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,11 +30,12 @@ def in_networks(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
-def client_ip(request: Request, trusted: Sequence[Network]) -> str:
+def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:
     """The provider's address: the peer, or the proxy-reported client when the peer is trusted."""
-    peer = request.client.host if request.client else ""
+    client = scope.get("client")
+    peer: str = client[0] if client else ""
     if trusted and in_networks(peer, trusted):
-        forwarded = request.headers.get("x-forwarded-for", "")
+        forwarded = Headers(scope=scope).get("x-forwarded-for", "")
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         # Walk from the nearest hop, skipping our own proxies.
         for hop in reversed(hops):
@@ -48,16 +50,15 @@ _URLS: dict[tuple[object, ...], tuple[str, str]] = {}
 _URLS_MAX = 4096
 
 
-def _request_url(request: Request) -> tuple[str, str]:
+def _request_url(scope: Scope) -> tuple[str, str]:
     """(full URL, path + query) exactly as Starlette reconstructs them, memoized."""
-    scope = request.scope
     host = next((v for k, v in scope["headers"] if k == b"host"), None)
     server = scope.get("server")
     query = scope.get("query_string")
     key = (scope.get("scheme"), server and tuple(server), scope["path"], query, host)
     hit = _URLS.get(key)
     if hit is None:
-        url = request.url
+        url = URL(scope=scope)
         hit = (str(url), url.path + (f"?{url.query}" if url.query else ""))
         if len(_URLS) >= _URLS_MAX:
             _URLS.clear()
@@ -65,19 +66,22 @@ def _request_url(request: Request) -> tuple[str, str]:
     return hit
 
 
-def external_url(request: Request, public_base_url: str | None, trusted: Sequence[Network]) -> str:
+def external_url(scope: Scope, public_base_url: str | None, trusted: Sequence[Network]) -> str:
     """Full URL (scheme, host, port, path, query) as the provider requested it."""
-    full, tail = _request_url(request)
+    full, tail = _request_url(scope)
     if public_base_url:
         return public_base_url.rstrip("/") + tail
-    peer = request.client.host if request.client else ""
+    client = scope.get("client")
+    peer = client[0] if client else ""
     if trusted and in_networks(peer, trusted):
-        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
-        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
-        port = request.headers.get("x-forwarded-port", "").split(",")[0].strip()
+        headers = Headers(scope=scope)
+        proto = headers.get("x-forwarded-proto", "").split(",")[0].strip()
+        host = headers.get("x-forwarded-host", "").split(",")[0].strip()
+        port = headers.get("x-forwarded-port", "").split(",")[0].strip()
         if proto or host:
-            scheme = proto or request.url.scheme
-            netloc = host or request.headers.get("host", request.url.netloc)
+            url = URL(scope=scope)
+            scheme = proto or url.scheme
+            netloc = host or headers.get("host", url.netloc)
             if port and ":" not in netloc.rsplit("]", 1)[-1]:
                 default = {"https": "443", "http": "80"}.get(scheme)
                 if port != default:

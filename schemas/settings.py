@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["CommonSettings", "Target", "parse_url", "split_list"]
@@ -131,6 +131,23 @@ class CommonSettings(BaseSettings):
         description="A registered message without any receipt this long after its "
         "submission is unreported: an attempt in the delivery rate (sends definition).",
     )
+    price_currencies: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object provider -> ISO 4217 currency of the prices its receipts "
+        'state without one (e.g. {"vonage": "EUR"}: the SMS API reports prices in the '
+        "account's currency); such prices are reported as `unstated` otherwise.",
+    )
+
+    @field_validator("price_currencies")
+    @classmethod
+    def _currency_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        """Provider slugs in lower case, three-letter currency codes in upper case."""
+        out: dict[str, str] = {}
+        for provider, code in value.items():
+            if not (len(code) == 3 and code.isascii() and code.isalpha()):
+                raise ValueError(f"{provider}: {code!r} is not a three-letter currency code")
+            out[provider.strip().lower()] = code.upper()
+        return out
 
     # -- privacy -------------------------------------------------------------------------
     pii_mode: Literal["hash", "mask", "clear"] = "hash"

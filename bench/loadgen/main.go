@@ -54,7 +54,8 @@ func build(mode, target, secret string) (*http.Request, error) {
 		req.Header.Set("X-Webhook-Signature", "v1="+hex.EncodeToString(mac.Sum(nil)))
 		return req, nil
 	case "twilio":
-		sid := fmt.Sprintf("SM%030d", n)
+		// Unique across runs too (the pid), or a rerun would replay the previous run's callbacks.
+		sid := fmt.Sprintf("SM%08x%024d", os.Getpid(), n)
 		params := map[string]string{
 			"AccountSid": "AC00000000000000000000000000000000", "ApiVersion": "2010-04-01",
 			"From": "+15017122661", "To": "+15558675310", "MessageSid": sid, "SmsSid": sid,

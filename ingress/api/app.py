@@ -119,7 +119,7 @@ async def register(request: Request) -> Response:
     if content_type != "application/json":
         raise UnsupportedMediaType(f"send application/json, not {content_type or 'nothing'!r}")
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    body = await read_limited(request, headers, settings.api_max_body_bytes)
+    body = await read_limited(request.receive, headers, settings.api_max_body_bytes)
     registrations, batch = parse_batch(body, settings.api_max_batch)
     now = datetime.now(UTC)
     by_id: dict[str, Any] = {}

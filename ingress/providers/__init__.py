@@ -17,6 +17,7 @@ from ingress.providers._contract import (
     Record,
     Verified,
     VerifyContext,
+    value_type,
 )
 from schemas.providers import PROVIDERS as NAMES
 
@@ -29,6 +30,7 @@ __all__ = [
     "Verified",
     "VerifyContext",
     "load",
+    "value_type",
 ]
 
 

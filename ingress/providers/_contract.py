@@ -9,15 +9,39 @@ would (tests and `dlr demo` use it). It never maps statuses: that is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, dataclass_transform
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 
-@dataclass(frozen=True, slots=True)
+from ingress.providers._common import parse_form
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def value_type(cls: type[_T]) -> type[_T]:
+    """A slots dataclass that mypy treats as frozen, without frozen's price at run time.
+
+    The types below are built several times per webhook. A frozen dataclass sets every
+    field through `object.__setattr__` (about a microsecond per object here, as much as
+    the whole signature check); mypy --strict (`make lint`) still refuses any assignment
+    to their fields, which is what frozen was for.
+    """
+    return dataclass(slots=True)(cls)
+
+
+@value_type
 class InboundRequest:
-    """A webhook request as the provider sent it: the externally visible URL, raw body."""
+    """A webhook request as the provider sent it: the externally visible URL, raw body.
+
+    The parsed forms of the body and the query are computed once and kept: a provider's
+    `verify` and `extract` both need them, and parsing is a good part of a request's cost.
+    They are shared, so callers never modify what `json()`, `form()` or `query` return.
+    """
 
     method: str
     #: Full external URL including scheme, host, optional port, path and query, exactly
@@ -27,20 +51,57 @@ class InboundRequest:
     headers: Mapping[str, str]
     body: bytes
     client_ip: str = ""
+    _parsed: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower-cased ('' when absent)."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        parsed = self._parsed
+        if "content_type" not in parsed:
+            header = self.headers.get("content-type", "")
+            parsed["content_type"] = header.split(";", 1)[0].strip().lower()
+        value: str = parsed["content_type"]
+        return value
 
     @property
     def query(self) -> list[tuple[str, str]]:
         """Query parameters in order, blanks kept."""
-        return parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+        parsed = self._parsed
+        if "query" not in parsed:
+            parsed["query"] = query_pairs(self.url)
+        value: list[tuple[str, str]] = parsed["query"]
+        return value
+
+    def json(self) -> Any:
+        """The body parsed as JSON, once; raises `orjson.JSONDecodeError` like `orjson.loads`."""
+        parsed = self._parsed
+        if "json" not in parsed:
+            parsed["json"] = orjson.loads(self.body)
+        return parsed["json"]
+
+    def form(self) -> list[tuple[str, str]]:
+        """The body as `application/x-www-form-urlencoded` pairs (`parse_form`), once."""
+        parsed = self._parsed
+        if "form" not in parsed:
+            parsed["form"] = parse_form(self.body)
+        value: list[tuple[str, str]] = parsed["form"]
+        return value
 
     def with_(self, **changes: Any) -> InboundRequest:
-        """A copy with some fields replaced (used by `sign`)."""
+        """A copy with some fields replaced (used by `sign`); nothing parsed is carried over."""
         return replace(self, **changes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _query_pairs(url: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def query_pairs(url: str) -> list[tuple[str, str]]:
+    """A URL's query parameters in order, blanks kept (memoized: webhooks reuse few URLs)."""
+    return list(_query_pairs(url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +124,7 @@ class Credentials:
         return not (self.secrets or self.public_keys or self.basic)
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class VerifyContext:
     """Time and I/O a verifier may need, passed in so verifiers stay pure and testable."""
 
@@ -74,7 +135,7 @@ class VerifyContext:
     fetch: Callable[[str], Awaitable[bytes]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Verified:
     """Outcome of a successful verification."""
 
@@ -89,7 +150,7 @@ class Verified:
     confirm_url: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Record:
     """One status report for one message (and recipient), ready to go to Kafka."""
 

@@ -21,14 +21,12 @@ timestamp: the replay key is the nonce plus the matching signature.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets as _secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from ingress.errors import BadSignature, InvalidPayload, NoCredentials
-from ingress.providers._common import equal, key_id, parse_form, random_secret, require
+from ingress.providers._common import equal, hmac_digest, key_id, random_secret, require
 from ingress.providers._contract import (
     Credentials,
     InboundRequest,
@@ -66,7 +64,7 @@ def signed_url(request: InboundRequest) -> str:
     query = _sorted_query(_grouped(request.query))
     if request.method == "GET":
         return f"{base}?{query}" if query else base
-    body = _grouped(parse_form(request.body))
+    body = _grouped(request.form())
     if not body:
         return f"{base}?{query}" if query else base
     params = "".join(name + value for name in sorted(body) for value in sorted(body[name]))
@@ -75,7 +73,7 @@ def signed_url(request: InboundRequest) -> str:
 
 def signature(token: str, url: str, nonce: str) -> str:
     """base64 HMAC-SHA256 of `{url}.{nonce}` under one auth token."""
-    digest = hmac.new(token.encode(), f"{url}.{nonce}".encode(), hashlib.sha256).digest()
+    digest = hmac_digest(token, f"{url}.{nonce}".encode())
     return base64.b64encode(digest).decode()
 
 
@@ -99,7 +97,7 @@ async def verify(
 
 def extract(request: InboundRequest) -> list[Record]:
     """One record per callback, keyed by `MessageUUID`: form body for POST, query for GET."""
-    pairs = request.query if request.method == "GET" else parse_form(request.body)
+    pairs = request.query if request.method == "GET" else request.form()
     params: dict[str, str] = {}
     for name, value in pairs:
         params.setdefault(name, value)

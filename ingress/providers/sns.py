@@ -109,9 +109,9 @@ _MAX_ID = 200
 # -- envelope --------------------------------------------------------------------------
 
 
-def _envelope(body: bytes) -> dict[str, Any]:
+def _envelope(request: InboundRequest) -> dict[str, Any]:
     try:
-        parsed: Any = orjson.loads(body)
+        parsed: Any = request.json()
     except orjson.JSONDecodeError as exc:
         raise MalformedPayload("body is not a JSON SNS envelope") from exc
     if not isinstance(parsed, dict):
@@ -217,7 +217,7 @@ async def verify(
     options = credentials.options
     if not _configured(options):
         raise NoCredentials("SNS is not configured (no topic_arns, pinned_certs or enabled)")
-    envelope = _envelope(request.body)
+    envelope = _envelope(request)
     signature_b64 = _signature_field(envelope, "Signature")
     version = _signature_field(envelope, "SignatureVersion")
     cert_url = _signature_field(envelope, "SigningCertURL")
@@ -258,7 +258,7 @@ async def verify(
 
 def extract(request: InboundRequest) -> list[Record]:
     """One record per Notification (the SMS event); confirmations yield none."""
-    envelope = _envelope(request.body)
+    envelope = _envelope(request)
     if envelope["Type"] != NOTIFICATION:
         return []
     sns_id = envelope.get("MessageId")

@@ -55,10 +55,10 @@ def _signed_bytes(timestamp: str, body: bytes) -> bytes:
     return timestamp.encode() + b"|" + body
 
 
-def _event_id(body: bytes) -> str | None:
+def _event_id(request: InboundRequest) -> str | None:
     """`data.id` when the (already verified) body has one; verification never needs it."""
     try:
-        parsed: Any = orjson.loads(body)
+        parsed: Any = request.json()
     except orjson.JSONDecodeError:
         return None
     data = parsed.get("data") if isinstance(parsed, dict) else None
@@ -89,7 +89,7 @@ async def verify(
             VerifyKey(raw).verify(message, signature)
         except (BadSignatureError, CryptoError, ValueError):
             continue
-        replay_key = _event_id(request.body) or signature_b64.strip()
+        replay_key = _event_id(request) or signature_b64.strip()
         return Verified(key_id=key_id(public_key), replay_key=replay_key, signed_at=signed_at)
     raise BadSignature("no active public key verifies the signature")
 
@@ -117,7 +117,7 @@ def _errors(payload: dict[str, Any]) -> list[dict[str, Any]]:
 def extract(request: InboundRequest) -> list[Record]:
     """One record per `to[]` entry; the key gains `:<phone>` only for group messages."""
     try:
-        parsed: Any = orjson.loads(request.body)
+        parsed: Any = request.json()
     except orjson.JSONDecodeError as exc:
         raise MalformedPayload("body is not valid JSON") from exc
     if not isinstance(parsed, dict):

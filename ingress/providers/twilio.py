@@ -25,23 +25,24 @@ itself. Event Streams items keep their CloudEvent `id` as the record's event id.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import hmac
 import secrets as _secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCredentials
-from ingress.providers._common import equal, key_id, parse_form, require
+from ingress.providers._common import equal, hmac_digest, key_id, require
 from ingress.providers._contract import (
     Credentials,
     InboundRequest,
     Record,
     Verified,
     VerifyContext,
+    query_pairs,
 )
 from schemas.providers.twilio import INBOUND  # statuses of inbound messages: no receipt
 
@@ -53,10 +54,10 @@ SIGNATURE_HEADER = "x-twilio-signature"
 SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 BODY_HASH_PARAM = "bodySHA256"
 
-#: Hash functions a Webhook Setting may name; without the settings header it is SHA-1.
-ALGORITHMS: dict[str, Callable[[], Any]] = {
-    "HMAC_SHA1": hashlib.sha1,
-    "HMAC_SHA256": hashlib.sha256,
+#: Hash functions (hashlib names) a Webhook Setting may name; SHA-1 without the header.
+ALGORITHMS: dict[str, str] = {
+    "HMAC_SHA1": "sha1",
+    "HMAC_SHA256": "sha256",
 }
 
 _MESSAGE_EVENT_PREFIX = "com.twilio.messaging.message."
@@ -71,24 +72,25 @@ def signature(key: str, url: str, params: Iterable[tuple[str, str]], algorithm: 
     signed = url + "".join(
         name + value for name in sorted(grouped) for value in sorted(grouped[name])
     )
-    digest = hmac.new(key.encode(), signed.encode(), ALGORITHMS[algorithm]).digest()
+    digest = hmac_digest(key, signed.encode(), ALGORITHMS[algorithm])
     return base64.b64encode(digest).decode()
 
 
-def _url_variants(url: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def _url_variants(url: str) -> tuple[str, ...]:
     """The URL with its default port added and with any port removed (SDK behaviour)."""
     parts = urlsplit(url)
     try:
         port = parts.port
     except ValueError:
-        return [url]
+        return (url,)
     netloc = parts.netloc
     if port is None:
         default = 443 if parts.scheme == "https" else 80
         other = urlunsplit(parts._replace(netloc=f"{netloc}:{default}"))
     else:
         other = urlunsplit(parts._replace(netloc=netloc.rsplit(":", 1)[0]))
-    return [url, other]
+    return (url, other)
 
 
 def _algorithm(headers: Mapping[str, str]) -> str:
@@ -107,8 +109,7 @@ def _algorithm(headers: Mapping[str, str]) -> str:
 
 
 def _body_hash(url: str) -> str | None:
-    query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
-    return next((value for name, value in query if name == BODY_HASH_PARAM), None)
+    return next((value for name, value in query_pairs(url) if name == BODY_HASH_PARAM), None)
 
 
 def _signed_params(request: InboundRequest) -> list[tuple[str, str]]:
@@ -117,7 +118,7 @@ def _signed_params(request: InboundRequest) -> list[tuple[str, str]]:
         return []
     if request.content_type == "application/json":
         raise BadSignature("JSON body without bodySHA256 is not covered by the signature")
-    return parse_form(request.body)
+    return request.form()
 
 
 async def verify(
@@ -153,7 +154,7 @@ def _text_id(value: object, name: str) -> str:
 def _form_records(request: InboundRequest) -> list[Record]:
     pairs = list(request.query)
     if request.method == "POST":
-        pairs += parse_form(request.body)
+        pairs += request.form()
     params: dict[str, str] = {}
     for name, value in pairs:
         params[name] = value  # body after query: the body wins
@@ -191,7 +192,7 @@ def _event_record(event: Any, split: bool) -> Record | None:
 
 def _json_records(request: InboundRequest) -> list[Record]:
     try:
-        document: Any = orjson.loads(request.body)
+        document: Any = request.json()
     except orjson.JSONDecodeError as exc:
         raise MalformedPayload("body is not valid JSON") from exc
     if isinstance(document, list):

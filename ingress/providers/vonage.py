@@ -37,7 +37,7 @@ from ingress.errors import (
     MissingHeader,
     NoCredentials,
 )
-from ingress.providers._common import check_window, equal, key_id, parse_form, random_secret
+from ingress.providers._common import check_window, equal, key_id, random_secret
 from ingress.providers._contract import (
     Credentials,
     InboundRequest,
@@ -85,13 +85,13 @@ def _params(request: InboundRequest) -> dict[str, Any]:
         return dict(request.query)
     if request.content_type == "application/json":
         try:
-            document: Any = orjson.loads(request.body)
+            document: Any = request.json()
         except orjson.JSONDecodeError as exc:
             raise MalformedPayload("body is not valid JSON") from exc
         if not isinstance(document, dict):
             raise MalformedPayload("body must be a JSON object")
         return document
-    return dict(parse_form(request.body))
+    return dict(request.form())
 
 
 async def verify(

@@ -49,6 +49,8 @@ GroupBy = Literal[
     "provider",
     "line_type",
     "carrier_source",
+    "tenant",
+    "sender",
 ]
 #: Delivery-rate denominators (README.md): final states + unreported sends, or final only.
 Attempts = Literal["sends", "final"]
@@ -380,9 +382,11 @@ _HOURLY_COUNTS = (
 )
 
 
-def _hourly_params(
+def _window_params(
     database: str, groups: tuple[GroupBy, ...], since_s: int, now: datetime | None
 ) -> dict[str, Any]:
+    """db, group, since_s and now: the parameters of a query over one window (hourly,
+    insights)."""
     return {
         "db": check_identifier(database),
         **_group_params(groups),
@@ -410,7 +414,7 @@ def hourly(
     hour first. `exact=False`: read the snapshot as it is (never refreshes).
     """
     groups = check_groups(by)
-    parameters = _hourly_params(database, groups, since_s, now)
+    parameters = _window_params(database, groups, since_s, now)
     _fresh(client, database, exact)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "hourly", parameters):
@@ -447,7 +451,7 @@ def hourly_rollup(
     `hourly()` for exact numbers. Only the dimensions `hourly_v2` keeps (`ROLLUP_GROUPS`).
     """
     groups = check_groups(by, ROLLUP_GROUPS)
-    parameters = _hourly_params(database, groups, since_s, now)
+    parameters = _window_params(database, groups, since_s, now)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "hourly_rollup", parameters):
         hour = found.pop("hour")

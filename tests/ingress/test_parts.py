@@ -1,20 +1,28 @@
-"""Unit tests of the ingress building blocks: tokens, URLs, replay cache, rate limit, logs."""
+"""Unit tests of the ingress building blocks: tokens, URLs, replay cache, rate limit, logs,
+the envelopes it writes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
-from starlette.requests import Request
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.types import Scope
 
 from deploy.logs import JsonFormatter, mask_phone, mask_pii
 from ingress import tokens
+from ingress.app import _envelopes
 from ingress.errors import UnknownToken
+from ingress.providers import InboundRequest, Record
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.url import client_ip, external_url, parse_networks
+from schemas.envelope import RawEnvelope
 
 
 def request(
@@ -23,7 +31,7 @@ def request(
     peer: str = "10.0.0.5",
     headers: dict[str, str] | None = None,
     host: str = "internal:8080",
-) -> Request:
+) -> Scope:
     raw = [(b"host", host.encode())] + [
         (k.lower().encode(), v.encode()) for k, v in (headers or {}).items()
     ]
@@ -38,7 +46,7 @@ def request(
         "scheme": "http",
         "root_path": "",
     }
-    return Request(scope)
+    return scope
 
 
 def test_token_round_trip_and_tampering() -> None:
@@ -148,3 +156,65 @@ def test_secrets_file_merges_with_environment(tmp_path: Path) -> None:
     path.write_text(json.dumps({"acme": {"secrets": ["x"]}}))
     with pytest.raises(ValueError, match="unknown providers"):
         active_credentials(Settings(secrets_file=path, dev_secrets=False, data_dir=tmp_path))
+
+
+text = st.text(max_size=30)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=50)
+@given(
+    headers=st.dictionaries(st.text("abcxyz-", min_size=1, max_size=12), text, max_size=4),
+    body=st.binary(max_size=40),
+    payloads=st.lists(st.dictionaries(text, json_values, max_size=4), min_size=1, max_size=3),
+    event_id=st.none() | text,
+    token=st.dictionaries(text, text, max_size=2),
+)
+def test_envelopes_are_the_dataclass_wire_form(
+    headers: dict[str, str],
+    body: bytes,
+    payloads: list[dict[str, Any]],
+    event_id: str | None,
+    token: dict[str, str],
+) -> None:
+    """The ingress writes envelopes from a dict; the bytes are RawEnvelope.to_json()'s."""
+    headers = {**headers, "authorization": "Bearer s3cret", "content-type": "Text/Plain; x=1"}
+    inbound = InboundRequest("POST", "https://h.example/webhooks/generic?a=1", headers, body)
+    records = [
+        Record(f"m{i}", f"m{i}:+1555", payload, event_id, None if i == 0 else body[i:])
+        for i, payload in enumerate(payloads)
+    ]
+    items = _envelopes("generic", inbound, records, "k_1", token, 1_700_000_000.25)
+    assert len(items) == len(records)
+    for index, ((key, wire), record) in enumerate(zip(items, records, strict=True)):
+        raw = body if record.body is None else record.body
+        try:
+            text_body, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text_body, encoding = raw.hex(), "hex"
+        expected = RawEnvelope(
+            provider="generic",
+            message_id=f"generic:{record.message_key}",
+            provider_message_id=record.provider_message_id,
+            received_at=1_700_000_000.25,
+            method="POST",
+            url=inbound.url,
+            headers={k: v for k, v in headers.items() if k != "authorization"},
+            content_type="text/plain",
+            body=text_body,
+            body_encoding=encoding,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            payload=dict(record.payload),
+            key_id="k_1",
+            event_id=event_id,
+            part=index,
+            parts=len(records),
+            token=token,
+        )
+        assert key == expected.message_id.encode()
+        assert wire == expected.to_json()
+        assert RawEnvelope.from_json(wire) == expected

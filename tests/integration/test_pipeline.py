@@ -7,9 +7,9 @@ import time
 import httpx
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2  # Kafka's default partitioner, as the ingress's
 
 from deploy.demo import simulate
-from ingress.producer import murmur2
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.events import CanonicalEvent
@@ -44,7 +44,7 @@ def same_partition_id(message_id: str, partitions: int) -> str:
     """Another generic message id whose key lands on the same partition as `message_id`'s."""
 
     def partition(mid: str) -> int:
-        return (murmur2(f"generic:{mid}".encode()) & 0x7FFFFFFF) % partitions
+        return int(murmur2(f"generic:{mid}".encode()) & 0x7FFFFFFF) % partitions
 
     return next(
         f"{message_id}-marker-{i}"

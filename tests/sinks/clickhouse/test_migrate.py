@@ -78,14 +78,14 @@ def test_every_statement_is_rerunnable() -> None:
                 line for line in statement.splitlines() if not line.strip().startswith("--")
             )
             # re-runnable: IF [NOT] EXISTS, OR REPLACE (a view), or a backfill into
-            # idempotent aggregates or a ReplacingMergeTree keyed by the whole row
-            # (client_refs)
+            # idempotent aggregates (hourly_v2, messages) or a ReplacingMergeTree keyed by
+            # the whole row (client_refs)
             assert re.match(
                 r"\s*(CREATE (TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS"
                 r"|CREATE OR REPLACE VIEW"
                 r"|DROP (TABLE|VIEW) IF EXISTS"
                 r"|ALTER TABLE \S+\s+ADD COLUMN IF NOT EXISTS"
-                r"|INSERT INTO dlr_test\.(hourly_v2|client_refs)\s+SELECT)",
+                r"|INSERT INTO dlr_test\.(hourly_v2|client_refs|messages)\s+SELECT)",
                 code,
             ), (name, code[:80])
             assert code.count("ADD COLUMN") == code.count("ADD COLUMN IF NOT EXISTS"), name

@@ -50,6 +50,10 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
         ("reason_spikes", "status_snapshot"),
         ("hourly", "status_snapshot"),
         ("hourly_rollup", "hourly_v2"),
+        ("cost", "status_snapshot"),
+        ("compare", "status_snapshot"),
+        ("filtering", "status_snapshot"),
+        ("billing", "status_snapshot"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
@@ -123,7 +127,7 @@ def test_groups_are_group_names() -> None:
     assert by == "carrier"
     assert report.GROUPS == (
         "carrier", "country", "region", "area", "campaign", "provider", "line_type",
-        "carrier_source",
+        "carrier_source", "tenant", "sender",
     )  # fmt: skip
 
 
