@@ -20,6 +20,7 @@ dlr billing export|compare ...  a provider's month per day and country; check it
 dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
 dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
 dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
+dlr replay --from-topic dlr.raw.v1 --since 1h   re-process a range through the worker
 """
 
 from __future__ import annotations
@@ -519,7 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--message-id", help="e.g. twilio:SM...")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file")
     p = sub.add_parser("replay", help="send captured requests to an ingress again")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, nargs="?", help="a `dlr capture` file")
+    p.add_argument("--from-topic", help="re-process this topic's records through the worker")
+    p.add_argument("--since", default="1h", help="with --from-topic: how far back")
     p.add_argument("--to", help="ingress base URL (default the local one)")
     p.add_argument("--resign", action="store_true", help="sign again with the dev secrets")
     p.add_argument("--rate", type=float, default=50.0, help="requests per second at most")
@@ -595,6 +598,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "replay":
         from deploy.tools.replay import run_replay
 
+        if bool(args.file) == bool(args.from_topic):
+            parser.error("replay: give a captured file or --from-topic, not both")
+        if args.from_topic:
+            from deploy.tools.replay import run_from_topic
+
+            return run_from_topic(settings, args.from_topic, args.since)
         return run_replay(settings, args.file, args.to, args.resign, args.rate)
     if args.command == "try":
         from deploy.tools.trying import run_try

@@ -1,6 +1,7 @@
 """`dlr replay`: send captured requests (`dlr capture`) to an ingress again.
 
     dlr replay file.jsonl --to http://127.0.0.1:8080 [--resign] [--rate 50]
+    dlr replay --from-topic dlr.raw.v1 --since 2h
 
 As captured, each request keeps its original signature headers: useful against a handler
 that has the same secrets and a signature window wide enough for their age (schemes that
@@ -12,6 +13,10 @@ summary counts HTTP status codes per provider. Records the ingress kept as their
 a batch (`"whole": false` in the file) are skipped and counted: that part alone is no
 request the provider would send.
 
+`--from-topic` re-processes a time range of a topic through the worker instead: its records
+(verified envelopes, as the ingress wrote them) are appended, key, value and headers
+unchanged, to `DLR_RAW_TOPIC`, which the worker consumes.
+
 Replaying is safe for the analytics: the ingress answers a request it already accepted
 with 200 without producing it again (its replay cache), and the worker drops every record
 whose event it has seen (its dedupe, streams/dedupe.py), so ClickHouse counts nothing twice.
@@ -19,6 +24,7 @@ whose event it has seen (its dedupe, streams/dedupe.py), so ClickHouse counts no
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import Counter, defaultdict
@@ -32,6 +38,7 @@ from tqdm import tqdm
 
 from deploy import weather
 from deploy.settings import Settings
+from deploy.tools import reader
 from deploy.tools.keys import signing_keys
 from ingress.providers._contract import InboundRequest
 
@@ -101,6 +108,67 @@ def replay(
             )
             outcome[provider][str(status)] += 1
     return outcome
+
+
+async def _from_topic(settings: Settings, topic: str, since: float) -> int:
+    """Append the records of `topic` from `since` to now to the raw topic; how many."""
+    from aiokafka import AIOKafkaProducer
+
+    async def start() -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    name = weather.kafka_name(settings)
+    producer = await weather.wait_for_async(
+        name, start, patience=settings.tools_wait_s, label="replay"
+    )
+    produced = 0
+    try:
+        async with reader.consumer(settings, "replay") as client:
+            ends = await reader.assign_since(settings, client, [topic], since)
+            total = 0
+            for tp, end in ends.items():
+                total += end - await client.position(tp)
+            deadline = time.monotonic() + max(600.0, settings.tools_wait_s)
+            with tqdm(total=total, unit="rec", desc="[replay]", file=sys.stderr) as bar:
+                async for record in reader.until_end(client, ends, deadline):
+                    await producer.send(
+                        settings.raw_topic,
+                        record.value,
+                        key=record.key,
+                        headers=list(record.headers or ()),
+                    )
+                    produced += 1
+                    bar.update(1)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return produced
+
+
+def run_from_topic(settings: Settings, topic: str, since: str) -> int:
+    """`dlr replay --from-topic`: 0 when every record was appended."""
+    from deploy.report_cli import parse_duration
+
+    try:
+        start = time.time() - parse_duration(since)
+    except ValueError as exc:
+        print(f"dlr replay: {exc}", file=sys.stderr)
+        return 2
+    produced = asyncio.run(_from_topic(settings, topic, start))
+    print(
+        f"[replay] {produced} records of {topic} (last {since}) appended to "
+        f"{settings.raw_topic}; the worker's dedupe drops those it has processed",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run_replay(settings: Settings, path: Path, to: str | None, resign: bool, rate: float) -> int:

@@ -1,6 +1,7 @@
 """The development tools against the real pipeline: `dlr try` (every provider, every
 status, read back from the worker's topics), `dlr capture` and `dlr replay` (twice: the
-worker's dedupe drops every replayed record, ClickHouse counts nothing twice)."""
+worker's dedupe drops every replayed record, ClickHouse counts nothing twice), and
+`dlr replay --from-topic` (the raw topic's range re-processed: nothing new)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from deploy.tools import samples
 from deploy.tools.capture import run_capture
-from deploy.tools.replay import load, run_replay
+from deploy.tools.replay import load, run_from_topic, run_replay
 from deploy.tools.trying import run_try
 from tests.pipeline import Pipeline
 from tests.polling import wait_for as poll
@@ -151,5 +152,16 @@ def test_capture_then_replaying_twice_changes_no_clickhouse_count(
         what="the worker processing both replays",
     )
     # ... and emitted no canonical event for any of them: its dedupe dropped each
+    assert _offsets(pipeline)[2] == status_before
+    assert _counts(pipeline, ids) == before
+    # the raw topic's last 10 minutes once more, through the worker: nothing new either
+    raw_before = _offsets(pipeline)[0]
+    assert run_from_topic(pipeline.settings, pipeline.settings.raw_topic, "10m") == 0
+    poll(
+        lambda: _offsets(pipeline),
+        lambda o: o[0] >= 2 * raw_before and o[1] == o[0],
+        timeout=60,
+        what="the worker processing the re-appended raw records",
+    )
     assert _offsets(pipeline)[2] == status_before
     assert _counts(pipeline, ids) == before
