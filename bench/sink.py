@@ -12,7 +12,9 @@ the offset commits, with the broker and ClickHouse on the same machine.
    clock).
 3. Starts ONE `dlr sink` (a separate process, default settings otherwise) and polls its
    `/metrics` until it has written every row; prints rows/s from its first to its last
-   row, its CPU time per row, its peak RSS, and checks the row count in ClickHouse.
+   row, its CPU time per row, its peak RSS, and checks the row count in ClickHouse. With
+   its own local ClickHouse it also prints the server's CPU time per row over the same
+   interval, and the bytes per row of every table on disk.
 4. Baseline, in the same run: `bench.naive_sink` (consume, `to_row` per event, insert,
    commit: the sink a team writes first) drains the same topic into a second database.
 
@@ -39,7 +41,14 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.analytics import ROOT, TARGET_ROWS_S, free_port, server_settings, synthetic_events
+from bench.analytics import (
+    ROOT,
+    TARGET_ROWS_S,
+    free_port,
+    print_parts,
+    server_settings,
+    synthetic_events,
+)
 from bench.streams import cpu_s, rss_mb
 from deploy.local import clickhouse, kafka
 from deploy.settings import Settings
@@ -89,6 +98,8 @@ class Run:
     seconds: float
     cpu_us: float
     peak_mb: float
+    #: The local ClickHouse server's CPU per row over the same interval (0: not ours).
+    server_us: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -97,11 +108,18 @@ class Run:
 
 
 def measure(
-    label: str, proc: subprocess.Popen[bytes], written: Callable[[], float], target: int, log: Path
+    label: str,
+    proc: subprocess.Popen[bytes],
+    written: Callable[[], float],
+    target: int,
+    log: Path,
+    server_pid: int = 0,
 ) -> Run:
-    """Poll `written()` until `target` rows (or 60 s without progress): rate, CPU, RSS."""
+    """Poll `written()` until `target` rows (or 60 s without progress): rate, CPU, RSS, and
+    the ClickHouse server's CPU when its pid is given."""
     first: tuple[float, float, float] | None = None  # (time, rows, cpu s)
     last = (time.monotonic(), 0.0, 0.0)
+    server = [0.0, 0.0]  # the server's CPU s at the first and the last row
     peak = 0.0
     last_print = 0.0
     while proc.poll() is None:
@@ -110,8 +128,10 @@ def measure(
         peak = max(peak, rss_mb(proc.pid))
         if rows and first is None:
             first = (now, rows, cpu_s(proc.pid)[0])
+            server[0] = cpu_s(server_pid)[0] if server_pid else 0.0
         if rows != last[1]:
             last = (now, rows, cpu_s(proc.pid)[0])
+            server[1] = cpu_s(server_pid)[0] if server_pid else 0.0
         if now - last_print >= 5:
             last_print = now
             print(f"[bench] {label}: {rows:>12,.0f} rows written", flush=True)
@@ -124,7 +144,8 @@ def measure(
         raise SystemExit("every row arrived within one poll: too few --events to time")
     rows = last[1] - first[1]
     cpu_us = (last[2] - first[2]) / max(rows, 1) * 1e6
-    return Run(label, rows, last[0] - first[0], cpu_us, peak)
+    server_us = (server[1] - server[0]) / max(rows, 1) * 1e6
+    return Run(label, rows, last[0] - first[0], cpu_us, peak, server_us)
 
 
 def spawn(command: list[str], env_vars: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -162,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         kafka.start(base)
         started_kafka = True
     server, own_clickhouse = server_settings("sink")
-    if own_clickhouse:
-        clickhouse.start(server)
+    server_pid = clickhouse.start(server) if own_clickhouse else 0
     data = ROOT / ".data" / "bench" / "sink"
     data.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
@@ -201,7 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         sink = spawn(["deploy.cli", "sink"], env_vars, data / "sink.log")
         runs.append(
-            measure("dlr sink", sink, lambda: rows_written(port), args.events, data / "sink.log")
+            measure(
+                "dlr sink",
+                sink,
+                lambda: rows_written(port),
+                args.events,
+                data / "sink.log",
+                server_pid,
+            )
         )
         stop(sink)
         db = settings.clickhouse_database
@@ -233,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             ratio = f"{r.rate / runs[-1].rate:.2f}x" if len(runs) > 1 else "-"
             print(f"{r.label:<12} {r.rate:>9,.0f} {r.cpu_us:>11.1f} {r.peak_mb:>12,.0f} {ratio:>9}")
+        if ours.server_us:
+            print(
+                f"\n[bench] ClickHouse server CPU behind dlr sink: {ours.server_us:.1f} us/row "
+                "(insert, the materialized views, merges meanwhile; the local chdb engine)"
+            )
+        print_parts(client, db)
         return 0 if stored == args.events else 1
     finally:
         stop(sink)

@@ -13,7 +13,9 @@
                                       [--no-baseline] [--recipients ranges|one]
 
 `--seconds 0` skips the latency phase. The worker's CPU time per raw event is printed too:
-unlike events/s it hardly depends on what else the machine is running.
+unlike events/s it hardly depends on what else the machine is running. With the local
+broker(s), so is the brokers' CPU time per raw event (the worker's fetches and writes,
+their idle CPU subtracted; `DLR_KAFKA_BROKERS=3` for a replicated cluster).
 
 Recipients (`--recipients`): `ranges` (default) gives every message its own number in
 one of 16 real mobile ranges of 8 countries, so the worker's number enrichment meets a
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +121,15 @@ def backlog(n: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float | None = None
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    rate: float | None = None,
+    total: int | None = None,
 ) -> None:
+    """Produce the records (a backlog, or at `rate` per second restamped now); a generator
+    with its `total` keeps a large backlog out of memory."""
+    total = total if total is not None else len(records) if isinstance(records, Sized) else 0
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
     )
@@ -143,7 +153,7 @@ async def produce(
                 await asyncio.gather(*pending)
                 pending.clear()
                 if not rate:
-                    print(f"[bench] pre-loaded {i + 1}/{len(records)}", flush=True)
+                    print(f"[bench] pre-loaded {i + 1}/{total}", flush=True)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -192,10 +202,13 @@ async def watch(
         await consumer.stop()
 
 
-async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
+async def canonical_times(bootstrap: str, topic: str) -> list[tuple[int, float, float]]:
+    """(partition, received_at, emitted_at) of every canonical event in `topic`."""
+    from datetime import datetime
+
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
-    out: list[float] = []
+    out: list[tuple[int, float, float]] = []
     try:
         idle = 0
         while idle < 3:
@@ -204,15 +217,38 @@ async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
             idle = 0 if got else idle + 1
             for record in got:
                 event = orjson.loads(record.value or b"{}")
-                from datetime import datetime
-
                 received = datetime.fromisoformat(event["received_at"]).timestamp()
                 emitted = datetime.fromisoformat(event["emitted_at"]).timestamp()
-                if received >= since:
-                    out.append(emitted - received)
+                out.append((record.partition, received, emitted))
     finally:
         await consumer.stop()
     return out
+
+
+async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
+    """emitted_at - received_at of the canonical events of records received after `since`."""
+    times = await canonical_times(bootstrap, topic)
+    return [emitted - received for _, received, emitted in times if received >= since]
+
+
+def ensure_kafka(base: Settings) -> bool:
+    """Start the local broker(s) unless they answer or DLR_KAFKA_BOOTSTRAP is set; True when
+    this run started them (and so stops them)."""
+    if base.kafka_bootstrap or kafka.status(base):
+        return False
+    kafka.start(base)
+    return True
+
+
+def broker_cpu(base: Settings) -> tuple[list[int], float]:
+    """The local brokers' pids and their idle CPU (cores) over 10 s: heartbeats, replica
+    fetchers, what they burn with no traffic."""
+    brokers = [] if base.kafka_bootstrap else kafka.running_pids(base)
+    if not brokers:
+        return [], 0.0
+    before = sum(cpu_s(pid)[0] for pid in brokers)
+    time.sleep(10)
+    return brokers, (sum(cpu_s(pid)[0] for pid in brokers) - before) / 10
 
 
 def rss_mb(pid: int) -> float:
@@ -273,6 +309,8 @@ def run_backlog(
     asyncio.run(ensure_topics(settings))
     print(f"[bench] {label}: pre-loading {len(records)} raw records ({unique} unique) ...")
     asyncio.run(produce(settings.bootstrap, settings.raw_topic, records))
+    brokers, idle_cpu = broker_cpu(base)
+    broker_before, broker_started = sum(cpu_s(pid)[0] for pid in brokers), time.monotonic()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DLR_")}, **env_vars}
     data.mkdir(parents=True, exist_ok=True)
     worker = subprocess.Popen(
@@ -312,6 +350,18 @@ def run_backlog(
         f"{elapsed:.1f}s = {result.rate:.0f} raw events/s, {cpu_us:.0f} us CPU per raw event",
         flush=True,
     )
+    if brokers:
+        # From the worker's start to the end of the backlog: every fetch of the raw records
+        # and every write of the outputs and the changelog (replication too), less what the
+        # brokers burn idle in that time.
+        spent = sum(cpu_s(pid)[0] for pid in brokers) - broker_before
+        idle = idle_cpu * (time.monotonic() - broker_started)
+        print(
+            f"[bench] {label}: local brokers ({len(brokers)}) CPU per raw event, the worker's "
+            f"reads and writes: {(spent - idle) / len(records) * 1e6:.0f} us "
+            f"(+{idle / len(records) * 1e6:.0f} us idle: {idle_cpu:.0%} of a core)",
+            flush=True,
+        )
     return env_vars, worker, result
 
 
@@ -347,10 +397,7 @@ def main() -> int:
     print(f"[bench] recipients: {args.recipients}", flush=True)
 
     base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+    started_kafka = ensure_kafka(base)
     records = backlog(args.events, seed=1)
     unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
     results: list[Result] = []

@@ -32,6 +32,7 @@ import orjson
 from deploy.report_cli import ReportError, _csv, _fetch, render_table
 from deploy.settings import Settings
 from sinks.clickhouse import billing
+from sinks.clickhouse.cluster import ClusterSpec
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 
@@ -59,6 +60,7 @@ def _export(
             start,
             end,
             currencies=settings.price_currencies,
+            cluster=ClusterSpec.from_settings(settings),
         ),
     )
 

@@ -1,8 +1,8 @@
 """`dlr`: the one command line of the pipeline.
 
 dlr up                          everything locally, in the foreground (make run)
-dlr kafka start|stop|status     local Kafka 4.x KRaft broker (start runs in the foreground)
-dlr clickhouse start|stop|status  local ClickHouse 26.9 server
+dlr kafka start|stop|status [--brokers N]   local Kafka 4.x KRaft broker or cluster
+dlr clickhouse start|stop|status [--shards N]  local ClickHouse 26.9 server or cluster
 dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
 dlr api                         the sender's API (register messages, ask their status)
 dlr status <message_id> | --client-ref X   what became of a message (same as the API)
@@ -72,7 +72,8 @@ def cmd_kafka(settings: Settings, action: str, detach: bool) -> int:
         print(f"kafka {'up' if up else 'down'} at {settings.bootstrap}")
         return 0 if up else 1
     if action == "stop":
-        kafka.stop(settings)
+        for brokers in kafka.local_clusters(settings):
+            kafka.stop(Settings(kafka_brokers=brokers))
         return 0
     if action == "fetch":
         kafka.fetch(settings)
@@ -97,7 +98,8 @@ def cmd_clickhouse(settings: Settings, action: str, detach: bool) -> int:
         print(f"clickhouse {'up' if up else 'down'} at {settings.clickhouse}")
         return 0 if up else 1
     if action == "stop":
-        clickhouse.stop(settings)
+        for shards in clickhouse.local_clusters(settings):
+            clickhouse.stop(Settings(clickhouse_shards=shards))
         return 0
     clickhouse.start(settings)
     if detach:
@@ -274,6 +276,7 @@ def cmd_dispatch_retry(
 def cmd_migrate(settings: Settings) -> int:
     """Apply ClickHouse migrations now."""
     from sinks.clickhouse.client import connect
+    from sinks.clickhouse.cluster import ClusterSpec
     from sinks.clickhouse.migrate import migrate
 
     applied = migrate(
@@ -281,6 +284,7 @@ def cmd_migrate(settings: Settings) -> int:
         settings.clickhouse_database,
         retention_days=settings.retention_days,
         clear_pii_days=settings.clear_pii_days,
+        cluster=ClusterSpec.from_settings(settings),
     )
     print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     return 0
@@ -461,6 +465,22 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=f"local {name} server")
         p.add_argument("action", choices=actions)
         p.add_argument("--detach", action="store_true", help="start and return")
+        if name == "kafka":
+            p.add_argument(
+                "--brokers",
+                type=int,
+                default=None,
+                help="brokers of the local KRaft cluster (default DLR_KAFKA_BROKERS, 1); "
+                "stop stops every local cluster",
+            )
+        else:
+            p.add_argument(
+                "--shards",
+                type=int,
+                default=None,
+                help="servers of the local sharded cluster dlr_local (default "
+                "DLR_CLICKHOUSE_SHARDS, 1); stop stops every local one",
+            )
     p = sub.add_parser("ingress", help="webhook ingress")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
@@ -495,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=1000)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--truth", type=Path, default=None)
+    p.add_argument("--summary", type=Path, default=None, help="write the outcome as JSON")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument(
@@ -533,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     billing_cli.add_arguments(p)
     args = parser.parse_args(argv)
-    settings = Settings()
+    # --brokers / --shards before anything is derived from them (replication, cluster)
+    given = {"kafka_brokers": getattr(args, "brokers", None)}
+    given["clickhouse_shards"] = getattr(args, "shards", None)
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
     try:
         return _run(parser, args, settings)
     except weather.Unreachable as exc:
@@ -586,6 +610,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
             concurrency=args.concurrency,
             timeout=args.timeout,
             providers=args.providers,
+            summary=args.summary,
         )
     if args.command == "report":
         return report_cli.run_args(settings, args)

@@ -277,6 +277,9 @@ async def _send(
                     break
                 if status in (429, 503):  # a provider retries these
                     outcome["retried"] += 1
+                    outcome[f"http_{status}"] += 1
+                    if not r.headers.get("Retry-After"):
+                        outcome[f"http_{status}_without_retry_after"] += 1
                     await asyncio.sleep(0.2 * (attempt + 1))
                     continue
                 outcome[f"http_{status}"] += 1
@@ -315,6 +318,7 @@ def run_demo(
     truth: Path | None,
     concurrency: int,
     timeout: float,
+    summary: Path | None = None,
     providers: str = "generic",
 ) -> int:
     """Send, wait for the drain, compare with ClickHouse; exit code 0 only when exact."""
@@ -341,6 +345,7 @@ def run_demo(
             concurrency=concurrency,
             timeout=timeout,
             connect=connect,
+            summary=summary,
             providers=providers,
         )
     finally:
@@ -393,6 +398,7 @@ def _run(
     concurrency: int,
     timeout: float,
     connect: Any,
+    summary: Path | None = None,
     providers: str = "generic",
 ) -> int:
     if providers not in ("generic", "all"):
@@ -480,6 +486,23 @@ def _run(
     if total_rows != events:
         print(f"[demo] MISMATCH: {total_rows} rows but {events} distinct event ids")
     print("[demo] OK: ClickHouse equals the simulated truth" if ok else "[demo] FAILED")
+    if summary is not None:
+        summary.write_text(
+            json.dumps(
+                {
+                    "run": run,
+                    "seed": seed,
+                    "messages": messages,
+                    "callbacks": len(callbacks),
+                    "unique_callbacks": unique,
+                    "responses": outcome,
+                    "canonical_events": events,
+                    "rows_after_dedupe": total_rows,
+                    "mismatched_messages": len(wrong),
+                    "ok": ok,
+                }
+            )
+        )
     return 0 if ok else 1
 
 

@@ -33,6 +33,7 @@ from deploy.report_cli import (
 )
 from deploy.settings import Settings
 from sinks.clickhouse import insights
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.report import Attempts, GroupBy
 
 #: The `--report` kinds this module renders.
@@ -321,13 +322,14 @@ def produce_insight(
     """The text of one cost, compare or filtering report."""
     db = settings.clickhouse_database
     currencies = settings.price_currencies
+    cluster = ClusterSpec.from_settings(settings)
     window = f"messages first seen in the {since} before {_iso(now)}"
     if kind == "cost":
         rows = _fetch(
             settings,
             kind,
             lambda c: insights.cost(
-                c, db, groups, since_s, now, currencies=currencies, rates=rates
+                c, db, groups, since_s, now, currencies=currencies, rates=rates, cluster=cluster
             ),
         )
         if fmt == "json":
@@ -374,6 +376,7 @@ def produce_insight(
                 unreported_after_s=settings.unreported_after_s,
                 currencies=currencies,
                 rates=rates,
+                cluster=cluster,
             ),
         )
         if fmt == "json":
@@ -391,7 +394,9 @@ def produce_insight(
     rows = _fetch(
         settings,
         kind,
-        lambda c: insights.filtering(c, db, groups, since_s, now, min_count=min_count),
+        lambda c: insights.filtering(
+            c, db, groups, since_s, now, min_count=min_count, cluster=cluster
+        ),
     )
     if fmt == "json":
         return _json(rows)

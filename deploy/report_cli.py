@@ -476,6 +476,7 @@ def produce(
 ) -> str:
     """The text of one report (everything `run_report` prints)."""
     from sinks.clickhouse import report
+    from sinks.clickhouse.cluster import ClusterSpec
 
     if kind not in KINDS:
         raise ReportError(f"--report must be one of {', '.join(KINDS)}", 2)
@@ -496,6 +497,7 @@ def produce(
     if attempts not in ("sends", "final"):
         raise ReportError("--attempts must be sends or final", 2)
     after = settings.unreported_after_s
+    cluster = ClusterSpec.from_settings(settings)
     if kind in ("cost", "compare", "filtering"):
         from deploy.insights_cli import produce_insight
 
@@ -524,6 +526,7 @@ def produce(
                 now,
                 attempts=cast(report.Attempts, attempts),
                 unreported_after_s=after,
+                cluster=cluster,
             ),
         )
         if fmt == "json":
@@ -536,23 +539,35 @@ def produce(
         return f"{title}\n\n{delivery_table(rows, by)}"
     if kind == "stuck":
         hours = after_s / 3600
-        rows = _fetch(settings, kind, lambda c: report.stuck(c, db, hours, now, limit=limit))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.stuck(c, db, hours, now, limit=limit, cluster=cluster),
+        )
         title = f"messages not final {stuck_after} after their first event (at {_iso(now)})"
     elif kind == "unreported":
         rows = _fetch(
             settings,
             kind,
-            lambda c: report.unreported(c, db, since_s, now, unreported_after_s=after),
+            lambda c: report.unreported(
+                c, db, since_s, now, unreported_after_s=after, cluster=cluster
+            ),
         )
         title = (
             f"registered messages submitted in the {since} before {_iso(now)} without any "
             f"receipt {after}s after submission, per provider and carrier (worst share first)"
         )
     elif kind == "silent":
-        rows = _fetch(settings, kind, lambda c: report.silent_carriers(c, db, since_s, now))
+        rows = _fetch(
+            settings,
+            kind,
+            lambda c: report.silent_carriers(c, db, since_s, now, cluster=cluster),
+        )
         title = f"carriers with messages in the {since} before {_iso(now)} and none delivered"
     elif kind == "hourly":
-        rows = _fetch(settings, kind, lambda c: report.hourly(c, db, group, since_s, now))
+        rows = _fetch(
+            settings, kind, lambda c: report.hourly(c, db, group, since_s, now, cluster=cluster)
+        )
         title = (
             f"hourly delivery by {by}, messages first seen in the {since} before {_iso(now)}, "
             "by the hour of their first event (exact, as the delivery report)"
@@ -561,7 +576,9 @@ def produce(
         rows = _fetch(
             settings,
             kind,
-            lambda c: report.reason_spikes(c, db, since_s, now, by=group, min_count=min_count),
+            lambda c: report.reason_spikes(
+                c, db, since_s, now, by=group, min_count=min_count, cluster=cluster
+            ),
         )
         title = (
             f"failure reasons by {by} whose share of attempts at least doubled: the {since} "

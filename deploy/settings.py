@@ -29,8 +29,12 @@ class Settings(IngressSettings, ApiSettings, WorkerSettings, SinkSettings, Dispa
 
     cache_dir: Path = Field(Path(".cache"), description="Downloaded Kafka jars.")
     kafka_version: str = Field("4.4.0", description="Apache Kafka version fetched from Maven.")
-    kafka_controller_port: int = 9093
-    kafka_heap_mb: int = Field(512, le=4096)
+    kafka_controller_port: int = Field(
+        9192,
+        description="KRaft controller port of local broker 1 (broker i: port + i - 1); not "
+        "9093, which broker 2 of a local cluster uses.",
+    )
+    kafka_heap_mb: int = Field(512, le=4096, description="Heap of each local broker.")
     clickhouse_tcp_port: int = 9009
     tools_wait_s: float = Field(
         60.0,

@@ -15,21 +15,28 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
     All keyed topics share one partition count so that the stream worker's tables are
     co-partitioned with `dlr.raw.v1` (and `dlr.sends.v1`, which the same agent joins in).
-    Suppressions are compacted: latest entry per recipient.
+    Suppressions are compacted: latest entry per recipient. Every topic gets the replication
+    factor and `min.insync.replicas` of the settings, and unclean leader election off
+    (`CommonSettings.topic_durability_configs`).
     """
     n, rf = settings.topic_partitions, settings.topic_replication_factor
+    durable = settings.topic_durability_configs
     return [
-        NewTopic(settings.raw_topic, n, rf),
-        NewTopic(settings.status_topic, n, rf),
-        NewTopic(settings.deadletter_topic, n, rf),
-        NewTopic(settings.actions_topic, n, rf),
-        NewTopic(settings.sends_topic, n, rf),
-        NewTopic(settings.actions_deadletter_topic, n, rf),
+        NewTopic(settings.raw_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.status_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.deadletter_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.actions_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.sends_topic, n, rf, topic_configs=dict(durable)),
+        NewTopic(settings.actions_deadletter_topic, n, rf, topic_configs=dict(durable)),
         NewTopic(
             settings.suppressions_topic,
             n,
             rf,
-            topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+            topic_configs={
+                **durable,
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+            },
         ),
     ]
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings", "Target", "parse_url", "split_list"]
+__all__ = ["LOCAL_CLUSTER", "CommonSettings", "Target", "parse_url", "split_list"]
+
+#: The cluster name of the local sharded ClickHouse (`dlr clickhouse start --shards N`).
+LOCAL_CLUSTER = "dlr_local"
 
 
 def split_list(value: str) -> tuple[str, ...]:
@@ -96,12 +99,28 @@ class CommonSettings(BaseSettings):
         None, description="External broker(s); when set, no local broker is started."
     )
     kafka_host: str = Field("127.0.0.1", description="The local broker's address.")
-    kafka_port: int = Field(9092, description="The local broker's port.")
+    kafka_port: int = Field(
+        9092, description="The local broker's port; broker i of a local cluster: port + i - 1."
+    )
+    kafka_brokers: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description="Brokers of the local KRaft cluster (`dlr kafka start --brokers N`); "
+        "also the default replication factor, up to 3.",
+    )
     topic_partitions: int = Field(8, ge=1, description="Partitions of every dlr.* topic.")
     topic_replication_factor: int = Field(
         1,
         ge=1,
-        description="Replicas of every topic the project or faust creates; 3 in production.",
+        description="Replicas of every topic the project or faust creates; 3 in production. "
+        "Default: min(3, kafka_brokers).",
+    )
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of every topic: an acks=all write needs this many "
+        "replicas. Default: 2 when the replication factor is 3 or more, else 1.",
     )
     raw_topic: str = "dlr.raw.v1"
     status_topic: str = "dlr.status.v1"
@@ -123,6 +142,24 @@ class CommonSettings(BaseSettings):
     clickhouse_host: str = Field("127.0.0.1", description="The local server's address.")
     clickhouse_http_port: int = Field(8123, description="The local server's HTTP port.")
     clickhouse_database: str = "dlr"
+    clickhouse_cluster: str | None = Field(
+        None,
+        description="A sharded cluster (its remote_servers name): the migrations create each "
+        "table as <name>_local ON CLUSTER with a Replicated engine and a Distributed <name> "
+        "over it, sharded by message id.",
+    )
+    clickhouse_cluster_nodes: str = Field(
+        "",
+        description="HTTP URLs of every node of a cluster that has no Keeper: plain engines "
+        "instead of Replicated ones, and the DDL is applied on each node instead of ON CLUSTER.",
+    )
+    clickhouse_shards: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Shards of the local ClickHouse (`dlr clickhouse start --shards N`): N "
+        "servers on http port .. port + N - 1, one cluster `dlr_local` without Keeper.",
+    )
 
     # -- analytics ----------------------------------------------------------------------
     unreported_after_s: int = Field(
@@ -153,6 +190,34 @@ class CommonSettings(BaseSettings):
     pii_mode: Literal["hash", "mask", "clear"] = "hash"
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _durability_defaults(cls, data: Any) -> Any:
+        """Replication factor and min.insync.replicas follow the broker count unless set.
+
+        One broker: RF 1 and min.insync 1 (nothing else is possible). Three brokers: RF 3
+        and min.insync 2, so an acknowledged write is on two brokers and one broker may
+        fail without refusing writes.
+        """
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)
+        if values.get("topic_replication_factor") is None:
+            values["topic_replication_factor"] = min(3, int(values.get("kafka_brokers") or 1))
+        if values.get("topic_min_insync_replicas") is None:
+            rf = int(values["topic_replication_factor"])
+            values["topic_min_insync_replicas"] = 2 if rf >= 3 else 1
+        return values
+
+    @model_validator(mode="after")
+    def _check_durability(self) -> Self:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "topic_min_insync_replicas cannot exceed topic_replication_factor "
+                "(every acks=all write would be refused)"
+            )
+        return self
+
     @classmethod
     def from_vars(cls, variables: Mapping[str, str]) -> Self:
         """The settings a child process started with these `DLR_*` variables will read."""
@@ -163,10 +228,50 @@ class CommonSettings(BaseSettings):
     # -- derived -------------------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
-        """The Kafka bootstrap servers everyone connects to."""
-        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+        """The Kafka bootstrap servers everyone connects to (every local broker)."""
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        return ",".join(f"{self.kafka_host}:{port}" for port in self.kafka_ports)
+
+    @property
+    def kafka_ports(self) -> tuple[int, ...]:
+        """Client ports of the local brokers: kafka_port, kafka_port + 1, ..."""
+        return tuple(self.kafka_port + i for i in range(self.kafka_brokers))
+
+    @property
+    def topic_durability_configs(self) -> dict[str, str]:
+        """Topic configs every topic gets: min.insync.replicas, no unclean election.
+
+        An out-of-sync replica never becomes leader (it would drop acknowledged records).
+        """
+        return {
+            "min.insync.replicas": str(self.topic_min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        }
 
     @property
     def clickhouse(self) -> str:
-        """The ClickHouse HTTP URL everyone connects to."""
+        """The ClickHouse HTTP URL everyone connects to (shard 1 of a local cluster)."""
         return self.clickhouse_url or f"http://{self.clickhouse_host}:{self.clickhouse_http_port}"
+
+    @property
+    def clickhouse_cluster_name(self) -> str | None:
+        """The cluster the tables are sharded over, if any (`dlr_local` for local shards)."""
+        if self.clickhouse_cluster:
+            return self.clickhouse_cluster
+        if not self.clickhouse_url and self.clickhouse_shards > 1:
+            return LOCAL_CLUSTER
+        return None
+
+    @property
+    def clickhouse_nodes(self) -> tuple[str, ...]:
+        """HTTP URLs of the nodes of a cluster without Keeper (empty: ON CLUSTER works)."""
+        listed = split_list(self.clickhouse_cluster_nodes)
+        if listed or self.clickhouse_url:
+            return listed
+        if self.clickhouse_shards > 1:
+            return tuple(
+                f"http://{self.clickhouse_host}:{self.clickhouse_http_port + i}"
+                for i in range(self.clickhouse_shards)
+            )
+        return ()

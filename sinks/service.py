@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sinks._http import serve_metrics
 from sinks.clickhouse import rows, sends
 from sinks.clickhouse.client import connect
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import EVENTS, SENDS, EventWriter, TableSpec
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
@@ -131,6 +132,7 @@ class Sink:
                     self.database,
                     retention_days=self.settings.retention_days,
                     clear_pii_days=self.settings.clear_pii_days,
+                    cluster=ClusterSpec.from_settings(self.settings),
                 )
                 if applied:
                     log.info("migrations applied", extra={"applied": applied})

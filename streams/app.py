@@ -16,7 +16,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
     """A new faust App configured from `settings` (no I/O; agents are added by the caller).
 
     Every topic faust creates itself (the table's changelog, the assignor's leader topic)
-    gets `settings.topic_replication_factor`.
+    gets `settings.topic_replication_factor`. `table_standby_replicas` and
+    `worker_session_timeout_s` decide how fast a dead worker's partitions resume elsewhere
+    (README, "Scaling out").
     """
     app = faust.App(
         settings.worker_id,
@@ -27,6 +29,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         processing_guarantee="at_least_once",
+        table_standby_replicas=settings.table_standby_replicas,
+        broker_session_timeout=settings.worker_session_timeout_s,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_commit_every=5000,

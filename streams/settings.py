@@ -23,6 +23,21 @@ class WorkerSettings(CommonSettings):
     fallback_campaigns: str = Field(
         "", description="Campaigns whose failed messages get a `fallback` action."
     )
+    table_standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Other workers that keep a warm copy of each partition's table (faust "
+        "standby replicas): a partition that moves after a worker dies resumes from the copy "
+        "instead of replaying its whole changelog. Each copy costs its worker the CPU of "
+        "reading that changelog.",
+    )
+    worker_session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=90,
+        description="How long the group waits for a silent worker before its partitions go to "
+        "the others (Kafka consumer session timeout; heartbeats every 3 s).",
+    )
     fallback_grace_s: float = Field(
         0.0,
         ge=0,

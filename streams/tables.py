@@ -54,6 +54,7 @@ def messages_table(app: faust.App, settings: WorkerSettings) -> Any:
             "write_buffer_size": 16 * 1024 * 1024,
         },
         extra_topic_configs={
+            **settings.topic_durability_configs,
             "cleanup.policy": "compact,delete",
             "retention.ms": str(settings.dedupe_ttl_s * 1000),
         },

@@ -56,7 +56,8 @@ def _prometheus(app: faust.App) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus text format: faust's metrics and streams/metrics.py's."""
-        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # As a header: aiohttp refuses a content_type argument that names a charset.
+        return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def build(settings: WorkerSettings) -> faust.App:

@@ -38,6 +38,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> int:
+    """The first of `n` consecutive TCP ports nobody listens on right now."""
+    for _ in range(200):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def local_clickhouse(data_dir: Path) -> Settings:
     """Settings of a local ClickHouse server on free ports, its data under `data_dir`."""
     return Settings(
@@ -102,6 +123,31 @@ def kafka_bootstrap(kafka_launcher: Settings | None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A local 3-broker KRaft cluster of this session (for the failure tests), stopped after.
+
+    Always the project's launcher: the tests kill and restart its brokers.
+    """
+    from deploy.local import kafka
+
+    base = free_ports(6)  # brokers on base .. base + 2, controllers on base + 3 .. base + 5
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("kafka-cluster"),
+        cache_dir=ROOT / ".cache",
+        kafka_bootstrap=None,
+        kafka_brokers=3,
+        kafka_port=base,
+        kafka_controller_port=base + 3,
+        kafka_heap_mb=384,
+    )
+    try:
+        kafka.start(settings, timeout=180)
+        yield settings
+    finally:
+        kafka.stop(settings)
+
+
+@pytest.fixture(scope="session")
 def clickhouse_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings | None]:
     """Settings of the ClickHouse server this session started itself (None otherwise)."""
     if os.environ.get("DLR_CLICKHOUSE_URL") or docker_available():
@@ -112,6 +158,29 @@ def clickhouse_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     settings = local_clickhouse(tmp_path_factory.mktemp("clickhouse-data"))
     clickhouse.start(settings)
     try:
+        yield settings
+    finally:
+        clickhouse.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A local 2-shard ClickHouse cluster (`dlr_local`, no Keeper) of this session.
+
+    Always the project's launcher: two chdb servers whose configs list each other.
+    """
+    from deploy.local import clickhouse
+
+    base = free_ports(4)  # HTTP on base, base + 1; native TCP on base + 2, base + 3
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("clickhouse-shards"),
+        clickhouse_url=None,
+        clickhouse_shards=2,
+        clickhouse_http_port=base,
+        clickhouse_tcp_port=base + 2,
+    )
+    try:
+        clickhouse.start(settings, timeout=120)
         yield settings
     finally:
         clickhouse.stop(settings)
@@ -136,7 +205,9 @@ def clickhouse_url(clickhouse_launcher: Settings | None) -> Iterator[str]:
 
 
 #: Fixtures that reach the session's real broker or server.
-_REAL_SERVICES = frozenset({"kafka_bootstrap", "clickhouse_url", "kafka_launcher"})
+_REAL_SERVICES = frozenset(
+    {"kafka_bootstrap", "clickhouse_url", "kafka_launcher", "kafka_cluster", "clickhouse_shards"}
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,7 +1,9 @@
 """Runs the real services (ingress, worker, sink, dispatch) as processes for end-to-end tests.
 
 Each test pipeline gets its own topics, consumer groups, worker id and ClickHouse database
-on the session's real broker and server, so tests never see each other's data.
+on the session's real broker and server, so tests never see each other's data. More
+processes of a service (a second worker of the group, a second sink) are added with
+`add(name, service)`: same group and topics, their own port and data directory.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Pipeline:
         self.settings = Settings.from_vars(self.env_vars)
         self.data_dir = data_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        #: instance name -> (service, its own DLR_* variables); the services themselves too.
+        self.instances: dict[str, tuple[str, dict[str, str]]] = {}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -74,17 +78,43 @@ class Pipeline:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.ingress_port}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, instance: str | None = None) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("DLR_")}
-        return {**clean, **self.env_vars, "PYTHONUNBUFFERED": "1"}
+        own = self.instance(instance)[1] if instance else {}
+        return {**clean, **self.env_vars, **own, "PYTHONUNBUFFERED": "1"}
 
-    def health_url(self, service: str) -> str:
+    def add(self, name: str, service: str) -> None:
+        """Another process of `service` (same group and topics), started as `name`.
+
+        It gets its own web/metrics port and data directory (a worker's RocksDB state).
+        """
         port = {
-            "ingress": self.settings.ingress_port,
-            "api": self.settings.api_port,
-            "worker": self.settings.worker_web_port,
-            "sink": self.settings.sink_metrics_port,
-            "dispatch": self.settings.dispatch_metrics_port,
+            "ingress": "DLR_INGRESS_PORT",
+            "api": "DLR_API_PORT",
+            "worker": "DLR_WORKER_WEB_PORT",
+            "sink": "DLR_SINK_METRICS_PORT",
+            "dispatch": "DLR_DISPATCH_METRICS_PORT",
+        }[service]
+        own = {"DLR_DATA_DIR": str(self.data_dir / name), port: str(free_port())}
+        self.instances[name] = (service, own)
+
+    def instance(self, name: str) -> tuple[str, dict[str, str]]:
+        """(service, own DLR_* variables) of a process name; a service is its own name."""
+        return self.instances.get(name, (name, {}))
+
+    def settings_of(self, instance: str) -> Settings:
+        """The settings the process `instance` runs with."""
+        return Settings.from_vars({**self.env_vars, **self.instance(instance)[1]})
+
+    def health_url(self, instance: str) -> str:
+        service = self.instance(instance)[0]
+        settings = self.settings_of(instance)
+        port = {
+            "ingress": settings.ingress_port,
+            "api": settings.api_port,
+            "worker": settings.worker_web_port,
+            "sink": settings.sink_metrics_port,
+            "dispatch": settings.dispatch_metrics_port,
         }[service]
         ready = service in ("ingress", "api")
         return f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
@@ -97,20 +127,24 @@ class Pipeline:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
         return str(data["api"]["key"])
 
-    def start(self, *services: str, timeout: float = 90.0) -> None:
+    def metrics_url(self, instance: str) -> str:
+        """The instance's Prometheus endpoint."""
+        return self.health_url(instance).rsplit("/", 1)[0] + "/metrics"
+
+    def start(self, *instances: str, timeout: float = 90.0) -> None:
         create_topics(self.settings)
-        for service in services or SERVICES:
-            log = (self.logs / f"{service}.log").open("ab")
-            self.procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "deploy.cli", service],
+        for name in instances or SERVICES:
+            log = (self.logs / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", self.instance(name)[0]],
                 cwd=ROOT,
-                env=self.env(),
+                env=self.env(name),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        for service in services or SERVICES:
-            self.wait_healthy(service, timeout)
+        for name in instances or SERVICES:
+            self.wait_healthy(name, timeout)
 
     def wait_healthy(self, service: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -156,6 +190,29 @@ class Pipeline:
     def signing_key(self, provider: str) -> str:
         data: dict[str, Any] = json.loads((self.data_dir / "dev-secrets.json").read_text())
         return str(data[provider]["key"])
+
+    def post_generic(
+        self, client: httpx.Client, raw: bytes, at: int | None = None
+    ) -> httpx.Response:
+        """POST one body to the ingress's generic route, signed at `at` (default now)."""
+        from ingress.providers import generic
+        from ingress.providers._contract import InboundRequest
+
+        url = f"{self.base_url}/webhooks/generic"
+        request = generic.sign(
+            InboundRequest("POST", url, {"content-type": "application/json"}, raw),
+            self.signing_key("generic"),
+            int(time.time()) if at is None else at,
+        )
+        return client.post(url, content=raw, headers=dict(request.headers))
+
+    def event_count(self) -> int:
+        """Distinct canonical events in ClickHouse now (0 before the sink migrated)."""
+        db = self.settings.clickhouse_database
+        try:
+            return int(self.clickhouse().command(f"SELECT uniqExact(event_id) FROM {db}.events"))
+        except Exception:  # database not migrated yet
+            return 0
 
     def clickhouse(self) -> Any:
         from sinks.clickhouse.client import connect

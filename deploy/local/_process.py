@@ -115,3 +115,13 @@ def terminate(pid_path: Path, timeout: float, label: str) -> bool:
         pid_path.unlink()
     print(f"{label} stopped", flush=True)
     return True
+
+
+def cluster_sizes(root: Path, single: Sequence[str], default: int) -> list[int]:
+    """Node counts of the local clusters kept under `root`: 1 when one of the `single`
+    node's files exists there, N for each `cluster-N/`; `[default]` when none has data."""
+    found = [1] if any((root / name).exists() for name in single) else []
+    for path in sorted(root.glob("cluster-*")):
+        with contextlib.suppress(ValueError):
+            found.append(int(path.name.removeprefix("cluster-")))
+    return found or [default]

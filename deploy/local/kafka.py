@@ -1,23 +1,36 @@
-"""Local Apache Kafka 4.x: a single KRaft node (broker + controller) on 127.0.0.1.
+"""Local Apache Kafka 4.x: one KRaft node, or a cluster of N (`--brokers N`), on 127.0.0.1.
 
 Jars come from Maven Central (`deploy/local/pom.xml`) into `<cache>/kafka/<version>/libs`
-once; the broker runs as `java kafka.Kafka server.properties` with a capped heap; data
-lives in `<data>/kafka`. No Kafka shell scripts exist here, so this is the launcher.
-Unused when `DLR_KAFKA_BOOTSTRAP` points at a real cluster. The command line is
-`dlr kafka start|stop|status|fetch` (deploy/cli.py).
+once; each node runs as `java kafka.Kafka server.properties` with a capped heap. Every node
+is broker and controller (the controller quorum is all N nodes, so a 3-node cluster keeps
+working with one node down). Node i (1-based) listens on `kafka_port + i - 1` for clients
+(9092, 9093, 9094 by default) and on `kafka_controller_port + i - 1` for the quorum
+(9192, 9193, 9194: not 9093, which node 2 uses). One node keeps its data in
+`<data>/kafka`; a cluster of N in `<data>/kafka/cluster-N/node-i` (a different broker
+count is a different cluster with its own topics). On a cluster of three or more, every
+topic anyone creates defaults to replication factor `topic_replication_factor` and
+`min.insync.replicas` `topic_min_insync_replicas` (3 and 2), and unclean leader election
+is off. No Kafka shell scripts exist here, so this is the launcher. Unused when
+`DLR_KAFKA_BOOTSTRAP` points at a real cluster. The command line is
+`dlr kafka start|stop|status|fetch [--brokers N]` (deploy/cli.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local._process import (
+    cluster_sizes,
     pid_alive,
     port_open,
     read_pid,
@@ -27,9 +40,48 @@ from deploy.local._process import (
 )
 from deploy.settings import Settings
 
+__all__ = [
+    "Node",
+    "data_dir",
+    "fetch",
+    "format_storage",
+    "kill_node",
+    "libs_dir",
+    "local_clusters",
+    "node_of_port",
+    "nodes",
+    "ready",
+    "running_pids",
+    "start",
+    "start_node",
+    "status",
+    "stop",
+    "write_config",
+]
+
 POM = Path(__file__).with_name("pom.xml")
 LOG4J = Path(__file__).with_name("log4j2.properties")
 MAIN_CLASS = "kafka.Kafka"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One local KRaft node (broker + controller)."""
+
+    id: int
+    port: int
+    controller_port: int
+    dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        """Pid of this node's process (its own process group)."""
+        return self.dir / "kafka.pid"
+
+    @property
+    def log(self) -> Path:
+        """stdout/stderr of this node."""
+        return self.dir / "server.log"
 
 
 def libs_dir(settings: Settings) -> Path:
@@ -38,8 +90,31 @@ def libs_dir(settings: Settings) -> Path:
 
 
 def data_dir(settings: Settings) -> Path:
-    """Broker state: config, KRaft metadata, topic logs, pid and server log."""
-    return (settings.data_dir / "kafka").resolve()
+    """State of the local cluster: config, KRaft metadata, topic logs, pids, server logs."""
+    base = (settings.data_dir / "kafka").resolve()
+    return base if settings.kafka_brokers == 1 else base / f"cluster-{settings.kafka_brokers}"
+
+
+def nodes(settings: Settings) -> list[Node]:
+    """Every node of the local cluster, node 1 first."""
+    base = data_dir(settings)
+    return [
+        Node(
+            id=i + 1,
+            port=port,
+            controller_port=settings.kafka_controller_port + i,
+            dir=base if settings.kafka_brokers == 1 else base / f"node-{i + 1}",
+        )
+        for i, port in enumerate(settings.kafka_ports)
+    ]
+
+
+def node_of_port(settings: Settings, port: int) -> Node:
+    """The local node whose client port is `port` (Kafka's metadata names brokers by it)."""
+    for node in nodes(settings):
+        if node.port == port:
+            return node
+    raise KeyError(f"no local broker listens on port {port}")
 
 
 def fetch(settings: Settings) -> Path:
@@ -80,31 +155,42 @@ def fetch(settings: Settings) -> Path:
     return libs
 
 
-def write_config(settings: Settings) -> Path:
-    """server.properties for one combined KRaft node listening on the configured host."""
-    base = data_dir(settings)
-    base.mkdir(parents=True, exist_ok=True)
-    host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
-    config = base / "server.properties"
+def write_config(settings: Settings, node: int = 1) -> Path:
+    """server.properties of one node of the local cluster (node 1 when alone)."""
+    me = nodes(settings)[node - 1]
+    host = settings.kafka_host
+    voters = ",".join(f"{n.id}@{host}:{n.controller_port}" for n in nodes(settings))
+    brokers = settings.kafka_brokers
+    # Internal topics: as replicated as the cluster allows, never more than 3 copies.
+    internal_rf = min(3, brokers)
+    internal_isr = 2 if internal_rf >= 3 else 1
+    rf = min(settings.topic_replication_factor, brokers)
+    isr = min(settings.topic_min_insync_replicas, rf)
+    me.dir.mkdir(parents=True, exist_ok=True)
+    config = me.dir / "server.properties"
     config.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{host}:{cport}",
-                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                f"node.id={me.id}",
+                f"controller.quorum.voters={voters}",
+                f"listeners=PLAINTEXT://{host}:{me.port},CONTROLLER://{host}:{me.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{host}:{me.port}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={base / 'logs'}",
+                f"log.dirs={me.dir / 'logs'}",
                 f"num.partitions={settings.topic_partitions}",
-                "offsets.topic.replication.factor=1",
+                # Defaults for every topic anyone creates (faust's changelogs included).
+                f"default.replication.factor={rf}",
+                f"min.insync.replicas={isr}",
+                "unclean.leader.election.enable=false",
+                f"offsets.topic.replication.factor={internal_rf}",
                 "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"transaction.state.log.replication.factor={internal_rf}",
+                f"transaction.state.log.min.isr={internal_isr}",
+                f"share.coordinator.state.topic.replication.factor={internal_rf}",
+                f"share.coordinator.state.topic.min.isr={internal_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "num.network.threads=2",
                 "num.io.threads=4",
@@ -117,11 +203,11 @@ def write_config(settings: Settings) -> Path:
     return config
 
 
-def _java(settings: Settings, *args: str, heap: bool = False) -> list[str]:
+def _java(settings: Settings, node: Node, *args: str, heap: bool = False) -> list[str]:
     libs = libs_dir(settings)
     opts = [
         f"-Dlog4j2.configurationFile={LOG4J}",
-        f"-Dkafka.logs.dir={data_dir(settings) / 'logs'}",
+        f"-Dkafka.logs.dir={node.dir / 'logs'}",
         "-Djava.awt.headless=true",
     ]
     if heap:
@@ -130,15 +216,28 @@ def _java(settings: Settings, *args: str, heap: bool = False) -> list[str]:
     return ["java", *opts, "-cp", f"{libs}/*", *args]
 
 
-def format_storage(settings: Settings, config: Path) -> None:
-    """Format the KRaft log dir once; later starts reuse it (data persists)."""
-    if (data_dir(settings) / "logs" / "meta.properties").exists():
-        return
+def _cluster_id(settings: Settings) -> str:
+    """The id every node of the local cluster is formatted with (kept in the data dir)."""
+    path = data_dir(settings) / "cluster.id"
+    with contextlib.suppress(OSError):
+        return path.read_text().strip()
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    print(f"[kafka] formatting storage (cluster {cluster_id}) ...")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cluster_id)
+    return cluster_id
+
+
+def format_storage(settings: Settings, config: Path, node: int = 1) -> None:
+    """Format a node's KRaft log dir once; later starts reuse it (data persists)."""
+    me = nodes(settings)[node - 1]
+    if (me.dir / "logs" / "meta.properties").exists():
+        return
+    cluster_id = _cluster_id(settings)
+    print(f"[kafka] formatting node {me.id} storage (cluster {cluster_id}) ...")
     subprocess.run(
         _java(
             settings,
+            me,
             "kafka.tools.StorageTool",
             "format",
             # One argument: an id that starts with "-" (1 in 64 do) is not an option.
@@ -152,67 +251,133 @@ def format_storage(settings: Settings, config: Path) -> None:
     )
 
 
-async def _metadata_ok(bootstrap: str) -> bool:
+async def _brokers(bootstrap: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await admin.start()
-        await admin.describe_cluster()
-        return True
+        return len((await admin.describe_cluster())["brokers"])
     except Exception:
-        return False
+        return 0
     finally:
         await admin.close()
 
 
-def ready(bootstrap: str) -> bool:
-    """True when the broker answers a metadata request."""
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    if not port_open(host, int(port)):
+def ready(bootstrap: str, brokers: int = 1) -> bool:
+    """True when the cluster answers a metadata request naming at least `brokers` brokers."""
+    listening = [
+        address
+        for address in bootstrap.split(",")
+        if port_open(address.rpartition(":")[0], int(address.rpartition(":")[2]))
+    ]
+    if len(listening) < min(brokers, len(bootstrap.split(","))):
         return False
-    return asyncio.run(_metadata_ok(bootstrap))
+    return asyncio.run(_brokers(",".join(listening))) >= brokers
 
 
 def pid_file(settings: Settings) -> Path:
-    """Pid of the broker process this launcher started."""
-    return data_dir(settings) / "kafka.pid"
+    """Pid of node 1's process (the only node of a one-broker setup)."""
+    return nodes(settings)[0].pid_file
 
 
-def start(settings: Settings, timeout: float = 90.0) -> int:
-    """Start the broker in the background and wait until it answers metadata requests."""
-    if settings.kafka_bootstrap:
-        raise RuntimeError("DLR_KAFKA_BOOTSTRAP is set: using that broker, not starting one")
-    existing = read_pid(pid_file(settings))
-    if existing and pid_alive(existing) and ready(settings.bootstrap):
-        print(f"[kafka] already running (pid {existing}) on {settings.bootstrap}")
-        return existing
-    if port_open(settings.kafka_host, settings.kafka_port):
-        raise RuntimeError(f"port {settings.kafka_port} is taken by another process")
-    fetch(settings)
-    config = write_config(settings)
-    format_storage(settings, config)
-    log = data_dir(settings) / "server.log"
-    pid = spawn(_java(settings, MAIN_CLASS, str(config), heap=True), log, pid_file(settings))
-    print(f"[kafka] starting broker pid {pid}, log {log}")
-    if not wait_until(
-        lambda: ready(settings.bootstrap),
-        timeout,
-        "[kafka] waiting for broker",
-        alive=lambda: pid_alive(pid),
-    ):
-        stop(settings)
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise RuntimeError(f"Kafka did not become ready within {timeout:.0f}s\n{tail}")
-    print(f"[kafka] ready on {settings.bootstrap} (KRaft, Kafka {settings.kafka_version})")
+def _running(node: Node) -> int | None:
+    pid = read_pid(node.pid_file)
+    return pid if pid and pid_alive(pid) else None
+
+
+def running_pids(settings: Settings) -> list[int]:
+    """Pids of the local cluster's nodes that are running (benchmarks read their CPU)."""
+    return [pid for node in nodes(settings) if (pid := _running(node))]
+
+
+def start_node(settings: Settings, node: int) -> int:
+    """Start one node in the background (no waiting); returns its pid."""
+    me = nodes(settings)[node - 1]
+    pid = _running(me)
+    if pid:
+        return pid
+    if port_open(settings.kafka_host, me.port):
+        raise RuntimeError(f"port {me.port} is taken by another process")
+    if port_open(settings.kafka_host, me.controller_port):
+        raise RuntimeError(f"controller port {me.controller_port} is taken by another process")
+    config = write_config(settings, node)
+    format_storage(settings, config, node)
+    pid = spawn(_java(settings, me, MAIN_CLASS, str(config), heap=True), me.log, me.pid_file)
+    print(f"[kafka] starting node {me.id} (pid {pid}) on port {me.port}, log {me.log}")
     return pid
 
 
+def kill_node(settings: Settings, node: int, sig: int = signal.SIGKILL) -> bool:
+    """Send `sig` to one node's process group (SIGKILL: a broker crash); True if it ran."""
+    me = nodes(settings)[node - 1]
+    pid = _running(me)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    if sig == signal.SIGKILL:
+        while pid_alive(pid):
+            time.sleep(0.05)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    return True
+
+
+def start(settings: Settings, timeout: float = 90.0) -> list[int]:
+    """Start every node in the background; wait until all of them are brokers of the cluster."""
+    if settings.kafka_bootstrap:
+        raise RuntimeError("DLR_KAFKA_BOOTSTRAP is set: using that broker, not starting one")
+    brokers = settings.kafka_brokers
+    all_nodes = nodes(settings)
+    running = [_running(n) for n in all_nodes]
+    if all(running) and ready(settings.bootstrap, brokers):
+        print(f"[kafka] already running (pids {running}) on {settings.bootstrap}")
+        return [pid for pid in running if pid]
+    fetch(settings)
+    pids = [start_node(settings, n.id) for n in all_nodes]
+    if not wait_until(
+        lambda: ready(settings.bootstrap, brokers),
+        timeout,
+        f"[kafka] waiting for {brokers} broker{'s' if brokers > 1 else ''}",
+        alive=lambda: all(pid_alive(pid) for pid in pids),
+    ):
+        tails = "\n".join(
+            f"--- node {n.id}\n" + n.log.read_text(errors="replace")[-1500:]
+            for n in all_nodes
+            if n.log.exists()
+        )
+        stop(settings)
+        raise RuntimeError(f"Kafka did not become ready within {timeout:.0f}s\n{tails}")
+    kind = "KRaft node" if brokers == 1 else f"KRaft cluster of {brokers} brokers"
+    print(f"[kafka] ready on {settings.bootstrap} ({kind}, Kafka {settings.kafka_version})")
+    return pids
+
+
 def stop(settings: Settings, timeout: float = 30.0) -> bool:
-    """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout). True if one was running."""
-    return terminate(pid_file(settings), timeout, "[kafka]")
+    """Stop every node cleanly (SIGTERM to all at once, SIGKILL after timeout).
+
+    All at once: stopped one after the other, the last nodes of a cluster would wait for a
+    controller quorum that is already gone. True if any node was running.
+    """
+    all_nodes = nodes(settings)
+    if len(all_nodes) == 1:
+        return terminate(all_nodes[0].pid_file, timeout, "[kafka]")
+    running = [n for n in all_nodes if _running(n)]
+    for node in running:
+        kill_node(settings, node.id, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for node in running:
+        terminate(node.pid_file, max(0.1, deadline - time.monotonic()), f"[kafka] node {node.id}")
+    return bool(running)
+
+
+def local_clusters(settings: Settings) -> list[int]:
+    """Broker counts of the local clusters that have data under `<data>/kafka` (1 = one node)."""
+    base = (settings.data_dir / "kafka").resolve()
+    return cluster_sizes(base, ("logs", "kafka.pid"), settings.kafka_brokers)
 
 
 def status(settings: Settings) -> bool:
-    """True when the configured broker answers metadata requests."""
-    return ready(settings.bootstrap)
+    """True when the configured cluster answers with all its brokers."""
+    return ready(settings.bootstrap, 1 if settings.kafka_bootstrap else settings.kafka_brokers)

@@ -33,6 +33,8 @@ from sinks.clickhouse.report import _fresh, _now, _rows
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from sinks.clickhouse.cluster import ClusterSpec
+
 __all__ = [
     "EXPORT_COLUMNS",
     "INVOICE_COLUMNS",
@@ -97,6 +99,7 @@ def export(
     *,
     currencies: Mapping[str, str] | None = None,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Per day (UTC, the day the message was sent), destination country and currency
     (`""`: messages without a price), what we know of one provider's traffic in
@@ -112,7 +115,7 @@ def export(
         "end": _now(end),
         **currency_params(currencies or {}),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "billing", parameters):
         row: dict[str, Any] = {

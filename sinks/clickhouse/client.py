@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.settings import CommonSettings, Target, parse_url
 
-__all__ = ["Target", "connect", "parse_url"]
+__all__ = ["Target", "connect", "connect_url", "parse_url"]
 
 
 def connect(settings: CommonSettings, database: str | None = None, **options: Any) -> Client:
@@ -24,8 +24,13 @@ def connect(settings: CommonSettings, database: str | None = None, **options: An
     No session id is generated, so one client may be used from several threads; extra
     keyword options go to `clickhouse_connect.get_client` (timeouts, settings ...).
     """
+    return connect_url(settings.clickhouse, database, **options)
+
+
+def connect_url(url: str, database: str | None = None, **options: Any) -> Client:
+    """`connect` for any URL (another node of a cluster, say), parsed by `parse_url`."""
     kwargs: dict[str, Any] = {
-        **parse_url(settings.clickhouse).client_options(),
+        **parse_url(url).client_options(),
         "send_receive_timeout": 300,
     }
     if database:

@@ -50,6 +50,8 @@ from sinks.clickhouse.report import (
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from sinks.clickhouse.cluster import ClusterSpec
+
 __all__ = [
     "UNSTATED",
     "Z95",
@@ -207,6 +209,7 @@ def cost(
     currencies: Mapping[str, str] | None = None,
     rates: Rates | None = None,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Spend per group and currency (`queries/cost.sql`): one row per group and currency
     (`currency` None: the group's messages without a price), each with the group's
@@ -218,7 +221,7 @@ def cost(
         **_window_params(database, groups, since_s, now),
         **currency_params(currencies or {}),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "cost", parameters):
         row: dict[str, Any] = {**_named(found, groups), "currency": found["currency"]}
@@ -293,6 +296,7 @@ def compare(
     currencies: Mapping[str, str] | None = None,
     rates: Rates | None = None,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Providers side by side per destination (`queries/compare.sql`): per group and
     provider, messages, attempts, delivered, `delivery_rate` with its 95 % Wilson interval
@@ -311,7 +315,7 @@ def compare(
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
         **currency_params(currencies or {}),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     by_group: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for found in _rows(client, "compare", parameters):
         tried, delivered = int(found["attempts"]), int(found["delivered"])
@@ -402,6 +406,7 @@ def filtering(
     factor: float = 2.0,
     min_count: int = 5,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Content filtering per group (`queries/filtering.sql`): attempts, `carrier_filtered`
     and `blocked_content` counts, their `share` of the attempts, the same for the previous
@@ -416,7 +421,7 @@ def filtering(
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "filtering", parameters):
         row: dict[str, Any] = _named(found, groups)

@@ -9,17 +9,31 @@ is simply applied again. `{db}.schema_migrations` records each applied file with
 checksum of its text; a recorded file whose text changed is refused (add a new file
 instead). The TTL values are fixed when a file is applied: changing the settings later
 needs a new migration (`ALTER TABLE ... MODIFY TTL`).
+
+On a sharded cluster (`cluster=`, from `DLR_CLICKHOUSE_CLUSTER`) every statement, the
+bookkeeping table's included, is replaced by its cluster form (`cluster.py`: `_local`
+tables ON CLUSTER with Replicated engines, Distributed tables over them); without Keeper
+the definitions are run on every node of `cluster.nodes` instead of ON CLUSTER. A
+database is single-node or sharded from its first migration on: switching an existing
+one is not a migration (copy the data into a new database).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from sinks.clickhouse.cluster import ClusterSpec, Objects, Statement, analyze, cluster_form
+
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+#: Settings of every migration statement: an INSERT into a Distributed table is on its
+#: shards when the statement returns (not queued on the node that received it).
+STATEMENT_SETTINGS = {"distributed_foreground_insert": 1}
 
 #: Database names we accept (they are spliced into DDL, so nothing else may pass).
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -105,14 +119,64 @@ def applied(client: Client, database: str) -> dict[str, str]:
     return {str(name): str(digest) for name, digest in result.result_rows}
 
 
+def template_statements(values: dict[str, str]) -> list[str]:
+    """Every statement the runner may apply (bookkeeping first), placeholders filled."""
+    return [render(BOOTSTRAP, values)] + [
+        statement for _, text in ddl_files() for statement in statements(render(text, values))
+    ]
+
+
+class _Target:
+    """Runs statements on one node, or in their cluster form on a sharded cluster."""
+
+    def __init__(
+        self, client: Client, db: str, values: dict[str, str], cluster: ClusterSpec | None
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.cluster = cluster
+        self.objects = (
+            analyze(template_statements(values), db) if cluster is not None else Objects()
+        )
+        self.nodes: Sequence[Client] = [client]
+        if cluster is not None and not cluster.replicated:
+            from sinks.clickhouse.client import connect_url
+
+            self.nodes = [connect_url(url) for url in cluster.nodes]
+
+    def forms(self, sql: str) -> list[Statement]:
+        if self.cluster is None:
+            return [Statement(sql, everywhere=False)]
+        return cluster_form(sql, self.db, self.cluster, self.objects)
+
+    def run(self, sql: str) -> None:
+        for statement in self.forms(sql):
+            targets = self.nodes if statement.everywhere else [self.client]
+            for node in targets:
+                node.command(statement.sql, settings=STATEMENT_SETTINGS)
+
+    def create_database(self) -> None:
+        if self.cluster is not None and self.cluster.replicated:
+            self.client.command(
+                f"CREATE DATABASE IF NOT EXISTS {self.db} ON CLUSTER {self.cluster.name}"
+            )
+            return
+        for node in self.nodes:
+            node.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+
+
 def migrate(
     client: Client,
     database: str,
     *,
     retention_days: int = 180,
     clear_pii_days: int = 30,
+    cluster: ClusterSpec | None = None,
 ) -> list[str]:
-    """Create `database` and apply the DDL files not yet applied; returns their names."""
+    """Create `database` and apply the DDL files not yet applied; returns their names.
+
+    With `cluster`, in their cluster form on every shard (see the module docstring).
+    """
     db = check_identifier(database)
     if retention_days < 1 or clear_pii_days < 1:
         raise ValueError("retention_days and clear_pii_days must be at least 1")
@@ -121,8 +185,9 @@ def migrate(
         "retention_days": str(int(retention_days)),
         "clear_pii_days": str(int(clear_pii_days)),
     }
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client.command(render(BOOTSTRAP, values))
+    target = _Target(client, db, values, cluster)
+    target.create_database()
+    target.run(render(BOOTSTRAP, values))
     done = applied(client, db)
     newly: list[str] = []
     for name, text in ddl_files():
@@ -134,12 +199,13 @@ def migrate(
                 )
             continue
         for statement in statements(render(text, values)):
-            client.command(statement)
+            target.run(statement)
         client.insert(
             "schema_migrations",
             [[name, digest]],
             database=db,
             column_names=["name", "checksum"],
+            settings=STATEMENT_SETTINGS,
         )
         newly.append(name)
     return newly

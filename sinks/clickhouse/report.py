@@ -18,6 +18,11 @@ answer is then exactly what `message_status` says now. Under continuous ingestio
 means a refresh on most calls (seconds at millions of messages): dashboards polling often
 pass `exact=False` and accept numbers up to a minute (plus one refresh) old.
 
+On a sharded cluster every function takes `cluster=` (`cluster.ClusterSpec`): the queries
+are the same (they read the Distributed tables, exact because each message lives on one
+shard), the freshness check and the refresh run on every replica; a sharded database read
+without it raises `ShardedDatabaseError`.
+
 The SQL files use ClickHouse query parameters (`{name:Type}`), so an analyst can paste
 them into clickhouse-client with `--param_<name>=...`; the group columns and the database
 are `Identifier` parameters, never spliced into the text.
@@ -35,6 +40,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.migrate import check_identifier
 
 if TYPE_CHECKING:
@@ -129,45 +135,104 @@ _BLOCKS = (
     " (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'sends' AND active),"
     " ifNull((SELECT (watermark, sends_watermark) FROM {db:Identifier}.status_snapshot"
-    " LIMIT 1), (0, 0))"
+    " LIMIT 1), (0, 0)),"
+    " (SELECT any(engine) FROM system.tables WHERE database = {db:String} AND name = 'messages')"
 )
 
+#: Per replica of a sharded cluster: its id, the highest insert blocks of its shard's
+#: `messages_local` and `sends_local`, and the watermarks of its own
+#: `status_snapshot_local` (every replica refreshes its own copy, see cluster.py).
+_CLUSTER_BLOCKS = (
+    "SELECT node, messages, sends, seen FROM clusterAllReplicas('{cluster}', view("
+    "SELECT concat(hostName(), ':', toString(tcpPort())) AS node,"
+    " (SELECT max(max_block_number) FROM system.parts"
+    "  WHERE database = {{db:String}} AND table = 'messages_local' AND active) AS messages,"
+    " (SELECT max(max_block_number) FROM system.parts"
+    "  WHERE database = {{db:String}} AND table = 'sends_local' AND active) AS sends,"
+    " ifNull((SELECT (watermark, sends_watermark) FROM {{db:Identifier}}.status_snapshot_local"
+    "  LIMIT 1), (0, 0)) AS seen))"
+)
 
-def _blocks(client: Client, db: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((highest insert block of `messages`, of `sends`) now, the same as the snapshot saw)."""
-    messages, sends, seen = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
-    return (int(messages), int(sends)), (int(seen[0]), int(seen[1]))
+#: Per node: ((highest insert block of `messages`, of `sends`) now, the same as its
+#: snapshot saw).
+Blocks = dict[str, tuple[tuple[int, int], tuple[int, int]]]
 
 
-def snapshot_behind(client: Client, database: str) -> bool:
+class ShardedDatabaseError(RuntimeError):
+    """A sharded database read without its cluster (the freshness check would be wrong)."""
+
+
+def _blocks(client: Client, db: str, cluster: ClusterSpec | None) -> Blocks:
+    """For one node, or every replica of a cluster: the blocks now and the snapshot's."""
+    if cluster is not None:
+        result = client.query(_CLUSTER_BLOCKS.format(cluster=cluster.name), parameters={"db": db})
+        return {
+            str(node): ((int(messages), int(sends)), (int(seen[0]), int(seen[1])))
+            for node, messages, sends, seen in result.result_rows
+        }
+    messages, sends, seen, engine = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    if engine == "Distributed":
+        raise ShardedDatabaseError(
+            f"{db} is sharded (Distributed tables): pass cluster= (DLR_CLICKHOUSE_CLUSTER)"
+        )
+    return {"": ((int(messages), int(sends)), (int(seen[0]), int(seen[1])))}
+
+
+def _caught_up(current: tuple[int, int], seen: tuple[int, int]) -> bool:
+    return seen[0] >= current[0] and seen[1] >= current[1]
+
+
+def snapshot_behind(client: Client, database: str, *, cluster: ClusterSpec | None = None) -> bool:
     """True when `messages` or `sends` hold rows inserted after the snapshot's last refresh
-    started (one `system.parts` lookup; merges keep block numbers, so only inserts count).
+    started (one `system.parts` lookup per node; merges keep block numbers, so only
+    inserts count).
     """
-    current, seen = _blocks(client, check_identifier(database))
-    return current[0] > seen[0] or current[1] > seen[1]
+    blocks = _blocks(client, check_identifier(database), cluster)
+    return not all(_caught_up(current, seen) for current, seen in blocks.values())
 
 
-def refresh(client: Client, database: str, *, attempts: int = 3) -> None:
+def _refresh_once(client: Client, db: str, cluster: ClusterSpec | None) -> None:
+    view = f"{db}.{SNAPSHOT_VIEW}"
+    if cluster is not None and cluster.replicated:
+        client.command(f"SYSTEM REFRESH VIEW {view} ON CLUSTER {cluster.name}")
+        client.command(f"SYSTEM WAIT VIEW {view} ON CLUSTER {cluster.name}")
+        return
+    nodes = [client]
+    if cluster is not None:
+        from sinks.clickhouse.client import connect_url
+
+        nodes = [connect_url(url) for url in cluster.nodes]
+    for node in nodes:
+        node.command(f"SYSTEM REFRESH VIEW {view}")
+    for node in nodes:
+        node.command(f"SYSTEM WAIT VIEW {view}")
+
+
+def refresh(
+    client: Client, database: str, *, attempts: int = 3, cluster: ClusterSpec | None = None
+) -> None:
     """Refresh `status_snapshot` now and wait for it (`SYSTEM REFRESH VIEW` + `SYSTEM WAIT
-    VIEW`): afterwards the report functions see everything inserted before this call.
-    Another attempt is made when the refresh that ran had started before the call (a
-    scheduled one already running). Raises the server's error when the refresh fails.
+    VIEW`, on every node of a cluster): afterwards the report functions see everything
+    inserted before this call. Another attempt is made when the refresh that ran had
+    started before the call (a scheduled one already running). Raises the server's error
+    when the refresh fails.
     """
     db = check_identifier(database)
-    target, _ = _blocks(client, db)
+    targets = {node: current for node, (current, _) in _blocks(client, db, cluster).items()}
     for _ in range(max(1, attempts)):
-        client.command(f"SYSTEM REFRESH VIEW {db}.{SNAPSHOT_VIEW}")
-        client.command(f"SYSTEM WAIT VIEW {db}.{SNAPSHOT_VIEW}")
-        seen = _blocks(client, db)[1]
-        if seen[0] >= target[0] and seen[1] >= target[1]:
+        _refresh_once(client, db, cluster)
+        marks = _blocks(client, db, cluster)
+        if all(
+            node in marks and _caught_up(target, marks[node][1]) for node, target in targets.items()
+        ):
             return
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
 
 
-def _fresh(client: Client, database: str, exact: bool) -> None:
+def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | None = None) -> None:
     """With `exact`, bring the snapshot up to date first (only when it is behind)."""
-    if exact and snapshot_behind(client, database):
-        refresh(client, database)
+    if exact and snapshot_behind(client, database, cluster=cluster):
+        refresh(client, database, cluster=cluster)
 
 
 def _check_window(seconds: int, name: str) -> int:
@@ -195,6 +260,7 @@ def report(
     exact: bool = True,
     attempts: Attempts = "sends",
     unreported_after_s: int = 3600,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
@@ -219,7 +285,7 @@ def report(
         "sends": 1 if attempts == "sends" else 0,
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     rows = _rows(client, "report", parameters)
     out: list[dict[str, Any]] = []
     for row in rows:
@@ -262,6 +328,7 @@ def stuck(
     *,
     limit: int = 1000,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Messages still not final `hours` after their first event, oldest first. `hours`
     may be fractional (1.5 = 90 minutes); it is taken to the second.
@@ -274,7 +341,7 @@ def stuck(
         "now": _now(now),
         "limit": max(1, int(limit)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     return _rows(client, "stuck", parameters)
 
 
@@ -286,6 +353,7 @@ def silent_carriers(
     *,
     min_messages: int = 1,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Carriers with traffic in the window and not one delivered message."""
     parameters = {
@@ -294,7 +362,7 @@ def silent_carriers(
         "now": _now(now),
         "min_messages": max(1, int(min_messages)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     return _rows(client, "silent_carriers", parameters)
 
 
@@ -308,6 +376,7 @@ def reason_spikes(
     factor: float = 2.0,
     min_count: int = 10,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Failure reasons whose share of a group's attempts grew at least `factor` times
     against the previous window of the same length (largest jump first).
@@ -323,7 +392,7 @@ def reason_spikes(
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     rows = _rows(client, "reason_spikes", parameters)
     return [
         {
@@ -348,6 +417,7 @@ def unreported(
     *,
     unreported_after_s: int = 3600,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Registered messages without any receipt, per provider and carrier
     (`queries/unreported.sql`): registered, unreported, still waiting, the unreported
@@ -358,7 +428,7 @@ def unreported(
         "now": _now(now),
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
     }
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     rows = _rows(client, "unreported", parameters)
     for row in rows:
         row["share"] = _number(row["share"])
@@ -403,6 +473,7 @@ def hourly(
     now: datetime | None = None,
     *,
     exact: bool = True,
+    cluster: ClusterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Hourly trend per group (`queries/hourly.sql`, what `dlr report --report hourly`
     prints): the messages first seen in `[now - since_s, now)`, bucketed by the hour of
@@ -415,7 +486,7 @@ def hourly(
     """
     groups = check_groups(by)
     parameters = _window_params(database, groups, since_s, now)
-    _fresh(client, database, exact)
+    _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, "hourly", parameters):
         hour = found.pop("hour")

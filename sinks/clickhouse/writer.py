@@ -21,6 +21,10 @@ is stored in the end:
   message_id; `hourly_v2`: merged states), and the view outputs already hold one row per
   key per block, so this only drops work: a copy of an event repeated inside one batch
   is collapsed by the background merge instead of at insert.
+- `distributed_foreground_insert=1` (only matters on a sharded cluster, where `events` is
+  a Distributed table): the insert returns once every shard has its rows, so the sink
+  commits its offsets only for rows the shards hold, not for rows queued on one node to
+  be forwarded later.
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ from sinks.clickhouse import rows, sends
 from sinks.errors import SinkInvalid, SinkRejected, SinkUnavailable
 
 #: Settings of every batch insert (see the module docstring), besides the dedup token.
-INSERT_SETTINGS: dict[str, int] = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+INSERT_SETTINGS: dict[str, int] = {
+    "parallel_view_processing": 1,
+    "optimize_on_insert": 0,
+    "distributed_foreground_insert": 1,
+}
 
 # clickhouse-connect logs every encoding failure at ERROR with a traceback quoting the
 # value; the writer reports it itself as SinkInvalid (dead letter + dlr_sink_invalid), and

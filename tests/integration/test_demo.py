@@ -15,6 +15,7 @@ from deploy.demo import _run
 from schemas.lifecycle import ATTEMPTS
 from sinks.clickhouse import billing, insights
 from sinks.clickhouse.client import connect
+from sinks.clickhouse.cluster import ClusterSpec
 from sinks.clickhouse.report import report
 from tests.pipeline import Pipeline
 
@@ -47,11 +48,16 @@ def test_demo_checks_clickhouse_and_the_report_equals_its_truth(
         truths[0]
     )
 
-    client = connect(pipeline.settings)
-    db = pipeline.settings.clickhouse_database
+    check_report(connect(pipeline.settings), pipeline.settings.clickhouse_database, truths)
+
+
+def check_report(
+    client: Any, db: str, truths: list[dict[str, str]], cluster: ClusterSpec | None = None
+) -> None:
+    """The delivery report per dimension equals what the demo's truth file says."""
     attempt_states = {str(s) for s in ATTEMPTS}
     for by in ("carrier", "country", "campaign", "provider"):
-        rows = {r[by]: r for r in report(client, db, by, since_s=24 * 3600)}
+        rows = {r[by]: r for r in report(client, db, by, since_s=24 * 3600, cluster=cluster)}
         attempts = Counter(t[by] for t in truths if t["final_state"] in attempt_states)
         delivered = Counter(t[by] for t in truths if t["final_state"] == "delivered")
         messages = Counter(t[by] for t in truths)
@@ -61,7 +67,9 @@ def test_demo_checks_clickhouse_and_the_report_equals_its_truth(
             assert row["attempts"] == attempts[group], (by, group)
             assert row["delivered"] == delivered[group], (by, group)
             assert row["delivery_rate"] == pytest.approx(delivered[group] / attempts[group])
-        rates = [r["delivery_rate"] for r in report(client, db, by, since_s=24 * 3600)]
+        rates = [
+            r["delivery_rate"] for r in report(client, db, by, since_s=24 * 3600, cluster=cluster)
+        ]
         assert rates == sorted(rates), "worst first"
 
 

@@ -19,8 +19,6 @@ import pytest
 
 from deploy.local import kafka
 from deploy.settings import Settings
-from ingress.providers import generic
-from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
 from tests.conftest import KAFKA_RESTART_TIMEOUT_S
 from tests.kafka_helpers import read_all
@@ -38,8 +36,6 @@ def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(
     restartable_kafka: Settings, pipeline: Pipeline
 ) -> None:
     pipeline.start("ingress")
-    key = pipeline.signing_key("generic")
-    url = f"{pipeline.base_url}/webhooks/generic"
     outcomes: list[tuple[str, int, float]] = []
     refusals: list[tuple[str | None, str | None]] = []
     stop = threading.Event()
@@ -51,12 +47,7 @@ def test_broker_outage_gives_503_and_loses_no_acknowledged_webhook(
                 n += 1
                 mid = f"outage-{worker}-{n}"
                 raw = orjson.dumps({"message_id": mid, "status": "delivered", "to": "+1555"})
-                request = generic.sign(
-                    InboundRequest("POST", url, {"content-type": "application/json"}, raw),
-                    key,
-                    int(time.time()),
-                )
-                response = client.post(url, content=raw, headers=dict(request.headers))
+                response = pipeline.post_generic(client, raw)
                 if response.status_code != 200:
                     refusals.append(
                         (response.headers.get("retry-after"), response.json().get("error"))

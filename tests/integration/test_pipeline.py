@@ -10,8 +10,6 @@ import pytest
 from aiokafka.partitioner import murmur2  # Kafka's default partitioner, as the ingress's
 
 from deploy.demo import simulate
-from ingress.providers import generic
-from ingress.providers._contract import InboundRequest
 from schemas.events import CanonicalEvent
 from tests.kafka_helpers import read_all
 from tests.pipeline import Pipeline
@@ -24,17 +22,10 @@ PIPELINE_STARTED = True
 
 def post_generic(p: Pipeline, bodies: list[bytes], at: int | None = None) -> list[str]:
     """POST each body signed at `at` (default now); every answer must be 200. The statuses."""
-    key = p.signing_key("generic")
-    url = f"{p.base_url}/webhooks/generic"
     statuses = []
     with httpx.Client(timeout=10) as client:
         for raw in bodies:
-            request = generic.sign(
-                InboundRequest("POST", url, {"content-type": "application/json"}, raw),
-                key,
-                int(time.time()) if at is None else at,
-            )
-            response = client.post(url, content=raw, headers=dict(request.headers))
+            response = p.post_generic(client, raw, at)
             assert response.status_code == 200, response.text
             statuses.append(response.json()["status"])
     return statuses
@@ -70,6 +61,14 @@ def test_signed_webhooks_reach_clickhouse_exactly(pipeline: Pipeline) -> None:
         client.query(f"SELECT event_id FROM {db}.events").result_columns[0]
     )
     assert all(r.key == e.message_id.encode() for r, e in zip(records, events, strict=True))
+
+    # Each service's Prometheus endpoint answers (the worker's once failed on its charset).
+    for service in ("ingress", "worker", "sink"):
+        response = httpx.get(pipeline.metrics_url(service), timeout=10)
+        assert response.status_code == 200, (service, response.text[:200])
+        assert response.headers["content-type"].startswith("text/plain"), service
+    worker_metrics = httpx.get(pipeline.metrics_url("worker"), timeout=10).text
+    assert "dlr_faust_" in worker_metrics and "dlr_streams_" in worker_metrics
 
 
 def report(message_id: str) -> bytes:

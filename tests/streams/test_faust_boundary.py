@@ -16,6 +16,7 @@ import pytest
 from faust.sensors import SensorDelegate
 from faust.transport import conductor, consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 from streams import _faust
 from streams.app import create_app
@@ -65,6 +66,45 @@ def test_consumer_attributes_the_drain_loop_reads_exist(name: str) -> None:
     assert f"self.{name}" in source or f"def {name}" in source, (
         f"faust's Consumer no longer has {name}, used by streams._faust.FastConsumer"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("_getmany", ["self", "active_partitions", "timeout"]),
+        ("perform_seek", ["self"]),
+        ("seek", ["self", "partition", "offset"]),
+        ("seek_wait", ["self", "partitions"]),
+        ("on_partitions_revoked", ["self", "revoked"]),
+    ],
+)
+def test_every_position_change_goes_through_a_method_fast_consumer_wraps(
+    name: str, parameters: list[str]
+) -> None:
+    """FastConsumer records each fetch and each seek (see its docstring): faust must still
+    fetch through `_getmany` and move positions only through these methods."""
+    method = getattr(aiokafka_driver.Consumer, name)
+    assert list(inspect.signature(method).parameters) == parameters, name
+    assert name in vars(_faust.FastConsumer), f"FastConsumer no longer wraps {name}"
+    drain = inspect.getsource(consumer.Consumer)
+    assert "await self._getmany(" in drain, "faust fetches records some other way now"
+    for call in ("self._seek(", "seek_to_committed()"):
+        assert drain.count(call) == 1, f"faust calls {call} from a new place: wrap it"
+
+
+def test_a_partition_sought_after_its_batch_was_fetched_is_stale(tmp_path: Path) -> None:
+    app = create_app(WorkerSettings(data_dir=tmp_path))
+    fast = app.consumer
+    assert isinstance(fast, _faust.FastConsumer)
+    raw, other = TP("raw", 0), TP("raw", 1)
+    fetched_at = fast._serial
+    assert not fast._stale(raw, fetched_at)
+    fast._reset([raw])  # seek(raw, ...)
+    assert fast._stale(raw, fetched_at) and not fast._stale(other, fetched_at)
+    assert not fast._stale(raw, fast._serial)  # a batch fetched after the seek is fresh
+    fetched_at = fast._serial
+    fast._reset()  # perform_seek(): every partition
+    assert fast._stale(other, fetched_at) and fast._stale(raw, fetched_at)
 
 
 @pytest.mark.parametrize("name", ["_tp_to_callback_lock", "_tp_index"])
@@ -118,6 +158,7 @@ def test_rocksdb_store_partition_databases(tmp_path: Path) -> None:
 #: Private names of faust, mode and aiokafka objects; only streams/_faust.py may use them.
 PRIVATE = {
     "_ensure_producer",
+    "_getmany",
     "_db_for_partition",
     "_dbs",
     "_drain_messages",
