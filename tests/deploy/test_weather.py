@@ -1,19 +1,22 @@
 """deploy/weather.py against servers that are really away: the test's own ClickHouse,
-stopped and started again, and a Kafka port nobody listens on (a stopped broker)."""
+stopped and started again, a Kafka port nobody listens on (a stopped broker), and (heavy)
+the test's own broker stopped and started again under a waiting `dlr capture`."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from deploy import weather
 from deploy.settings import Settings
+from deploy.topics import ensure_topics
 from sinks.clickhouse.client import connect
-from tests.conftest import free_port
+from tests.conftest import KAFKA_RESTART_TIMEOUT_S, ROOT, free_port
 from tests.polling import wait_for as poll
 
 
@@ -116,3 +119,47 @@ def test_cli_prints_one_line_and_exits_1_when_clickhouse_stays_away(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dlr report: cannot reach ClickHouse at 127.0.0.1:")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.heavy
+def test_capture_waits_for_a_stopped_own_broker_and_completes_when_it_is_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broker of the test's own (free ports, tmp data), stopped, then started again while
+    `dlr capture` waits for it: the capture completes and said what it waited for."""
+    from deploy.local import kafka
+    from deploy.tools.capture import run_capture
+
+    settings = Settings(
+        data_dir=tmp_path / "own-kafka",
+        cache_dir=ROOT / ".cache",
+        kafka_bootstrap=None,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_heap_mb=384,
+        tools_wait_s=300,
+    )
+    kafka.start(settings, timeout=KAFKA_RESTART_TIMEOUT_S)
+    try:
+        asyncio.run(ensure_topics(settings))
+        kafka.stop(settings)
+        codes: list[int] = []
+        out = tmp_path / "capture.jsonl"
+        err: list[str] = []
+
+        def said() -> str:
+            err.append(capsys.readouterr().err)  # the lines a user sees on stderr
+            return "".join(err)
+
+        capture = threading.Thread(target=lambda: codes.append(run_capture(settings, "1h", out)))
+        capture.start()
+        poll(said, lambda text: "waiting for" in text, timeout=60, what="a waiting-for line")
+        assert f"[capture] waiting for Kafka at {settings.bootstrap} (" in said()
+        assert not codes, "finished while the broker was stopped"
+        kafka.start(settings, timeout=KAFKA_RESTART_TIMEOUT_S)
+        capture.join(KAFKA_RESTART_TIMEOUT_S)
+        assert codes == [0]
+        assert out.exists() and out.read_text() == ""
+        assert f"[capture] Kafka at {settings.bootstrap} is back after " in said()
+    finally:
+        kafka.stop(settings)
