@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from tqdm import tqdm
 
 from deploy.report_cli import parse_duration
 from deploy.settings import Settings
@@ -58,34 +57,26 @@ async def _capture(
     """(records read, requests written)."""
     read = written = 0
     pending: dict[tuple[str, str, float], dict[str, Any]] = {}
-    async with reader.consumer(settings, "capture") as client:
-        ends = await reader.assign_since(settings, client, [settings.raw_topic], since)
-        total = 0
-        for tp, end in ends.items():
-            total += end - await client.position(tp)
-        deadline = time.monotonic() + max(60.0, settings.tools_wait_s)
-        with tqdm(total=total, unit="rec", desc="[capture]", file=sys.stderr) as bar:
-            async for record in reader.until_end(client, ends, deadline):
-                read += 1
-                bar.update(1)
-                try:
-                    envelope = RawEnvelope.from_json(record.value or b"")
-                except (ValueError, TypeError, KeyError):
-                    continue
-                if provider and envelope.provider != provider:
-                    continue
-                if message_id and envelope.message_id != message_id:
-                    continue
-                line = line_of(envelope)
-                if not line["whole"]:
-                    out.write(orjson.dumps(line).decode() + "\n")
-                    written += 1
-                    continue
-                key = (envelope.provider, envelope.body_sha256, envelope.received_at)
-                if key in pending:
-                    pending[key]["message_ids"].append(envelope.message_id)
-                else:
-                    pending[key] = line
+    async for record in reader.time_range(settings, settings.raw_topic, since, "capture"):
+        read += 1
+        try:
+            envelope = RawEnvelope.from_json(record.value or b"")
+        except (ValueError, TypeError, KeyError):
+            continue
+        if provider and envelope.provider != provider:
+            continue
+        if message_id and envelope.message_id != message_id:
+            continue
+        line = line_of(envelope)
+        if not line["whole"]:
+            out.write(orjson.dumps(line).decode() + "\n")
+            written += 1
+            continue
+        key = (envelope.provider, envelope.body_sha256, envelope.received_at)
+        if key in pending:
+            pending[key]["message_ids"].append(envelope.message_id)
+        else:
+            pending[key] = line
     for line in sorted(pending.values(), key=lambda item: float(item["received_at"])):
         out.write(orjson.dumps(line).decode() + "\n")
         written += 1

@@ -7,12 +7,14 @@ until it saw what it waits for. Connecting waits out an absent broker (deploy/we
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from tqdm import tqdm
 
 from deploy import weather
 from deploy.settings import Settings
@@ -99,3 +101,20 @@ async def follow(
     while time.monotonic() < deadline:
         batches = await client.getmany(timeout_ms=300, max_records=2000)
         yield [record for records in batches.values() for record in records]
+
+
+async def time_range(
+    settings: Settings, topic: str, since: float, label: str
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """The records of `topic` from `since` to the end offsets found on start, with a
+    progress bar on stderr (`dlr capture`, `dlr replay --from-topic`)."""
+    async with consumer(settings, label) as client:
+        ends = await assign_since(settings, client, [topic], since)
+        total = 0
+        for tp, end in ends.items():
+            total += end - await client.position(tp)
+        deadline = time.monotonic() + max(600.0, settings.tools_wait_s)
+        with tqdm(total=total, unit="rec", desc=f"[{label}]", file=sys.stderr) as bar:
+            async for record in until_end(client, ends, deadline):
+                bar.update(1)
+                yield record

@@ -131,22 +131,11 @@ async def _from_topic(settings: Settings, topic: str, since: float) -> int:
     )
     produced = 0
     try:
-        async with reader.consumer(settings, "replay") as client:
-            ends = await reader.assign_since(settings, client, [topic], since)
-            total = 0
-            for tp, end in ends.items():
-                total += end - await client.position(tp)
-            deadline = time.monotonic() + max(600.0, settings.tools_wait_s)
-            with tqdm(total=total, unit="rec", desc="[replay]", file=sys.stderr) as bar:
-                async for record in reader.until_end(client, ends, deadline):
-                    await producer.send(
-                        settings.raw_topic,
-                        record.value,
-                        key=record.key,
-                        headers=list(record.headers or ()),
-                    )
-                    produced += 1
-                    bar.update(1)
+        async for record in reader.time_range(settings, topic, since, "replay"):
+            await producer.send(
+                settings.raw_topic, record.value, key=record.key, headers=list(record.headers or ())
+            )
+            produced += 1
         await producer.flush()
     finally:
         await producer.stop()

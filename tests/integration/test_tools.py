@@ -6,8 +6,6 @@ worker's dedupe drops every replayed record, ClickHouse counts nothing twice), a
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,20 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    p = Pipeline(
-        kafka_bootstrap,
-        clickhouse_url,
-        tmp_path_factory.mktemp("tools"),
-        uuid.uuid4().hex[:10],
-    )
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
+def pipeline(started_pipeline: Pipeline) -> Pipeline:
+    """One pipeline for the module's tests."""
+    return started_pipeline
 
 
 def test_try_all_prints_the_matrix_as_the_fixtures_expect(
