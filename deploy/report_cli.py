@@ -433,7 +433,7 @@ def _fetch(
     try:
         client = weather.wait_for(name, lambda: connect(settings), patience=wait_s, label="report")
     except weather.Unreachable as exc:
-        raise ReportError(f"cannot reach {exc}", 1) from exc
+        raise ReportError(str(exc), 1) from exc
     except ClickHouseError as exc:
         raise ReportError(f"cannot reach ClickHouse {where}: {_first_line(exc)}", 1) from exc
     try:

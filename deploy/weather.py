@@ -5,7 +5,7 @@ ClickHouse the way a developer's laptop sees them: a server restarting, a broker
 its logs. A tool that crashed with a traceback then is useless exactly when it is needed. So
 every call that reaches a server goes through `wait_for` (or `wait_for_async`): a connection
 failure is retried with a growing pause, and every few seconds one line on stderr says what
-is awaited and why (`[report] waiting for ClickHouse at 127.0.0.1:8123 (Connection refused),
+is awaited and why (`[report] waiting for ClickHouse at 127.0.0.1:8123 (connection refused),
 12s of 60s`). Past the timeout it raises `Unreachable`, whose text is the one line
 `deploy/cli.py` prints before exiting with status 1.
 
@@ -17,9 +17,11 @@ query ClickHouse rejects is a bug to show at once, not weather.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import httpx
@@ -47,11 +49,38 @@ class Unreachable(Exception):
     """A server stayed away past the timeout; `str()` is the one line to print."""
 
 
+#: Causes worth naming alone, instead of the page of context clients wrap around them.
+_CAUSES = (
+    "Connection refused",
+    "Connection reset",
+    "timed out",
+    "Name or service not known",
+    "No route to host",
+    "Unable to bootstrap",
+)
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text (clickhouse-connect adds pages of context)."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    return text[:200]
+    """A short reason: a known cause by name, else the exception's first line."""
+    text = str(exc).strip()
+    for cause in _CAUSES:
+        if cause.lower() in text.lower():
+            return cause[0].lower() + cause[1:]
+    lines = text.splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+@contextlib.contextmanager
+def _quiet_clients() -> Iterator[None]:
+    """clickhouse-connect logs every failed request at ERROR ("Unexpected Http Driver
+    Exception"): while we wait and say so ourselves, those lines are noise."""
+    logger = logging.getLogger("clickhouse_connect")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _say(line: str) -> None:
@@ -72,7 +101,7 @@ class _Watch:
         waited = time.monotonic() - self.started
         if waited >= self.timeout:
             raise Unreachable(
-                f"{self.what} unreachable for {waited:.0f}s ({first_line(exc)}); giving up"
+                f"cannot reach {self.what} for {waited:.0f}s ({first_line(exc)}); giving up"
             ) from None
         if waited - self.said_at >= SAY_EVERY_S:
             self.said_at = waited
@@ -102,14 +131,15 @@ def wait_for(
 ) -> T:
     """`call()`, retried while `what` is unreachable, for at most `patience` seconds."""
     watch = _Watch(what, patience, label, say)
-    while True:
-        try:
-            result = call()
-        except TRANSIENT as exc:
-            time.sleep(watch.failed(exc))
-            continue
-        watch.recovered()
-        return result
+    with _quiet_clients():
+        while True:
+            try:
+                result = call()
+            except TRANSIENT as exc:
+                time.sleep(watch.failed(exc))
+                continue
+            watch.recovered()
+            return result
 
 
 async def wait_for_async(
@@ -122,14 +152,15 @@ async def wait_for_async(
 ) -> T:
     """The asyncio form of `wait_for` (for aiokafka clients and aiohttp sends)."""
     watch = _Watch(what, patience, label, say)
-    while True:
-        try:
-            result = await call()
-        except TRANSIENT as exc:
-            await asyncio.sleep(watch.failed(exc))
-            continue
-        watch.recovered()
-        return result
+    with _quiet_clients():
+        while True:
+            try:
+                result = await call()
+            except TRANSIENT as exc:
+                await asyncio.sleep(watch.failed(exc))
+                continue
+            watch.recovered()
+            return result
 
 
 def clickhouse_name(settings: CommonSettings) -> str:

@@ -69,7 +69,8 @@ def test_clickhouse_away_past_the_timeout_is_one_line() -> None:
     assert 1.5 <= time.monotonic() - started < 10
     text = str(caught.value)
     assert "\n" not in text and text.endswith("giving up")
-    assert text.startswith(f"ClickHouse at 127.0.0.1:{port} unreachable for ")
+    assert text.startswith(f"cannot reach ClickHouse at 127.0.0.1:{port} for ")
+    assert "(connection refused); giving up" in text
     assert said and "waiting for ClickHouse" in said[0]
 
 
@@ -104,7 +105,7 @@ def test_a_stopped_broker_is_waited_for_then_one_line() -> None:
                 f"Kafka at 127.0.0.1:{port}", consumer, patience=2.0, say=said.append
             )
         )
-    assert str(caught.value).startswith(f"Kafka at 127.0.0.1:{port} unreachable for ")
+    assert str(caught.value).startswith(f"cannot reach Kafka at 127.0.0.1:{port} for ")
     assert said and said[0].startswith(f"[dlr] waiting for Kafka at 127.0.0.1:{port} (")
 
 
