@@ -1,5 +1,6 @@
-"""Baselines: a bare Starlette endpoint that reads the body, 200 (bench/ingress.py), and
-one that produces it to Kafka with aiokafka's `send_and_wait`, 202 (bench/api.py)."""
+"""Baselines: a bare Starlette endpoint that reads the body, 200 (bench/ingress.py), one
+that produces it to Kafka with aiokafka's `send_and_wait`, 202 (bench/api.py), and one
+that answers a GET with a constant JSON (bench/suppressions.py: the HTTP floor)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,11 @@ async def produce(request: Request) -> Response:
 produce_app = Starlette(
     routes=[Route("/v1/messages", produce, methods=["POST"])], lifespan=_lifespan
 )
+
+
+async def constant(request: Request) -> Response:
+    """What a lookup endpoint costs when looking up costs nothing."""
+    return Response(b'{"number":"+12000000000","suppressed":false}', media_type="application/json")
+
+
+lookup_app = Starlette(routes=[Route("/lookup/{number}", constant, methods=["GET"])])

@@ -7,11 +7,13 @@ dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn)
 dlr api                         the sender's API (register messages, ask their status)
 dlr status <message_id> | --client-ref X   what became of a message (same as the API)
 dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
+dlr suppressions check|add|remove|export ...  the suppression list (numbers in E.164)
+dlr erase --phone +E164 [--actor A]         erase every trace of a phone number
 dlr worker                      the faust stream worker
 dlr sink                        the ClickHouse sink
 dlr dispatch                    deliver dlr.actions.v1 as signed webhooks
 dlr dispatch retry [--since 24h --type T --endpoint E]  re-send dead-lettered actions
-dlr topics                      create the dlr.* topics
+dlr topics                      create the dlr.* topics, set their retention
 dlr migrate                     apply ClickHouse migrations
 dlr demo [--messages N] ...     simulate traffic end to end and check it
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from deploy import billing_cli, logs, report_cli, weather
+from deploy import billing_cli, logs, privacy_cli, report_cli, weather
 from deploy.settings import Settings
 
 
@@ -112,11 +114,14 @@ def cmd_clickhouse(settings: Settings, action: str, detach: bool) -> int:
 
 
 async def _topics(settings: Settings) -> None:
-    from deploy.topics import ensure_topics
+    from deploy.topics import sync_topics
 
-    created = await ensure_topics(settings)
-    if created:
-        print(f"[kafka] created topics: {', '.join(created)}")
+    done = await sync_topics(settings)
+    if done.created:
+        print(f"[kafka] created topics: {', '.join(done.created)}")
+    for topic, changes in done.altered.items():
+        changed = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
+        print(f"[kafka] {topic}: {changed}")
 
 
 def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, workers: int) -> int:
@@ -285,6 +290,7 @@ def cmd_migrate(settings: Settings) -> int:
         retention_days=settings.retention_days,
         clear_pii_days=settings.clear_pii_days,
         cluster=ClusterSpec.from_settings(settings),
+        audit_retention_days=settings.erasure_audit_days,
     )
     print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     return 0
@@ -356,8 +362,8 @@ SERVICES: tuple[Service, ...] = (
         "api",
         lambda s: f"http://{s.api_host}:{s.api_port}/readyz",
         lambda s: (
-            f"http://{s.api_host}:{s.api_port}  /v1/messages  /healthz /readyz /metrics "
-            "/openapi.json"
+            f"http://{s.api_host}:{s.api_port}  /v1/messages /v1/suppressions /v1/subjects  "
+            "/healthz /readyz /metrics /openapi.json"
         ),
     ),
     Service(
@@ -499,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
         dest="scopes",
         help="repeat; default messages:write and messages:read",
     )
+    p = sub.add_parser("suppressions", help="check, add, remove, export suppression entries")
+    privacy_cli.add_suppression_arguments(p)
+    p = sub.add_parser("erase", help="erase every trace of a phone number")
+    privacy_cli.add_erase_arguments(p)
     sub.add_parser("worker", help="faust stream worker")
     sub.add_parser("sink", help="ClickHouse sink")
     p = sub.add_parser("dispatch", help="deliver actions as signed webhooks")
@@ -584,6 +594,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "apikey":
         scopes = args.scopes or ["messages:write", "messages:read"]
         return cmd_apikey(settings, args.id, args.tenant, scopes)
+    if args.command == "suppressions":
+        return privacy_cli.run_suppressions(settings, args)
+    if args.command == "erase":
+        return privacy_cli.run_erase(settings, args)
     if args.command == "worker":
         return cmd_worker(settings)
     if args.command == "sink":

@@ -14,23 +14,15 @@ from typing import Any
 
 import orjson
 
+from schemas.phone import mask_number
+
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?![\w.])")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
-def mask_phone(number: str | None) -> str | None:
-    """'+14155550100' -> '*********00' (last two digits kept)."""
-    if number is None:
-        return None
-    digits = re.sub(r"\D", "", number)
-    if len(digits) <= 2:
-        return "*" * len(digits)
-    return "*" * (len(digits) - 2) + digits[-2:]
-
-
 def mask_pii(text: str) -> str:
-    """Mask every phone-number-like run in free text."""
-    return _PHONE.sub(lambda m: mask_phone(m.group(0)) or "", text)
+    """Mask every phone-number-like run in free text (`schemas.phone.mask_number`)."""
+    return _PHONE.sub(lambda m: mask_number(m.group(0)), text)
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +50,7 @@ from ingress.producer import Producer, RawProducer
 from ingress.providers import (
     PROVIDERS,
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     VerifyContext,
@@ -59,7 +60,9 @@ from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
 from ingress.url import Network, client_ip, external_url, in_networks, parse_networks
-from schemas.envelope import ENVELOPE_VERSION
+from schemas.envelope import ENVELOPE_VERSION, INBOUND_KEY_PREFIX
+from schemas.optout import classify
+from schemas.phone import e164, number_hash
 
 log = logging.getLogger("dlr.ingress")
 
@@ -224,7 +227,9 @@ async def _accept(
         state.metrics.outcome(name, "replay", "200")
         return Reply(200, _DUPLICATE)
     records = provider.extract(inbound)
-    items = _envelopes(name, inbound, records, verified.key_id, fields, now)
+    items = _envelopes(
+        name, inbound, records, verified.key_id, fields, now, state.metrics, settings.pii_salt
+    )
     if items:
         produce_started = time.perf_counter()
         await state.producer.send_all(items)
@@ -264,6 +269,31 @@ def _refusal(state: IngressState, provider: str, exc: IngressError) -> Reply:
     return Reply(exc.status, orjson.dumps({"error": exc.code, "detail": exc.detail}), headers)
 
 
+def _keyword(
+    metrics: IngressMetrics, salt: str, name: str, message: Inbound
+) -> tuple[bytes, dict[str, Any]] | None:
+    """(Kafka key, payload) of an inbound message that is an opt-out keyword; None (not
+    produced, counted) for anything else: a conversation is none of our business."""
+    number = e164(message.number)
+    if number is None:
+        metrics.inbound_message(name, "no_number")
+        return None
+    match = classify(message.text, message.hint)
+    metrics.inbound_message(name, match.kind if match else "none")
+    if match is None:
+        return None
+    key = INBOUND_KEY_PREFIX + number_hash(number, salt).encode()
+    payload = {
+        "number": number,
+        "to": message.to,
+        "keyword": match.kind,
+        "word": match.word,
+        "language": match.language,
+        "timestamp": message.timestamp,
+    }
+    return key, payload
+
+
 def _envelopes(
     name: str,
     inbound: InboundRequest,
@@ -271,8 +301,12 @@ def _envelopes(
     key_id: str,
     token: dict[str, str],
     received_at: float,
+    metrics: IngressMetrics,
+    salt: str,
 ) -> list[tuple[bytes, bytes]]:
     """(key, raw envelope) per record: what the worker maps, and what audit needs later.
+    An inbound message is kept only when it is an opt-out keyword (`_keyword`): keyed by
+    the person's number hash (`salt`), its payload what the keyword says, `kind` inbound.
 
     The bytes are `RawEnvelope(...).to_json()` (tests/ingress/test_parts.py holds them
     equal), written from a dict: building the dataclass and letting orjson walk its slots
@@ -285,13 +319,19 @@ def _envelopes(
     content_type = inbound.content_type
     items = []
     for index, record in enumerate(records):
+        key: bytes | None = None
+        payload: Mapping[str, Any] = record.payload
+        if record.inbound is not None:
+            keyword = _keyword(metrics, salt, name, record.inbound)
+            if keyword is None:
+                continue
+            key, payload = keyword
         raw = inbound.body if record.body is None else record.body
         try:
             body, encoding = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             body, encoding = raw.hex(), "hex"
         message_id = f"{name}:{record.message_key}"
-        payload = record.payload
         envelope = {
             "provider": name,
             "message_id": message_id,
@@ -310,9 +350,10 @@ def _envelopes(
             "part": index,
             "parts": len(records),
             "token": token,
+            "kind": "receipt" if key is None else "inbound",
             "v": ENVELOPE_VERSION,
         }
-        items.append((message_id.encode(), orjson.dumps(envelope)))
+        items.append((key or message_id.encode(), orjson.dumps(envelope)))
     return items
 
 

@@ -61,6 +61,8 @@ class IngressMetrics:
         self.produce_seconds = Histogram()
         self.request_seconds: dict[str, Histogram] = {}
         self.in_flight = 0
+        #: (provider, keyword) -> inbound messages (stop/start/help, none, no_number).
+        self.inbound: dict[tuple[str, str], int] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -80,6 +82,11 @@ class IngressMetrics:
         if histogram is None:
             histogram = self.request_seconds[provider] = Histogram()
         histogram.observe(seconds)
+
+    def inbound_message(self, provider: str, keyword: str) -> None:
+        """Count one inbound message by what it asks for."""
+        key = (provider, keyword)
+        self.inbound[key] = self.inbound.get(key, 0) + 1
 
     def produced(self, provider: str, records: int, seconds: float) -> None:
         """Count records Kafka acknowledged and how long that took."""
@@ -119,4 +126,12 @@ class IngressMetrics:
         in_flight = GaugeMetricFamily(
             "dlr_ingress_in_flight", "Webhook requests being handled", value=self.in_flight
         )
-        yield from (requests, failures, records, produce, handling, in_flight)
+        inbound = CounterMetricFamily(
+            "dlr_ingress_inbound_messages",
+            "Inbound messages (a person wrote to us) by provider and keyword (stop, start, "
+            "help; 'none': a conversation, not produced; 'no_number': no E.164 sender)",
+            labels=["provider", "keyword"],
+        )
+        for inbound_labels, count in self.inbound.items():
+            inbound.add_metric(inbound_labels, count)
+        yield from (requests, failures, records, produce, handling, in_flight, inbound)

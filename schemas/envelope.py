@@ -4,6 +4,11 @@ It keeps everything needed to re-verify, audit and re-map a report later: the pr
 the externally visible URL, non-secret headers, the raw body (or this record's part of a
 batch) and its SHA-256, plus what the ingress learned while verifying (which key matched,
 callback-token fields) and the record payload the provider module extracted.
+
+`kind` is `receipt` (a status report) or `inbound`: an opt-out keyword a person sent
+(STOP / START / HELP), keyed `inbound:<number hash>` instead of by message id so that one
+person's keywords reach one partition in the order they arrived. Its payload is what the
+ingress read from it (`INBOUND_FIELDS`), never the message text beyond the keyword.
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ from typing import Any
 import orjson
 
 ENVELOPE_VERSION = 1
+#: Key prefix of inbound keyword records on `dlr.raw.v1` (then the number's hash).
+INBOUND_KEY_PREFIX = b"inbound:"
+#: The payload of an inbound record: the person's E.164 number, the number written to,
+#: the keyword kind (stop/start/help), the word as listed, its language, the provider's time.
+INBOUND_FIELDS = ("number", "to", "keyword", "word", "language", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class RawEnvelope:
     part: int = 0
     parts: int = 1
     token: dict[str, str] = field(default_factory=dict)
+    #: "receipt" or "inbound" (see the module doc).
+    kind: str = "receipt"
     v: int = ENVELOPE_VERSION
 
     def to_json(self) -> bytes:

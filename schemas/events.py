@@ -18,6 +18,10 @@ whose `raw_sha256` is the registration's digest.
 
 `carrier_source`, `line_type` and `area` (streams/enrich.py) came later too: optional, so
 an event written before them reads with None.
+
+`recipient` and `sender` (a phone-number sender) are protected by the worker as
+`DLR_PII_MODE` says, and `pii_mode` says how (`schemas/phone.py`): the salted hash of the
+E.164 number by default, so no clear number travels on `dlr.status.v1`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Literal
 import orjson
 
 from schemas.lifecycle import FailureReason, State
+from schemas.phone import PiiMode
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +94,9 @@ class CanonicalEvent:
     submitted_at: datetime | None = None
     consent_source: str | None = None
     consent_at: datetime | None = None
+    #: How `recipient` and `sender` are given: hash / mask / clear (None: clear, written
+    #: before the worker protected them; `schemas.phone.protect`).
+    pii_mode: PiiMode | None = None
     schema_version: int = SCHEMA_VERSION
     carrier_source: CarrierSource | None = None
     line_type: LineType | None = None
@@ -135,5 +143,13 @@ class CanonicalEvent:
 _FIELDS = frozenset(f.name for f in fields(CanonicalEvent))
 #: Fields added to v1 later: optional on the wire (older events lack them).
 OPTIONAL: frozenset[str] = frozenset(
-    {"submitted_at", "consent_source", "consent_at", "carrier_source", "line_type", "area"}
+    {
+        "submitted_at",
+        "consent_source",
+        "consent_at",
+        "pii_mode",
+        "carrier_source",
+        "line_type",
+        "area",
+    }
 )

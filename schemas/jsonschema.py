@@ -35,8 +35,10 @@ _DESCRIPTIONS: dict[str, str] = {
     "provider_error_code": "Raw provider error code.",
     "provider_error_text": "Raw provider error text.",
     "mapped": "False when the provider status or code is not in the mapping tables.",
-    "recipient": "Recipient phone number, E.164 where known. PII.",
-    "sender": "Sender id, number or short code.",
+    "recipient": "Recipient phone number as `pii_mode` says: the salted SHA-256 hex of its "
+    "E.164 form (hash, the default), its last two digits (mask), or the number (clear). PII "
+    "when clear.",
+    "sender": "Sender id, number or short code; a phone number is protected like the recipient.",
     "carrier": "Recipient's carrier: the provider's name for it, else the network its "
     "MCC/MNC names, else the original holder of the number's range (see carrier_source).",
     "mcc": "Mobile country code.",
@@ -58,6 +60,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "submitted_at": "When the sender submitted the message (its registration), UTC.",
     "consent_source": "Where the recipient's consent came from (its registration).",
     "consent_at": "When that consent was obtained (its registration), UTC.",
+    "pii_mode": "How recipient and a phone-number sender are given (the worker's "
+    "DLR_PII_MODE): hash, mask or clear; absent or null: clear (events written before it).",
     "schema_version": "Contract version.",
     "carrier_source": "Evidence for carrier: provider (named by the provider), mcc_mnc "
     "(network of the provider's MCC/MNC), number_range (original range holder; ported "

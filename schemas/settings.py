@@ -135,6 +135,12 @@ class CommonSettings(BaseSettings):
         "dlr.sends.v1", description="Registrations of sent messages (the sender's API)."
     )
 
+    worker_id: str = Field(
+        "dlr-streams",
+        description="The stream worker's faust app id: its consumer group and the name of "
+        "its table's changelog (an erasure writes a tombstone there).",
+    )
+
     # -- ClickHouse ----------------------------------------------------------------------
     clickhouse_url: str | None = Field(
         None, description="External server, e.g. http://user:pw@host:8123; none started then."
@@ -187,7 +193,12 @@ class CommonSettings(BaseSettings):
         return out
 
     # -- privacy -------------------------------------------------------------------------
-    pii_mode: Literal["hash", "mask", "clear"] = "hash"
+    pii_mode: Literal["hash", "mask", "clear"] = Field(
+        "hash",
+        description="How phone numbers leave the raw topic: canonical events, actions, dead "
+        "letters, registrations and ClickHouse carry the salted hash, the last two digits "
+        "(mask), or the number (clear).",
+    )
     pii_salt: str = Field("dlr-local-salt", description="Salt for hashed phone numbers.")
 
     @model_validator(mode="before")
@@ -217,6 +228,29 @@ class CommonSettings(BaseSettings):
                 "(every acks=all write would be refused)"
             )
         return self
+
+    # -- retention (deploy/topics.py applies it to new and existing topics) --------------
+    raw_retention_hours: int = Field(
+        168,
+        ge=1,
+        description="How long dlr.raw.v1 keeps the raw requests (clear phone numbers, "
+        "inbound keyword messages): the only topic holding whole provider payloads.",
+    )
+    topic_retention_hours: int = Field(
+        168,
+        ge=1,
+        description="Retention of dlr.status.v1, dlr.actions.v1 and dlr.sends.v1 (long "
+        "enough to replay a consumer that was down).",
+    )
+    deadletter_retention_hours: int = Field(
+        336, ge=1, description="Retention of dlr.deadletter.v1 (time to investigate)."
+    )
+    suppressions_compaction_lag_hours: int = Field(
+        24,
+        ge=1,
+        description="Longest time a replaced record of the compacted dlr.suppressions.v1 "
+        "(e.g. one with a number erased since) stays before compaction removes it.",
+    )
 
     @classmethod
     def from_vars(cls, variables: Mapping[str, str]) -> Self:
@@ -275,3 +309,9 @@ class CommonSettings(BaseSettings):
                 for i in range(self.clickhouse_shards)
             )
         return ()
+
+    @property
+    def table_changelog_topic(self) -> str:
+        """The changelog of the worker's `dlr-messages` table (faust names it
+        `<app id>-<table>-changelog`)."""
+        return f"{self.worker_id}-dlr-messages-changelog"

@@ -133,6 +133,7 @@ class Sink:
                     retention_days=self.settings.retention_days,
                     clear_pii_days=self.settings.clear_pii_days,
                     cluster=ClusterSpec.from_settings(self.settings),
+                    audit_retention_days=self.settings.erasure_audit_days,
                 )
                 if applied:
                     log.info("migrations applied", extra={"applied": applied})

@@ -26,5 +26,13 @@ class SinkSettings(CommonSettings):
     sink_batch_ms: int = Field(250, ge=1)
     sink_metrics_port: int = 9108
     sink_metrics_host: str = Field("127.0.0.1", description="0.0.0.0 in containers.")
-    retention_days: int = Field(180, ge=1)
-    clear_pii_days: int = Field(30, ge=1)
+    retention_days: int = Field(180, ge=1, description="Row TTL of the ClickHouse tables.")
+    clear_pii_days: int = Field(
+        30, ge=1, description="TTL of the clear phone-number columns (DLR_PII_MODE=clear)."
+    )
+    erasure_audit_days: int = Field(
+        2190,
+        ge=1,
+        description="TTL of the erasure audit (six years: the record that a data subject's "
+        "request was carried out outlives the data by far).",
+    )

@@ -51,10 +51,11 @@ from typing import Any
 
 import orjson
 
-from schemas.envelope import RawEnvelope
+from schemas.envelope import INBOUND_KEY_PREFIX, RawEnvelope
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import RANK, FailureReason, State, is_final
 from schemas.sends import PART, PART_RECEIPT, PART_STATE, REGISTRATION, joined_info
+from streams import inbound
 from streams.dedupe import event_id, event_key
 from streams.state_machine import Decision, MessageState, Report, decide, final_key
 from streams.transforms import (
@@ -65,7 +66,9 @@ from streams.transforms import (
     _outputs,
     _report,
     process,
+    raw_reference,
     read,
+    scrub,
 )
 
 __all__ = ["part_order", "receipt", "send"]
@@ -101,7 +104,10 @@ def receipt(
     config: Config,
 ) -> Outcome:
     """One record of `dlr.raw.v1`: joined with its registration, or forwarded / folded as
-    a part. A message nobody registered takes `transforms.process` unchanged."""
+    a part. A message nobody registered takes `transforms.process` unchanged; an inbound
+    opt-out keyword (key `inbound:<hash>`) goes to `streams.inbound`."""
+    if key is not None and key.startswith(INBOUND_KEY_PREFIX):
+        return inbound.process(raw, key, stored, partition, offset, now, config)
     if not stored:
         out = process(raw, key, stored, partition, offset, now, config)
         _keep(out, stored)
@@ -111,7 +117,7 @@ def receipt(
         return _forward(raw, key, link, partition, offset)
     multipart = stored.get("m")
     if multipart is not None and multipart["own"] >= 0:
-        got = read(raw, key, partition, offset)
+        got = read(raw, key, partition, offset, config)
         if isinstance(got, Outcome):
             return got
         env, norm = got
@@ -180,14 +186,27 @@ def send(
             return _part_state(record, key, stored, partition, offset, now, config)
         raise ValueError(f"unknown record type {kind!r}")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return _dead_send("unparseable_send", f"{type(exc).__name__}: {exc}", value, key)
+        detail = f"{type(exc).__name__}: {exc}"
+        return _dead_send("unparseable_send", detail, value, key, partition, offset, config)
 
 
-def _dead_send(reason: str, detail: str, value: bytes, key: bytes | None) -> Outcome:
-    dead = orjson.dumps(
-        {"reason": reason, "detail": detail[:500], "record": value.decode("utf-8", "replace")}
-    )
-    return Outcome("invalid", deadletter=[(key or b"", dead)])
+def _dead_send(
+    reason: str,
+    detail: str,
+    value: bytes,
+    key: bytes | None,
+    partition: int,
+    offset: int,
+    config: Config,
+) -> Outcome:
+    """A sends record the worker refuses: with the record itself in `clear` mode, else
+    with where it is in `dlr.sends.v1` (a record may hold a number or a raw report)."""
+    letter: dict[str, Any] = {"reason": reason}
+    if config.pii_mode == "clear":
+        letter |= {"detail": detail[:500], "record": value.decode("utf-8", "replace")}
+    else:
+        letter |= {"detail": scrub(detail[:500]), "sends": raw_reference(value, partition, offset)}
+    return Outcome("invalid", deadletter=[(key or b"", orjson.dumps(letter))])
 
 
 def _seen_before(
@@ -304,6 +323,9 @@ def _registration(
                 f"{message_id} is already registered with other content; the first stays",
                 value,
                 key,
+                partition,
+                offset,
+                config,
             )
         seen, prior = _seen_before(stored, ekey, partition, where)
         if not seen or prior is _DUPLICATE:
@@ -431,7 +453,7 @@ def _part_receipt(
     config: Config,
 ) -> Outcome:
     raw = record["envelope"].encode()
-    got = read(raw, key, partition, offset)
+    got = read(raw, key, partition, offset, config)
     if isinstance(got, Outcome):
         return got
     env, norm = got

@@ -17,7 +17,6 @@ __all__ = ["WorkerSettings"]
 class WorkerSettings(CommonSettings):
     """Everything the faust worker reads. Field name `x` is environment variable `DLR_X`."""
 
-    worker_id: str = Field("dlr-streams", description="faust app id: consumer group, changelogs.")
     worker_web_port: int = Field(6066, description="faust web server (/healthz, /metrics).")
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="How long event keys are kept.")
     fallback_campaigns: str = Field(

@@ -18,8 +18,9 @@ the source offset, so after a crash a record may come again. Each seen event key
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -29,7 +30,9 @@ from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FAILURES, is_final
 from schemas.normalized import Normalized
+from schemas.phone import PiiMode, e164, number_hash, protect, protect_sender
 from schemas.providers import MAPPERS
+from schemas.suppressions import SuppressionEntry
 from streams import actions
 from streams.dedupe import event_id, event_key
 from streams.enrich import RANK, enrich
@@ -47,6 +50,8 @@ class Config:
     #: Seconds a message must stay failed before its fallback goes out (0: at once).
     fallback_grace_s: float = 0.0
     salt: str = ""
+    #: How phone numbers leave the worker (schemas/phone.py): hash, mask or clear.
+    pii_mode: PiiMode = "hash"
     #: Event keys remembered per message (a message has a handful of reports).
     max_seen: int = 64
 
@@ -70,24 +75,60 @@ class Outcome:
     due_removed: float | None = None
 
 
-def recipient_hash(recipient: str, salt: str) -> str:
-    """Salted hash used as the suppression-list key (the number itself is PII)."""
-    return hashlib.sha256(f"{salt}|{recipient}".encode()).hexdigest()
+def protected(event: CanonicalEvent, config: Config) -> CanonicalEvent:
+    """The event as it leaves the worker: recipient and a phone-number sender as
+    `config.pii_mode` says (`schemas.phone.protect`), `pii_mode` saying which."""
+    recipient, _ = protect(event.recipient, pii_mode=config.pii_mode, salt=config.salt)
+    if config.pii_mode == "clear":
+        recipient = event.recipient
+        sender = event.sender
+    else:
+        sender, _ = protect_sender(event.sender, pii_mode=config.pii_mode, salt=config.salt)
+    return replace(event, recipient=recipient, sender=sender, pii_mode=config.pii_mode)
+
+
+_NUMBER_LIKE = re.compile(r"\+?\d[\d\s().\-]{5,}\d")
+
+
+def scrub(text: str) -> str:
+    """Text for a dead letter with anything that looks like a phone number replaced (an
+    exception's message may quote the value it failed on)."""
+    return _NUMBER_LIKE.sub("<number>", text)
+
+
+def raw_reference(raw: bytes, partition: int, offset: int) -> dict[str, Any]:
+    """Where a dead letter's raw record is (the record itself stays in `dlr.raw.v1`, which
+    alone keeps raw requests, for its retention): partition, offset, size, SHA-256."""
+    return {
+        "partition": partition,
+        "offset": offset,
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
 
 
 def _dead(
-    reason: str, detail: str, raw: bytes, key: bytes | None, partition: int, offset: int
+    reason: str,
+    detail: str,
+    raw: bytes,
+    key: bytes | None,
+    partition: int,
+    offset: int,
+    config: Config,
 ) -> Outcome:
-    value = orjson.dumps(
-        {
-            "reason": reason,
-            "detail": detail[:500],
-            "partition": partition,
-            "offset": offset,
-            "envelope": raw.decode("utf-8", "replace"),
-        }
-    )
-    return Outcome("invalid", deadletter=[(key or b"", value)])
+    """A record the worker cannot process. It carries the envelope only in `clear` mode;
+    otherwise a reference to it in the raw topic (an envelope holds clear numbers)."""
+    letter: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail[:500] if config.pii_mode == "clear" else scrub(detail[:500]),
+        "partition": partition,
+        "offset": offset,
+    }
+    if config.pii_mode == "clear":
+        letter["envelope"] = raw.decode("utf-8", "replace")
+    else:
+        letter["raw"] = raw_reference(raw, partition, offset)
+    return Outcome("invalid", deadletter=[(key or b"", orjson.dumps(letter))])
 
 
 def _report(norm: Normalized, info: dict[str, Any]) -> Report:
@@ -136,6 +177,10 @@ def _info(
             if info.get(name) is None:
                 info[name] = value
     return info
+
+
+def _wire_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _time(value: Any) -> datetime | None:
@@ -199,30 +244,32 @@ def _outputs(
     prior_act: dict[str, Any] | None,
     now: float,
 ) -> dict[str, Any] | None:
-    """The event and what comes with it; returns the message's action state after it."""
+    """The event and what comes with it; returns the message's action state after it.
+
+    The event leaves protected (`protected`); the clear recipient is used here only for
+    the suppression list's entry, whose key is its hash."""
+    clear_recipient = event.recipient
+    event = protected(event, config)
     key = env.message_id.encode()
     out.event = event
     out.status.append((key, event.to_json()))
     if not event.mapped:
-        out.deadletter.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        "reason": "unmapped",
-                        "detail": f"status {event.provider_status!r} "
-                        f"code {event.provider_error_code!r} not in the {env.provider} tables",
-                        "event_id": event.event_id,
-                        "envelope": raw.decode("utf-8", "replace"),
-                    }
-                ),
-            )
-        )
+        letter: dict[str, Any] = {
+            "reason": "unmapped",
+            "detail": f"status {event.provider_status!r} "
+            f"code {event.provider_error_code!r} not in the {env.provider} tables",
+            "event_id": event.event_id,
+        }
+        if config.pii_mode == "clear":
+            letter["envelope"] = raw.decode("utf-8", "replace")
+        else:  # the raw record is in dlr.raw.v1 under the same key
+            letter["event"] = event.to_dict()
+        out.deadletter.append((key, orjson.dumps(letter)))
     if prior_act is None and (
         event.transition != "advanced" or event.current_state not in FAILURES
     ):
         return None
-    return _actions(out, env, event, config, prior_act, now)
+    return _actions(out, env, event, config, prior_act, now, clear_recipient)
 
 
 def _actions(
@@ -232,6 +279,7 @@ def _actions(
     config: Config,
     prior_act: dict[str, Any] | None,
     now: float,
+    clear_recipient: str | None,
 ) -> dict[str, Any] | None:
     """The message's decision (streams/actions.py): actions, suppressions, due index;
     returns the action state after it (None: nothing decided yet)."""
@@ -242,22 +290,19 @@ def _actions(
     key = env.message_id.encode()
     for body in acts.emit:
         out.actions.append((key, orjson.dumps(body)))
-        if body["type"] == actions.SUPPRESS:
-            hashed = recipient_hash(body["recipient"], config.salt)
-            out.suppressions.append(
-                (
-                    hashed.encode(),
-                    orjson.dumps(
-                        {
-                            "recipient_hash": hashed,
-                            "reason": "opted_out",
-                            "provider": event.provider,
-                            "message_id": event.message_id,
-                            "since": event.emitted_at.isoformat(),
-                        }
-                    ),
-                )
+        if body["type"] == actions.SUPPRESS and clear_recipient:
+            entry = SuppressionEntry(
+                number_hash=number_hash(clear_recipient, config.salt),
+                number=e164(clear_recipient),
+                suppressed=True,
+                reason="opted_out",
+                source="receipt",
+                since=_wire_time(event.emitted_at),
+                actor=event.provider,
+                provider=event.provider,
+                message_id=event.message_id,
             )
+            out.suppressions.append((entry.key(), entry.to_json()))
     if out.store is not None:  # a redelivery stores nothing: the first run did
         if acts.state:
             out.store["a"] = acts.state
@@ -273,20 +318,22 @@ def _actions(
 
 
 def read(
-    raw: bytes, key: bytes | None, partition: int, offset: int
+    raw: bytes, key: bytes | None, partition: int, offset: int, config: Config
 ) -> tuple[RawEnvelope, Normalized] | Outcome:
     """The envelope and its mapped report, or the dead-letter outcome of a bad record."""
     try:
         env = RawEnvelope.from_json(raw)
     except (ValueError, TypeError, KeyError) as exc:
-        return _dead("unparseable", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+        detail = f"{type(exc).__name__}: {exc}"
+        return _dead("unparseable", detail, raw, key, partition, offset, config)
     mapper = MAPPERS.get(env.provider)
     if mapper is None:
-        return _dead("unknown_provider", env.provider, raw, key, partition, offset)
+        return _dead("unknown_provider", env.provider, raw, key, partition, offset, config)
     try:
         norm = mapper(env.payload)
     except Exception as exc:  # a mapper bug must not stop the partition
-        return _dead("mapping_error", f"{type(exc).__name__}: {exc}", raw, key, partition, offset)
+        detail = f"{type(exc).__name__}: {exc}"
+        return _dead("mapping_error", detail, raw, key, partition, offset, config)
     return env, norm
 
 
@@ -302,7 +349,7 @@ def process(
 ) -> Outcome:
     """Decide everything about one raw record (see module docstring). `joined`: what the
     message's registration says (streams/sends.py), for what the report does not say."""
-    got = read(raw, key, partition, offset)
+    got = read(raw, key, partition, offset, config)
     if isinstance(got, Outcome):
         return got
     env, norm = got

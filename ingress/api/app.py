@@ -3,6 +3,7 @@
     POST /v1/messages                       messages:write  one registration or a batch -> 202
     GET  /v1/messages/{message_id}          messages:read   state, history, consent -> 200/404
     GET  /v1/messages?client_ref=...        messages:read   every message with that ref
+    /v1/suppressions..., /v1/subjects/...                   the privacy routes: privacy.py
     GET  /healthz /readyz /metrics /openapi.json           no key
 
 A registration request, in order: key, scope, rate limit (per key), content type, body
@@ -24,7 +25,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ingress.api import privacy
 from ingress.api.errors import (
     InvalidQuery,
     InvalidRegistration,
@@ -48,9 +49,11 @@ from ingress.api.metrics import ApiMetrics
 from ingress.api.models import parse_batch, records
 from ingress.api.openapi import openapi_document
 from ingress.api.settings import ApiSettings
+from ingress.api.state import ApiState, requires, state_of
+from ingress.api.suppressions import SuppressionFeed, SuppressionList
 from ingress.app import JSONResponse
 from ingress.body import read_limited
-from ingress.errors import IngressError, RateLimited, UnsupportedMediaType
+from ingress.errors import IngressError, UnsupportedMediaType
 from ingress.producer import RawProducer
 from ingress.ratelimit import RateLimiter
 
@@ -61,58 +64,10 @@ log = logging.getLogger("dlr.api")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-@dataclass
-class ApiState:
-    """Everything the endpoints share, built once per app from the settings."""
-
-    settings: ApiSettings
-    keys: Keys
-    producer: RawProducer
-    store: Store
-    limiter: RateLimiter
-    metrics: ApiMetrics
-
-
-def _state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
-
-
-def requires(scope: str, route: str) -> Callable[[Endpoint], Endpoint]:
-    """An endpoint that needs a key with `scope` (the key lands in `request.state.key`);
-    `route` names it in metrics and logs."""
-
-    def wrap(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            state = _state(request)
-            request.state.route = route
-            started = time.perf_counter()
-            state.metrics.in_flight.inc()
-            try:
-                key = state.keys.authenticate(request.headers.get("authorization"))
-                request.state.key = key
-                key.require(scope)
-                if not state.limiter.allow(key.id):
-                    raise RateLimited(f"over the rate limit of key {key.id!r}")
-                response = await endpoint(request)
-                state.metrics.requests.labels(route, "ok", str(response.status_code)).inc()
-                return response
-            finally:
-                state.metrics.in_flight.dec()
-                if route.startswith("lookup"):
-                    state.metrics.lookup_seconds.observe(time.perf_counter() - started)
-
-        guarded.__name__ = endpoint.__name__
-        guarded.__doc__ = endpoint.__doc__
-        return guarded
-
-    return wrap
-
-
 @requires("messages:write", "register")
 async def register(request: Request) -> Response:
     """POST /v1/messages: validate everything, produce, wait for Kafka, 202."""
-    state = _state(request)
+    state = state_of(request)
     settings = state.settings
     key: ApiKey = request.state.key
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -135,7 +90,9 @@ async def register(request: Request) -> Response:
                 )
             continue
         by_id[registration.message_id] = registration
-        items += records(registration, tenant, key.id, now)
+        items += records(
+            registration, tenant, key.id, now, pii_mode=settings.pii_mode, salt=settings.pii_salt
+        )
     started = time.perf_counter()
     await state.producer.send_all(items)
     state.metrics.produce_seconds.observe(time.perf_counter() - started)
@@ -161,7 +118,7 @@ def _visible(key: ApiKey, answer: dict[str, Any] | None) -> bool:
 @requires("messages:read", "lookup")
 async def message(request: Request) -> Response:
     """GET /v1/messages/{message_id}: the message, or 404 (also for another tenant's)."""
-    state = _state(request)
+    state = state_of(request)
     key: ApiKey = request.state.key
     message_id = request.path_params["message_id"]
     after = state.settings.unreported_after_s
@@ -175,7 +132,7 @@ async def message(request: Request) -> Response:
 async def by_client_ref(request: Request) -> Response:
     """GET /v1/messages?client_ref=...: every message with that reference (the key's
     tenant only), newest lookups capped at DLR_API_MAX_LOOKUP."""
-    state = _state(request)
+    state = state_of(request)
     key: ApiKey = request.state.key
     ref = request.query_params.get("client_ref")
     unknown = sorted(set(request.query_params) - {"client_ref"})
@@ -199,15 +156,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Kafka answers: registrations can be acknowledged."""
-    ok = await _state(request).producer.ready()
-    return JSONResponse({"status": "ready" if ok else "kafka unavailable"}, 200 if ok else 503)
+    """Kafka answers (registrations can be acknowledged) and the suppression list is read
+    (checks can be answered)."""
+    state = state_of(request)
+    ok = await state.producer.ready()
+    loaded = state.feed.loaded.is_set()
+    state.metrics.suppressions_loaded.set(1 if loaded else 0)
+    if not ok:
+        return JSONResponse({"status": "kafka unavailable"}, 503)
+    if not loaded:
+        return JSONResponse({"status": "suppression list loading"}, 503)
+    return JSONResponse({"status": "ready"})
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     return Response(
-        generate_latest(_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+        generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
 
 
@@ -219,7 +184,7 @@ async def openapi(request: Request) -> Response:
 async def on_api_error(request: Request, exc: Exception) -> Response:
     """Refusals as `{"error", "detail"[, "errors"]}`, counted and logged (no payloads)."""
     assert isinstance(exc, IngressError)
-    state = _state(request)
+    state = state_of(request)
     route = getattr(request.state, "route", "none")
     state.metrics.requests.labels(route, exc.code, str(exc.status)).inc()
     key = getattr(request.state, "key", None)
@@ -250,7 +215,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     """Routing errors (no such path, wrong method) as JSON too."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    _state(request).metrics.requests.labels("none", code, str(exc.status_code)).inc()
+    state_of(request).metrics.requests.labels("none", code, str(exc.status_code)).inc()
     return JSONResponse({"error": code, "detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
@@ -260,9 +225,19 @@ async def on_disconnect(request: Request, exc: Exception) -> Response:
 
 
 def build_state(
-    settings: ApiSettings, producer: RawProducer | None = None, store: Store | None = None
+    settings: ApiSettings,
+    producer: RawProducer | None = None,
+    store: Store | None = None,
+    suppression_producer: RawProducer | None = None,
 ) -> ApiState:
     """Everything the app needs, from settings (no I/O besides the dev key file)."""
+    metrics = ApiMetrics()
+    suppressions = SuppressionList()
+
+    def counted(outcome: str) -> None:
+        metrics.suppression_records.labels(outcome).inc()
+        metrics.suppressed_numbers.set(len(suppressions))
+
     return ApiState(
         settings=settings,
         keys=Keys(load_keys(settings)),
@@ -270,7 +245,13 @@ def build_state(
         or RawProducer(settings.bootstrap, settings.sends_topic, settings.api_produce_timeout_s),
         store=store or Store(settings, settings.api_query_timeout_s),
         limiter=RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst),
-        metrics=ApiMetrics(),
+        metrics=metrics,
+        suppressions=suppressions,
+        feed=SuppressionFeed(settings, suppressions, counted),
+        suppression_producer=suppression_producer
+        or RawProducer(
+            settings.bootstrap, settings.suppressions_topic, settings.api_produce_timeout_s
+        ),
     )
 
 
@@ -278,33 +259,47 @@ def create_app(
     settings: ApiSettings | None = None,
     producer: RawProducer | None = None,
     store: Store | None = None,
+    suppression_producer: RawProducer | None = None,
 ) -> Starlette:
     """The ASGI app. Kafka or ClickHouse down at start is not fatal: /readyz says so,
-    registrations get 503 until Kafka answers, lookups 503 until ClickHouse does."""
+    registrations get 503 until Kafka answers, lookups 503 until ClickHouse does, checks
+    503 until the suppression list is read."""
     settings = settings or ApiSettings()
-    state = build_state(settings, producer, store)
+    state = build_state(settings, producer, store, suppression_producer)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not state.keys.by_hash:
             log.warning("no API keys configured: every request is refused (DLR_API_KEYS)")
-        try:
-            await state.producer.start()
-        except IngressError as exc:
-            log.error("kafka not reachable at start; 503 until it is", extra={"detail": exc.detail})
+        state.feed.start()
+        for started in (state.producer, state.suppression_producer):
+            try:
+                await started.start()
+            except IngressError as exc:
+                log.error(
+                    "kafka not reachable at start; 503 until it is", extra={"detail": exc.detail}
+                )
         gc.collect()
         gc.freeze()
         try:
             yield
         finally:
             gc.unfreeze()
+            await state.feed.stop()
             await state.producer.stop()
+            await state.suppression_producer.stop()
             state.store.close()
 
     routes = [
         Route("/v1/messages", register, methods=["POST"]),
         Route("/v1/messages", by_client_ref, methods=["GET"]),
         Route("/v1/messages/{message_id:path}", message, methods=["GET"]),
+        Route("/v1/suppressions", privacy.export_changes, methods=["GET"]),
+        Route("/v1/suppressions:check", privacy.check_many, methods=["POST"]),
+        Route("/v1/suppressions/{number}", privacy.check_one, methods=["GET"]),
+        Route("/v1/suppressions/{number}", privacy.add, methods=["PUT"]),
+        Route("/v1/suppressions/{number}", privacy.remove, methods=["DELETE"]),
+        Route("/v1/subjects/{number}", privacy.erase_subject, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -15,7 +15,10 @@
         ├── MalformedJson          400   the body is not JSON
         ├── InvalidRegistration    422   a message breaks the schema (`errors` lists where)
         ├── InvalidQuery           422   a lookup's parameters are wrong
-        └── StoreUnavailable       503   ClickHouse did not answer in time
+        ├── InvalidNumber          422   not a phone number with its country code
+        ├── InvalidSuppression     422   a suppression change's body is wrong
+        ├── StoreUnavailable       503   ClickHouse did not answer in time
+        └── SuppressionsLoading    503   the suppression list is still being read
 
 Handlers in `ingress/api/app.py` turn these into JSON and metrics; endpoints never catch.
 """
@@ -31,12 +34,15 @@ __all__ = [
     "BatchTooLarge",
     "InsufficientScope",
     "InvalidApiKey",
+    "InvalidNumber",
     "InvalidQuery",
     "InvalidRegistration",
+    "InvalidSuppression",
     "MalformedJson",
     "MessageNotFound",
     "MissingApiKey",
     "StoreUnavailable",
+    "SuppressionsLoading",
     "TenantMismatch",
 ]
 
@@ -117,3 +123,24 @@ class StoreUnavailable(ApiError):
 
     status = 503
     code = "store_unavailable"
+
+
+class InvalidNumber(ApiError):
+    """Not a phone number written with its country code (E.164 or a written form of it)."""
+
+    status = 422
+    code = "invalid_number"
+
+
+class InvalidSuppression(ApiError):
+    """A suppression change's body is wrong (reason or actor)."""
+
+    status = 422
+    code = "invalid_suppression"
+
+
+class SuppressionsLoading(ApiError):
+    """The suppression list is still being read from Kafka; retry shortly."""
+
+    status = 503
+    code = "suppressions_loading"

@@ -40,6 +40,9 @@ __all__ = ["SCOPES", "ApiKey", "Keys", "dev_key", "load_keys", "new_token", "tok
 SCOPES: dict[str, str] = {
     "messages:write": "register sent messages (POST /v1/messages)",
     "messages:read": "read what became of them (GET /v1/messages...)",
+    "suppressions:read": "check numbers, export the suppression list (GET /v1/suppressions...)",
+    "suppressions:write": "add and remove suppression entries (PUT/DELETE /v1/suppressions/...)",
+    "subjects:erase": "erase every trace of a phone number (DELETE /v1/subjects/...)",
 }
 
 #: The id of the local development key.

@@ -36,3 +36,32 @@ class ApiMetrics:
             registry=r,
         )
         self.in_flight = Gauge("dlr_api_in_flight", "Requests being handled", registry=r)
+        self.suppressed_numbers = Gauge(
+            "dlr_api_suppressed_numbers", "Suppressed numbers in this process's list", registry=r
+        )
+        self.suppressions_loaded = Gauge(
+            "dlr_api_suppressions_loaded",
+            "1 once the suppression list was read up to the topic's end at start",
+            registry=r,
+        )
+        self.suppression_records = Counter(
+            "dlr_api_suppression_records",
+            "Records of dlr.suppressions.v1 read, by outcome (applied, invalid)",
+            ["outcome"],
+            registry=r,
+        )
+        self.checks = Counter(
+            "dlr_api_suppression_checks",
+            "Numbers checked, by result (suppressed, allowed, invalid)",
+            ["result"],
+            registry=r,
+        )
+        self.suppression_changes = Counter(
+            "dlr_api_suppression_changes",
+            "Entries written through the API, by change (add, remove)",
+            ["change"],
+            registry=r,
+        )
+        self.erasures = Counter(
+            "dlr_api_erasures", "Erasures by phone number, by outcome", ["outcome"], registry=r
+        )

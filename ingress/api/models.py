@@ -9,7 +9,6 @@ the corrected batch is the only thing a sender has to do. Unknown fields are ref
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from ingress.api.errors import BatchTooLarge, InvalidRegistration, MalformedJson
 from schemas.geo import country_of_number, region_of
+from schemas.phone import e164, protect, protect_sender
 from schemas.providers import MAPPERS
 from schemas.sends import REGISTRATION, digest, part_link, split_message_id
 
@@ -26,8 +26,6 @@ __all__ = ["Consent", "Registration", "parse_batch", "records", "wire_time"]
 
 #: How far ahead of our clock a sender's `submitted_at` may be (clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
-_E164 = re.compile(r"^\+?[1-9]\d{6,14}$")
-_SEPARATORS = re.compile(r"[\s().-]")
 
 
 def wire_time(value: datetime) -> str:
@@ -82,10 +80,10 @@ class Registration(BaseModel):
     @field_validator("recipient")
     @classmethod
     def _e164(cls, value: str) -> str:
-        digits = _SEPARATORS.sub("", value)
-        if not _E164.match(digits):
-            raise ValueError("not an E.164 phone number")
-        return digits if digits.startswith("+") else f"+{digits}"
+        number = e164(value)
+        if number is None:
+            raise ValueError("not a phone number with its country code (E.164)")
+        return number
 
     @field_validator("submitted_at")
     @classmethod
@@ -154,12 +152,25 @@ def parse_batch(body: bytes, max_batch: int) -> tuple[list[Registration], bool]:
 
 
 def records(
-    registration: Registration, tenant: str | None, key_id: str, now: datetime
+    registration: Registration,
+    tenant: str | None,
+    key_id: str,
+    now: datetime,
+    *,
+    pii_mode: str,
+    salt: str,
 ) -> list[tuple[bytes, bytes]]:
-    """The `dlr.sends.v1` records of one registration: itself, then its part links."""
+    """The `dlr.sends.v1` records of one registration: itself, then its part links.
+
+    The recipient (and a phone-number sender) leave as `pii_mode` says (`schemas/phone.py`:
+    the salted hash by default); country and region are read from the number first."""
     provider, provider_id = split_message_id(registration.message_id)
     country = country_of_number(registration.recipient)
     region = region_of(country)
+    recipient, sender = registration.recipient, registration.sender
+    if pii_mode != "clear":
+        recipient = protect(recipient, pii_mode=pii_mode, salt=salt)[0] or recipient
+        sender = protect_sender(sender, pii_mode=pii_mode, salt=salt)[0]
     consent = registration.consent
     at = wire_time(now)
     record: dict[str, Any] = {
@@ -168,8 +179,9 @@ def records(
         "message_id": registration.message_id,
         "provider": provider,
         "provider_message_id": provider_id,
-        "recipient": registration.recipient,
-        "sender": registration.sender,
+        "recipient": recipient,
+        "sender": sender,
+        "pii_mode": pii_mode,
         "campaign": registration.campaign,
         "tenant": tenant,
         "client_ref": registration.client_ref,

@@ -26,9 +26,12 @@ _ERRORS: list[type[errors.IngressError]] = [
     errors.UnsupportedMediaType,
     api_errors.InvalidRegistration,
     api_errors.InvalidQuery,
+    api_errors.InvalidNumber,
+    api_errors.InvalidSuppression,
     errors.RateLimited,
     errors.BrokerUnavailable,
     api_errors.StoreUnavailable,
+    api_errors.SuppressionsLoading,
 ]
 
 _STATES = [
@@ -76,6 +79,131 @@ def _message_schema() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _privacy_paths(auth: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The suppression list and erasure routes (ingress/api/privacy.py)."""
+    number = {
+        "name": "number",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "a phone number with its country code, any written form "
+        "(+1 (415) 555-0100, 14155550100): normalised to E.164",
+    }
+    change = {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "reason": {"type": "string", "maxLength": 128},
+                        "actor": {"type": "string", "maxLength": 128},
+                    },
+                }
+            }
+        },
+    }
+    entry = {
+        "200": {
+            "description": "the entry written (SuppressionEntry)",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SuppressionEntry"}}
+            },
+        }
+    }
+    check = {
+        "200": {
+            "description": "{number, suppressed[, reason, source, since]}",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Check"}}},
+        }
+    }
+    return {
+        "/v1/suppressions/{number}": {
+            "get": {"summary": "May this number be sent to? (suppressions:read)",
+                    "security": auth, "parameters": [number],
+                    "responses": {**check, **_responses(401, 403, 422, 429, 503)}},
+            "put": {"summary": "Suppress the number (suppressions:write, no tenant)",
+                    "security": auth, "parameters": [number], "requestBody": change,
+                    "responses": {**entry, **_responses(400, 401, 403, 415, 422, 429, 503)}},
+            "delete": {"summary": "Allow the number again (suppressions:write, no tenant)",
+                       "security": auth, "parameters": [number], "requestBody": change,
+                       "responses": {**entry, **_responses(400, 401, 403, 415, 422, 429, 503)}},
+        },
+        "/v1/suppressions:check": {
+            "post": {
+                "summary": "Check a batch of numbers (suppressions:read)",
+                "security": auth,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["numbers"],
+                    "properties": {"numbers": {"type": "array", "items": {"type": "string"},
+                                               "maxItems": 1000}}}}}},
+                "responses": {"200": {"description": "{results: [Check or {input, error}], count}"},
+                              **_responses(400, 401, 403, 413, 415, 422, 429, 503)},
+            }
+        },
+        "/v1/suppressions": {
+            "get": {
+                "summary": "Entries changed since a time, for syncing a provider's list "
+                "(suppressions:read, no tenant)",
+                "security": auth,
+                "parameters": [
+                    {"name": "since", "in": "query", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "RFC 3339 time or unix seconds; everything when absent"},
+                    {"name": "format", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["jsonl", "csv"]}},
+                ],
+                "responses": {
+                    "200": {"description": "one SuppressionEntry per line (or a CSV row); "
+                            "X-Export-Until is the since of the next export",
+                            "headers": {"X-Export-Until": {"schema": {"type": "string"}}}},
+                    **_responses(401, 403, 422, 429, 503),
+                },
+            }
+        },
+        "/v1/subjects/{number}": {
+            "delete": {
+                "summary": "Erase every trace of a phone number (subjects:erase, no tenant)",
+                "security": auth,
+                "parameters": [number, {"name": "actor", "in": "query", "required": False,
+                                        "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "what was done (ClickHouse values cleared, the "
+                            "suppression entry, Kafka records) and what stays until when"},
+                    **_responses(401, 403, 422, 429, 503),
+                },
+            }
+        },
+    }  # fmt: skip
+
+
+def _suppression_schemas() -> dict[str, Any]:
+    text = {"type": ["string", "null"]}
+    return {
+        "SuppressionEntry": {
+            "type": "object",
+            "properties": {
+                "number_hash": {"type": "string"}, "number": text,
+                "suppressed": {"type": "boolean"}, "reason": {"type": "string"},
+                "source": {"type": "string", "enum": ["receipt", "inbound", "api", "cli"]},
+                "since": {"type": "string", "format": "date-time"}, "actor": text,
+                "provider": text, "message_id": text, "keyword": text, "language": text,
+                "erased": {"type": "boolean"},
+            },
+        },
+        "Check": {
+            "type": "object",
+            "required": ["number", "suppressed"],
+            "properties": {
+                "number": {"type": "string", "description": "E.164"},
+                "suppressed": {"type": "boolean"}, "reason": {"type": "string"},
+                "source": {"type": "string"}, "since": {"type": "string", "format": "date-time"},
+            },
+        },
+    }  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
     registration = Registration.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -108,6 +236,7 @@ def openapi_document() -> dict[str, Any]:
                 "Registration": registration,
                 **definitions,
                 "Message": _message_schema(),
+                **_suppression_schemas(),
                 "Error": {
                     "type": "object",
                     "required": ["error", "detail"],
@@ -180,6 +309,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_privacy_paths(auth),
             "/healthz": {
                 "get": {"summary": "Process up", "responses": {"200": {"description": "ok"}}}
             },

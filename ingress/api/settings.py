@@ -41,3 +41,9 @@ class ApiSettings(CommonSettings):
     api_produce_timeout_s: float = Field(5.0, gt=0, description="Kafka ack bound before a 503.")
     api_query_timeout_s: float = Field(5.0, gt=0, description="ClickHouse bound before a 503.")
     api_max_lookup: int = Field(100, ge=1, description="Messages per client_ref lookup.")
+    api_max_check: int = Field(
+        1000, ge=1, description="Numbers per POST /v1/suppressions:check request."
+    )
+    api_erase_timeout_s: float = Field(
+        300.0, gt=0, description="Bound of one erasure's ClickHouse mutations."
+    )

@@ -12,6 +12,7 @@ from typing import cast
 
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Provider,
     Record,
@@ -24,6 +25,7 @@ from schemas.providers import PROVIDERS as NAMES
 __all__ = [
     "PROVIDERS",
     "Credentials",
+    "Inbound",
     "InboundRequest",
     "Provider",
     "Record",

@@ -151,8 +151,25 @@ class Verified:
 
 
 @value_type
+class Inbound:
+    """A message a person sent to one of our numbers, as far as opt-outs care: who wrote,
+    to which number, what (only a keyword matters: `schemas.optout`), and the provider's
+    own opt-out classification when it makes one (Twilio `OptOutType`)."""
+
+    #: The person's number, as the provider wrote it (normalised by the ingress).
+    number: str
+    #: Our number (or short code) they wrote to.
+    to: str | None
+    text: str | None
+    hint: str | None = None
+    #: The provider's time of the message (ISO 8601 or unix seconds as text), if given.
+    timestamp: str | None = None
+
+
+@value_type
 class Record:
-    """One status report for one message (and recipient), ready to go to Kafka."""
+    """One status report for one message (and recipient), or one inbound message
+    (`inbound` set), ready to go to Kafka."""
 
     #: The provider's own message identifier (`SM…`, batch id, UUID …).
     provider_message_id: str
@@ -166,6 +183,9 @@ class Record:
     event_id: str | None = None
     #: Raw bytes of this part of a batch; None means the whole request body.
     body: bytes | None = None
+    #: Set for an inbound message (not a receipt): the ingress keeps it only when it is an
+    #: opt-out keyword (STOP / START / HELP) and keys it by the person's number hash.
+    inbound: Inbound | None = None
 
 
 class Provider(Protocol):

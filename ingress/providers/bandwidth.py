@@ -9,7 +9,9 @@ are sent as Basic auth, compared here in constant time against every configured 
 "direction", "to": [...], "from", "text", "media", "tag", "priority"}}, ...]`, one element
 per recipient. Bandwidth has no event id and retries the same callback for 24 hours, so
 the replay key is the SHA-256 of the body (the credential is the same on every request
-and must never be one). Inbound `message-received` events are not receipts: no record.
+and must never be one). An inbound `message-received` event (`message.from` the person,
+`message.text`) is no receipt: an `Inbound` record, kept by the ingress only when it is an
+opt-out keyword.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCre
 from ingress.providers._common import equal, key_id, random_secret, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -91,7 +94,7 @@ def _record(item: Any) -> Record | None:
     if not isinstance(message, dict):
         raise InvalidPayload("message is required and must be an object")
     if event_type in _INBOUND_TYPES or message.get("direction") == "in":
-        return None
+        return _inbound(item, message)
     message_id = message.get("id")
     if not isinstance(message_id, str) or not message_id.strip():
         raise InvalidPayload("message.id is required and must be a non-empty string")
@@ -128,6 +131,26 @@ def _record(item: Any) -> Record | None:
         message_key=f"{message_id}:{to}" if count > 1 else message_id,
         payload=payload,
         body=orjson.dumps(item),
+    )
+
+
+def _inbound(item: dict[str, Any], message: dict[str, Any]) -> Record | None:
+    number, message_id = _text(message.get("from")), _text(message.get("id"))
+    if number is None or message_id is None or len(message_id) > _MAX_ID:
+        return None
+    text = message.get("text")
+    inbound = Inbound(
+        number=number,
+        to=_text(item.get("to")),
+        text=text if isinstance(text, str) else None,
+        timestamp=_text(item.get("time")),
+    )
+    return Record(
+        provider_message_id=message_id,
+        message_key=message_id,
+        payload={},
+        body=orjson.dumps(item),
+        inbound=inbound,
     )
 
 

@@ -22,6 +22,10 @@ carries an event id: the replay key is the JWT `jti` (else its signature) or the
 signature. A legacy message id can cover several recipients, so legacy records are keyed
 `<id>:<recipient>`; a platform message is keyed by its id (plus `:<receiver>` only when it
 lists several). Both shapes become the same flat record payload (see `_legacy`, `_platform`).
+
+A platform `sms.inbound` event (`direction: incoming`: `sender.contact.identifierValue`
+the person, `body.text.text`) is no receipt: an `Inbound` record, kept by the ingress
+only when it is an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from ingress.errors import (
 from ingress.providers._common import check_window, equal, key_id, random_secret, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -265,6 +270,25 @@ def _contacts(message: dict[str, Any]) -> list[str | None]:
     return out
 
 
+def _inbound(message: dict[str, Any]) -> list[Record]:
+    """A person's message to one of our numbers (only its opt-out keyword matters)."""
+    number = _text(_object(_object(message.get("sender")).get("contact")).get("identifierValue"))
+    message_id = _text(message.get("id"))
+    if number is None or message_id is None or len(message_id) > _MAX_ID:
+        return []
+    connector = _object(_object(message.get("receiver")).get("connector"))
+    text = _object(_object(message.get("body")).get("text")).get("text")
+    inbound = Inbound(
+        number=number,
+        to=_text(connector.get("identifierValue")),
+        text=text if isinstance(text, str) else None,
+        timestamp=_text(message.get("createdAt")),
+    )
+    return [
+        Record(provider_message_id=message_id, message_key=message_id, payload={}, inbound=inbound)
+    ]
+
+
 def _platform(body: bytes) -> list[Record]:
     """One record per receiver of a Bird Channels `sms.outbound` message event."""
     try:
@@ -278,7 +302,7 @@ def _platform(body: bytes) -> list[Record]:
     if not isinstance(message, dict):
         raise InvalidPayload("payload is required and must be an object")
     if (event or "").endswith(".inbound") or message.get("direction") == "incoming":
-        return []  # an inbound message carries no delivery status
+        return _inbound(message)
     message_id = _message_id(message.get("id"), "payload.id")
     status = _text(message.get("status"))
     if status is None:

@@ -7,6 +7,11 @@ Several `v1=` values (comma or space separated) allow the sender to rotate secre
 Body: {"message_id", "to", "from", "status", "provider_status_code", "error", "timestamp"}
 plus optional `carrier`, `mcc`, `mnc`, `country`, `campaign`, `tenant`, `segments`,
 `price`, `currency`, `sequence`, `event_id`.
+
+An inbound message (a person wrote to us) is `{"type": "inbound", "message_id", "from"
+(the person), "to" (our number), "text", "timestamp"}` (optional `opt_out_type`: STOP,
+START or HELP when the sender classified it already); the ingress keeps it only when it
+is an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ingress.providers._common import (
 )
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -72,6 +78,8 @@ def extract(request: InboundRequest) -> list[Record]:
     status = payload.get("status")
     if not isinstance(message_id, str) or not message_id.strip():
         raise InvalidPayload("message_id is required and must be a non-empty string")
+    if payload.get("type") == "inbound":
+        return _inbound(message_id, payload)
     if not isinstance(status, str) or not status:
         raise InvalidPayload("status is required and must be a string")
     if len(message_id) > 200:
@@ -83,6 +91,35 @@ def extract(request: InboundRequest) -> list[Record]:
             message_key=message_id,
             payload=payload,
             event_id=event_id if isinstance(event_id, str) and event_id else None,
+        )
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _inbound(message_id: str, payload: dict[str, Any]) -> list[Record]:
+    number = _text(payload.get("from"))
+    if number is None:
+        raise InvalidPayload("from is required in an inbound message")
+    if len(message_id) > 200:
+        raise InvalidPayload("message_id longer than 200 characters")
+    inbound = Inbound(
+        number=number,
+        to=_text(payload.get("to")),
+        text=_text(payload.get("text")),
+        hint=_text(payload.get("opt_out_type")),
+        timestamp=_text(payload.get("timestamp")),
+    )
+    event_id = _text(payload.get("event_id"))
+    return [
+        Record(
+            provider_message_id=message_id,
+            message_key=message_id,
+            payload={},
+            event_id=event_id,
+            inbound=inbound,
         )
     ]
 

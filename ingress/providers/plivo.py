@@ -16,6 +16,10 @@ The header may list several comma-separated signatures (one per auth token while
 rotates); we accept when any of them matches any active token. V2 (`X-Plivo-Signature-
 V2`) signs only the URL and nonce, not the parameters, so it is not accepted. There is no
 timestamp: the replay key is the nonce plus the matching signature.
+
+An inbound message (the Message URL of a Plivo number: `From`, `To`, `Text`, `Type`,
+`MessageUUID`, no `Status`; or a status callback with `Status=received`) becomes an
+`Inbound` record, which the ingress keeps only when it is an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ingress.errors import BadSignature, InvalidPayload, NoCredentials
 from ingress.providers._common import equal, hmac_digest, key_id, random_secret, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -107,10 +112,23 @@ def extract(request: InboundRequest) -> list[Record]:
     if len(message_id) > _MAX_ID:
         raise InvalidPayload("MessageUUID longer than 200 characters")
     status = params.get("Status", "")
+    if (not status and "Text" in params) or status.lower() in INBOUND:
+        number = params.get("From")
+        if not number:
+            return []  # an inbound message nobody can be suppressed for
+        inbound = Inbound(
+            number=number,
+            to=params.get("To"),
+            text=params.get("Text"),
+            timestamp=params.get("MessageTime") or None,
+        )
+        return [
+            Record(
+                provider_message_id=message_id, message_key=message_id, payload={}, inbound=inbound
+            )
+        ]
     if not status:
         raise InvalidPayload("Status is required")
-    if status.lower() in INBOUND:
-        return []  # an inbound message, not a receipt
     return [Record(provider_message_id=message_id, message_key=message_id, payload=params)]
 
 

@@ -12,7 +12,9 @@ Bodies: a recipient report (`type: recipient_delivery_report_sms|_mms`, one reci
 or a batch report (`type: delivery_report_sms|_mms`, `statuses[].recipients[]`). Sinch
 identifies a batch, not a message, so the key is always `<batch_id>:<recipient>`. A
 summary batch report (no `recipients` lists) names no recipient and yields no records;
-inbound messages (`mo_*`) are not receipts and yield none either.
+inbound messages (`mo_text`, `from` the person, `to` our number, `body`) are not
+receipts: an `Inbound` record each, kept by the ingress only when it is an opt-out keyword
+(other `mo_*` kinds carry no text and yield nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCre
 from ingress.providers._common import check_window, equal, key_id, random_secret, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -140,6 +143,24 @@ def _batch_report(report: dict[str, Any]) -> list[Record]:
     return records
 
 
+def _inbound(report: dict[str, Any]) -> list[Record]:
+    number, message_id, body = report.get("from"), report.get("id"), report.get("body")
+    if not isinstance(number, str) or not number or not isinstance(message_id, str):
+        return []
+    if not message_id or len(message_id) > 200:
+        raise InvalidPayload("id of an inbound message must be 1-200 characters")
+    to, when = report.get("to"), report.get("received_at")
+    inbound = Inbound(
+        number=number,
+        to=to if isinstance(to, str) else None,
+        text=body if isinstance(body, str) else None,
+        timestamp=when if isinstance(when, str) else None,
+    )
+    return [
+        Record(provider_message_id=message_id, message_key=message_id, payload={}, inbound=inbound)
+    ]
+
+
 def extract(request: InboundRequest) -> list[Record]:
     """A recipient report gives one record; a batch report one per listed recipient."""
     try:
@@ -155,6 +176,8 @@ def extract(request: InboundRequest) -> list[Record]:
         return _recipient_report(report)
     if kind in _BATCH_TYPES:
         return _batch_report(report)
+    if kind == "mo_text":
+        return _inbound(report)
     if kind.startswith("mo_"):
         return []
     raise InvalidPayload(f"type {kind[:40]!r} is not a Sinch delivery report")

@@ -8,8 +8,10 @@ allow a rotation. The timestamp must be within the replay window in both directi
 (Telnyx's own SDK uses 300 s). Body: `{"data": {"event_type", "id", "occurred_at",
 "payload": {"id", "to": [{"phone_number", "status", ...}], "errors": [...], ...}},
 "meta": {"attempt", "delivered_to"}}`. `data.id` identifies the event across Telnyx's
-retries, so it is both the replay key and the record's event id. Inbound messages
-(`message.received`) carry no delivery status and yield no records.
+retries, so it is both the replay key and the record's event id. An inbound message
+(`message.received`, `direction: inbound`) carries no delivery status: it becomes an
+`Inbound` record (`from.phone_number`, `to[0].phone_number`, `text`, `received_at`) that
+the ingress keeps only when it is an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCre
 from ingress.providers._common import check_window, key_id, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -114,6 +117,34 @@ def _errors(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _inbound(data: dict[str, Any], payload: dict[str, Any]) -> list[Record]:
+    """A person's message to one of our numbers (only its opt-out keyword matters)."""
+    sender = payload.get("from")
+    number = _text(sender.get("phone_number")) if isinstance(sender, dict) else None
+    message_id = _text(payload.get("id"))
+    if number is None or message_id is None or len(message_id) > _MAX_ID:
+        return []  # nothing to act on (no person, or no id to deduplicate by)
+    recipients = payload.get("to")
+    first = recipients[0] if isinstance(recipients, list) and recipients else None
+    text = payload.get("text")
+    inbound = Inbound(
+        number=number,
+        to=_text(first.get("phone_number")) if isinstance(first, dict) else None,
+        text=text if isinstance(text, str) else None,
+        timestamp=_text(payload.get("received_at")) or _text(data.get("occurred_at")),
+    )
+    event_id = _text(data.get("id"))
+    return [
+        Record(
+            provider_message_id=message_id,
+            message_key=message_id,
+            payload={},
+            event_id=event_id if event_id and len(event_id) <= _MAX_ID else None,
+            inbound=inbound,
+        )
+    ]
+
+
 def extract(request: InboundRequest) -> list[Record]:
     """One record per `to[]` entry; the key gains `:<phone>` only for group messages."""
     try:
@@ -130,7 +161,7 @@ def extract(request: InboundRequest) -> list[Record]:
     if not isinstance(payload, dict):
         raise InvalidPayload("data.payload is required and must be an object")
     if event_type in _INBOUND_EVENTS or payload.get("direction") == "inbound":
-        return []
+        return _inbound(data, payload)
     message_id = payload.get("id")
     if not isinstance(message_id, str) or not message_id.strip():
         raise InvalidPayload("data.payload.id is required and must be a non-empty string")

@@ -20,6 +20,11 @@ and SharedKey secrets all go in `Credentials.secrets`; any of them may match.
 
 There is no timestamp or event id in a form callback, so the replay key is the signature
 itself. Event Streams items keep their CloudEvent `id` as the record's event id.
+
+An inbound message (`SmsStatus=received`, the incoming-message webhook) is no receipt:
+it becomes an `Inbound` record (From, To, Body, and `OptOutType` when Twilio's Advanced
+Opt-Out classified it as STOP / START / HELP), which the ingress keeps only when it is
+an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ingress.errors import BadSignature, InvalidPayload, MalformedPayload, NoCre
 from ingress.providers._common import equal, hmac_digest, key_id, require
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -162,8 +168,17 @@ def _form_records(request: InboundRequest) -> list[Record]:
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not status:
         raise InvalidPayload("MessageStatus is required")
-    if status.lower() in INBOUND:
-        return []  # an inbound message, not a receipt
+    if status.lower() in INBOUND:  # a person's message, not a receipt: only its keyword counts
+        number = params.get("From")
+        if not number:
+            return []
+        inbound = Inbound(
+            number=number,
+            to=params.get("To"),
+            text=params.get("Body"),
+            hint=params.get("OptOutType") or None,
+        )
+        return [Record(provider_message_id=sid, message_key=sid, payload={}, inbound=inbound)]
     return [Record(provider_message_id=sid, message_key=sid, payload=params)]
 
 

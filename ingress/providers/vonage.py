@@ -17,6 +17,10 @@ string into a POST, so anything there is neither signed nor read.
 
 JSON values that are not strings are signed as their JSON text (`1`, `true`, `null`);
 Vonage documents every receipt field as a string, so this does not arise in practice.
+
+The inbound-SMS webhook (same signing) has no `status` but `msisdn` (the person), `to`,
+`messageId`, `text` and `keyword`: it becomes an `Inbound` record, which the ingress keeps
+only when it is an opt-out keyword.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ingress.errors import (
 from ingress.providers._common import check_window, equal, key_id, random_secret
 from ingress.providers._contract import (
     Credentials,
+    Inbound,
     InboundRequest,
     Record,
     Verified,
@@ -130,9 +135,28 @@ def extract(request: InboundRequest) -> list[Record]:
     if len(message_id) > _MAX_ID:
         raise InvalidPayload("messageId longer than 200 characters")
     status = params.get("status")
+    if status is None and "text" in params:  # an inbound SMS: a person wrote to us
+        return _inbound(message_id, params)
     if not isinstance(status, str) or not status:
         raise InvalidPayload("status is required and must be a string")
     return [Record(provider_message_id=message_id, message_key=message_id, payload=params)]
+
+
+def _inbound(message_id: str, params: dict[str, Any]) -> list[Record]:
+    number, text = params.get("msisdn"), params.get("text")
+    if not isinstance(number, str) or not number:
+        raise InvalidPayload("msisdn is required in an inbound message")
+    to = params.get("to")
+    when = params.get("message-timestamp")
+    inbound = Inbound(
+        number=number,
+        to=to if isinstance(to, str) else None,
+        text=text if isinstance(text, str) else None,
+        timestamp=when if isinstance(when, str) else None,
+    )
+    return [
+        Record(provider_message_id=message_id, message_key=message_id, payload={}, inbound=inbound)
+    ]
 
 
 def sign(request: InboundRequest, key: str, now: int) -> InboundRequest:

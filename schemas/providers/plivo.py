@@ -26,7 +26,7 @@ STATUSES: Mapping[str, State] = {
 }
 
 #: Status of inbound messages: never a delivery receipt. The ingress imports this set and
-#: extracts no record from such a callback (ingress/providers/plivo.py).
+#: extracts an inbound record (opt-out keywords only) instead (ingress/providers/plivo.py).
 INBOUND: frozenset[str] = frozenset({"received"})
 
 #: `ErrorCode` values (Plivo docs, "SMS error codes"). The 300/420/450/910/950 rows appear

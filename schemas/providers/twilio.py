@@ -40,7 +40,7 @@ STATUSES: Mapping[str, State] = {
 }
 
 #: Statuses of inbound messages: never a delivery receipt. The ingress imports this set and
-#: extracts no record from such a callback (ingress/providers/twilio.py).
+#: extracts an inbound record (opt-out keywords only) instead (ingress/providers/twilio.py).
 INBOUND: frozenset[str] = frozenset({"receiving", "received"})
 
 #: Delivery error codes of Twilio's error dictionary (https://www.twilio.com/docs/api/errors):

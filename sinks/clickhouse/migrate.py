@@ -3,7 +3,8 @@
 Files are `NNNN_<what>.sql`, applied by name order. A file may hold several statements,
 each ending with `;` at the end of a line. Placeholders: `{db}` (the database),
 `{retention_days}` and `{clear_pii_days}` (row and clear-phone-number TTLs, from settings
-`DLR_RETENTION_DAYS` / `DLR_CLEAR_PII_DAYS`). Every statement is written to be re-runnable
+`DLR_RETENTION_DAYS` / `DLR_CLEAR_PII_DAYS`), `{audit_retention_days}` (the erasure audit's
+TTL, `DLR_ERASURE_AUDIT_DAYS`). Every statement is written to be re-runnable
 (`IF NOT EXISTS`), because ClickHouse DDL is not transactional: a file that failed half way
 is simply applied again. `{db}.schema_migrations` records each applied file with the
 checksum of its text; a recorded file whose text changed is refused (add a new file
@@ -172,18 +173,20 @@ def migrate(
     retention_days: int = 180,
     clear_pii_days: int = 30,
     cluster: ClusterSpec | None = None,
+    audit_retention_days: int = 2190,
 ) -> list[str]:
     """Create `database` and apply the DDL files not yet applied; returns their names.
 
     With `cluster`, in their cluster form on every shard (see the module docstring).
     """
     db = check_identifier(database)
-    if retention_days < 1 or clear_pii_days < 1:
-        raise ValueError("retention_days and clear_pii_days must be at least 1")
+    if retention_days < 1 or clear_pii_days < 1 or audit_retention_days < 1:
+        raise ValueError("retention_days, clear_pii_days and audit_retention_days must be >= 1")
     values = {
         "db": db,
         "retention_days": str(int(retention_days)),
         "clear_pii_days": str(int(clear_pii_days)),
+        "audit_retention_days": str(int(audit_retention_days)),
     }
     target = _Target(client, db, values, cluster)
     target.create_database()

@@ -10,31 +10,38 @@ its JSON object) and `to_columns` (a batch's columns straight from those objects
 path). `to_row` is the same mapping for one `CanonicalEvent`, the readable reference the
 tests hold `to_columns` to.
 
-Phone numbers (PII) are stored as `pii_mode` says:
-- `hash` (default): `recipient` is the salted SHA-256 hex digest, the same formula as the
-  worker's suppression key (`streams.transforms.recipient_hash`), so the two join;
+Phone numbers (PII) are stored as `pii_mode` says (`schemas/phone.py`):
+- `hash` (default): `recipient` is the salted SHA-256 hex digest of the E.164 number, the
+  same formula as the suppression list's key (`schemas.phone.number_hash`), so they join;
 - `mask`: `recipient` keeps only the last two digits (`*********00`);
 - `clear`: `recipient` holds the hash and `recipient_clear` the number itself; that column
   has its own, shorter TTL (`clear_pii_days`), after which only the hash remains.
 The sender gets the same treatment when it looks like a phone number; alphanumeric sender
 IDs and short codes identify the business, not a person, and are kept as sent.
+
+The worker protects the numbers of every canonical event already (`DLR_PII_MODE`, the
+event's `pii_mode`): an event in `hash` or `mask` form is stored as it is, and the row's
+`pii_mode` is the event's. Only an event in clear (`pii_mode` clear or absent: written by
+a worker in `clear` mode, or before the worker protected numbers) is protected here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import orjson
 
 from schemas.events import SCHEMA_VERSION, CanonicalEvent, CarrierSource, LineType, Transition
 from schemas.lifecycle import FailureReason, State
-
-PiiMode = Literal["hash", "mask", "clear"]
+from schemas.phone import (
+    MODES,
+    PiiMode,
+    protect,
+    protect_sender,
+)
 
 #: Target table (in the sink's database).
 TABLE = "events"
@@ -89,58 +96,26 @@ SCHEMA: tuple[tuple[str, str], ...] = (
 COLUMNS: tuple[str, ...] = tuple(name for name, _ in SCHEMA)
 TYPES: tuple[str, ...] = tuple(kind for _, kind in SCHEMA)
 
-_NON_DIGIT = re.compile(r"\D")
-#: Separators a provider may leave in a number; anything else (letters) means a sender ID.
-_PHONE_CHARS = re.compile(r"^\+?[\d\s().-]+$")
-#: Shorter all-digit senders are short codes (business identifiers, not personal data).
-_MIN_PHONE_DIGITS = 7
 _UINT16_MAX = 65535
+#: A record's `pii_mode` that says its numbers are protected already (by the worker or the
+#: API): they are stored as they are, never hashed a second time.
+PROTECTED = frozenset({"hash", "mask"})
 
 
-def hash_phone(number: str, salt: str) -> str:
-    """Salted SHA-256 hex; same input and salt as the suppression key, so they join."""
-    return hashlib.sha256(f"{salt}|{number}".encode()).hexdigest()
-
-
-def mask_phone(number: str) -> str:
-    """'+14155550100' -> '*********00': digits only, all but the last two starred."""
-    digits = _NON_DIGIT.sub("", number)
-    if len(digits) <= 2:
-        return "*" * len(digits)
-    return "*" * (len(digits) - 2) + digits[-2:]
-
-
-def looks_like_phone(value: str) -> bool:
-    """True for a phone number; False for alphanumeric sender IDs and short codes."""
-    return bool(_PHONE_CHARS.match(value)) and len(_NON_DIGIT.sub("", value)) >= _MIN_PHONE_DIGITS
-
-
-def protect(
-    number: str | None, *, pii_mode: PiiMode | str, salt: str
-) -> tuple[str | None, str | None]:
-    """(stored form, clear copy) of a phone number under `pii_mode`."""
-    if number is None or number == "":
-        return None, None
-    if pii_mode == "hash":
-        return hash_phone(number, salt), None
-    if pii_mode == "mask":
-        return mask_phone(number), None
-    if pii_mode == "clear":
-        return hash_phone(number, salt), number
-    raise ValueError(f"unknown pii_mode {pii_mode!r}")
-
-
-def protect_sender(
-    sender: str | None, *, pii_mode: PiiMode | str, salt: str
-) -> tuple[str | None, str | None]:
-    """Like `protect`, but sender IDs and short codes are kept as they are."""
-    if sender is None or sender == "":
-        return None, None
-    if not looks_like_phone(sender):
-        if pii_mode not in ("hash", "mask", "clear"):
-            raise ValueError(f"unknown pii_mode {pii_mode!r}")
-        return sender, None
-    return protect(sender, pii_mode=pii_mode, salt=salt)
+def stored_numbers(
+    number: str | None,
+    given: str | None,
+    how: Callable[..., tuple[str | None, str | None]],
+    *,
+    pii_mode: PiiMode | str,
+    salt: str,
+) -> tuple[str, str | None, str | None]:
+    """(row pii_mode, stored form, clear copy) of a number a record gives in form `given`
+    (its `pii_mode`: None means clear, records written before the worker protected)."""
+    if given in PROTECTED:
+        return given, number, None
+    stored, clear = how(number, pii_mode=pii_mode, salt=salt)
+    return str(pii_mode), stored, clear
 
 
 def _segments(value: int | None) -> int | None:
@@ -165,8 +140,15 @@ def _millis(value: datetime | None) -> int | None:
 
 def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tuple[Any, ...]:
     """The `<db>.events` row of one canonical event, in `COLUMNS` order."""
-    recipient, recipient_clear = protect(event.recipient, pii_mode=pii_mode, salt=salt)
-    sender, sender_clear = protect_sender(event.sender, pii_mode=pii_mode, salt=salt)
+    if pii_mode not in MODES:
+        raise ValueError(f"unknown pii_mode {pii_mode!r}")
+    given = event.pii_mode
+    row_mode, recipient, recipient_clear = stored_numbers(
+        event.recipient, given, protect, pii_mode=pii_mode, salt=salt
+    )
+    _, sender, sender_clear = stored_numbers(
+        event.sender, given, protect_sender, pii_mode=pii_mode, salt=salt
+    )
     return (
         event.event_id,
         event.message_id,
@@ -182,7 +164,7 @@ def to_row(event: CanonicalEvent, *, pii_mode: PiiMode | str, salt: str) -> tupl
         event.provider_error_code,
         event.provider_error_text,
         bool(event.mapped),
-        pii_mode,
+        row_mode,
         recipient,
         recipient_clear,
         sender,
@@ -267,7 +249,7 @@ def to_columns(
     ValueError / TypeError; a value of the wrong JSON type fails when clickhouse-connect
     encodes it.
     """
-    if pii_mode not in ("hash", "mask", "clear"):
+    if pii_mode not in MODES:
         raise ValueError(f"unknown pii_mode {pii_mode!r}")
     columns: list[list[Any]] = [[] for _ in COLUMNS]
     recipients: _Seen = {}
@@ -303,8 +285,13 @@ def _chunk_columns(
     line_type = [r.get("line_type") for r in records]
     _known(carrier_source, _SOURCES_OR_NULL, "carrier_source")
     _known(line_type, _LINE_TYPES_OR_NULL, "line_type")
-    recipient_stored, recipient_clear = _protect_all(recipient, protect, pii_mode, salt, recipients)
-    sender_stored, sender_clear = _protect_all(sender, protect_sender, pii_mode, salt, senders)
+    given = [r.get("pii_mode") for r in records]
+    modes, recipient_stored, recipient_clear = _protect_all(
+        recipient, given, protect, pii_mode, salt, recipients
+    )
+    _, sender_stored, sender_clear = _protect_all(
+        sender, given, protect_sender, pii_mode, salt, senders
+    )
     millis, iso = _millis, datetime.fromisoformat
     return [
         event_id,
@@ -321,7 +308,7 @@ def _chunk_columns(
         provider_error_code,
         provider_error_text,
         [bool(v) for v in mapped],
-        [pii_mode] * len(records),
+        modes,
         recipient_stored,
         recipient_clear,
         sender_stored,
@@ -362,16 +349,30 @@ def _optional_millis(value: str | None) -> int | None:
 
 def _protect_all(
     numbers: Sequence[str | None],
+    given: Sequence[str | None],
     how: Callable[..., tuple[str | None, str | None]],
     pii_mode: str,
     salt: str,
     seen: _Seen,
-) -> tuple[list[str | None], list[str | None]]:
-    """(stored, clear) columns of a column of phone numbers, each number protected once."""
-    pairs = []
-    for number in numbers:
+) -> tuple[list[str], list[str | None], list[str | None]]:
+    """(row modes, stored, clear) columns of a column of phone numbers in the forms the
+    records give (`given`): protected ones as they are, clear ones protected here, each
+    distinct clear number once."""
+    if all(g in PROTECTED for g in given):  # the worker protected them all (the usual case)
+        return list(given), list(numbers), [None] * len(numbers)  # type: ignore[arg-type]
+    modes: list[str] = []
+    stored: list[str | None] = []
+    clear: list[str | None] = []
+    for number, form in zip(numbers, given, strict=True):
+        if form is not None and form in PROTECTED:
+            modes.append(form)
+            stored.append(number)
+            clear.append(None)
+            continue
         got = seen.get(number)
         if got is None:
             got = seen[number] = how(number, pii_mode=pii_mode, salt=salt)
-        pairs.append(got)
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+        modes.append(pii_mode)
+        stored.append(got[0])
+        clear.append(got[1])
+    return modes, stored, clear

@@ -1,9 +1,11 @@
 """One registration (`dlr.sends.v1`, type `registration`) as one row of `<db>.sends`.
 
 `SCHEMA` is the insert's columns in DDL order (a unit test keeps it equal to
-`ddl/0008_sends.sql`). Phone numbers are protected exactly like the events' (`rows.protect`,
-`DLR_PII_MODE`). `version` is 2^63 minus the record's Kafka offset, so the table keeps the
-first registration of a message id, as the worker does. Records of the other types (part
+`ddl/0008_sends.sql`). Phone numbers are stored exactly like the events'
+(`rows.stored_numbers`: the API protects a registration's numbers as `DLR_PII_MODE` says
+and marks its `pii_mode`; a record in clear is protected here). `version` is 2^63 minus
+the record's Kafka offset, so the table keeps the first registration of a message id, as
+the worker does. Records of the other types (part
 links, forwarded parts: the worker's business) are skipped.
 """
 
@@ -15,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from schemas.phone import protect, protect_sender
 from schemas.sends import REGISTRATION
-from sinks.clickhouse.rows import _millis, protect, protect_sender
+from sinks.clickhouse.rows import _millis, stored_numbers
 
 TABLE = "sends"
 
@@ -74,14 +77,19 @@ def to_columns(
     """The `<db>.sends` columns (`COLUMNS` order) of a batch of registrations (`parse`)."""
     columns: list[list[Any]] = [[] for _ in COLUMNS]
     for r in records:
-        recipient, recipient_clear = protect(r["recipient"], pii_mode=pii_mode, salt=salt)
-        sender, sender_clear = protect_sender(r.get("sender"), pii_mode=pii_mode, salt=salt)
+        given = r.get("pii_mode")
+        row_mode, recipient, recipient_clear = stored_numbers(
+            r["recipient"], given, protect, pii_mode=pii_mode, salt=salt
+        )
+        _, sender, sender_clear = stored_numbers(
+            r.get("sender"), given, protect_sender, pii_mode=pii_mode, salt=salt
+        )
         consent = r["consent"]
         row = (
             r["message_id"],
             r["provider"],
             r["provider_message_id"],
-            pii_mode,
+            row_mode,
             recipient,
             recipient_clear,
             sender,

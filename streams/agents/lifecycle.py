@@ -160,6 +160,7 @@ class Lifecycle:
             fallback_campaigns=settings.fallback_campaign_set,
             fallback_grace_s=settings.fallback_grace_s,
             salt=settings.pii_salt,
+            pii_mode=settings.pii_mode,
         )
         self.actions_topic = settings.actions_topic
         self.outputs_of = (

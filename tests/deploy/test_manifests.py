@@ -652,6 +652,7 @@ def exported_metric_names() -> set[str]:
 
     import streams.metrics
     import streams.worker
+    from ingress.api.metrics import ApiMetrics
     from ingress.metrics import IngressMetrics
     from sinks.dispatch.service import DispatchMetrics
     from sinks.service import SinkMetrics
@@ -659,6 +660,7 @@ def exported_metric_names() -> set[str]:
     registries = [
         CollectorRegistry(),
         IngressMetrics().registry,
+        ApiMetrics().registry,
         SinkMetrics().registry,
         DispatchMetrics().registry,
     ]
@@ -693,6 +695,7 @@ def test_every_metric_named_in_the_runbook_exists() -> None:
         "dlr_sink",
         "dlr_dispatch",
         "dlr_webhook",
+        "dlr_api",
     }
     unknown = sorted(cited - known - prefixes)
     assert not unknown, f"deploy/README.md cites metrics no process exports: {unknown}"

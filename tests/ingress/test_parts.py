@@ -14,15 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.types import Scope
 
-from deploy.logs import JsonFormatter, mask_phone, mask_pii
+from deploy.logs import JsonFormatter, mask_pii
 from ingress import tokens
 from ingress.app import _envelopes
 from ingress.errors import UnknownToken
-from ingress.providers import InboundRequest, Record
+from ingress.metrics import IngressMetrics
+from ingress.providers import Inbound, InboundRequest, Record
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.url import client_ip, external_url, parse_networks
 from schemas.envelope import RawEnvelope
+from schemas.phone import mask_number, number_hash
 
 
 def request(
@@ -121,7 +123,7 @@ def test_rate_limiter_refills() -> None:
 
 
 def test_phone_numbers_never_reach_logs_in_clear() -> None:
-    assert mask_phone("+14155550100") == "*********00"
+    assert mask_number("+14155550100") == "*********00"
     assert "4155550100" not in mask_pii("to +1 (415) 555-0100 from 447700900123")
     record = logging.LogRecord(
         "t", logging.INFO, __file__, 1, "sent to %s", ("+14155550100",), None
@@ -188,7 +190,9 @@ def test_envelopes_are_the_dataclass_wire_form(
         Record(f"m{i}", f"m{i}:+1555", payload, event_id, None if i == 0 else body[i:])
         for i, payload in enumerate(payloads)
     ]
-    items = _envelopes("generic", inbound, records, "k_1", token, 1_700_000_000.25)
+    items = _envelopes(
+        "generic", inbound, records, "k_1", token, 1_700_000_000.25, IngressMetrics(), "salt"
+    )
     assert len(items) == len(records)
     for index, ((key, wire), record) in enumerate(zip(items, records, strict=True)):
         raw = body if record.body is None else record.body
@@ -218,3 +222,57 @@ def test_envelopes_are_the_dataclass_wire_form(
         assert key == expected.message_id.encode()
         assert wire == expected.to_json()
         assert RawEnvelope.from_json(wire) == expected
+
+
+def test_inbound_keywords_are_the_dataclass_wire_form_keyed_by_the_number_hash() -> None:
+    """On the dict-written path an inbound STOP is an `inbound` envelope keyed by the
+    person's number hash whose payload is the keyword (never the text); a conversation
+    is not produced; both are counted."""
+    body = b"From=%2B14155550100&To=%2B18005550100&Body=stop%21&MessageSid=SM1"
+    inbound = InboundRequest(
+        "POST", "https://h.example/webhooks/twilio", {"content-type": "x"}, body
+    )
+
+    def message(text: str, number: str = "+1 (415) 555-0100") -> Record:
+        said = Inbound(number=number, to="+18005550100", text=text, timestamp="1700000000")
+        return Record("SM1", "SM1", {"MessageSid": "SM1"}, None, None, inbound=said)
+
+    metrics = IngressMetrics()
+    records = [message("Stop!"), message("see you at 5"), message("STOP", number="hello")]
+    items = _envelopes("twilio", inbound, records, "k_1", {}, 1_700_000_000.5, metrics, "salt")
+    [(key, wire)] = items
+    assert key == b"inbound:" + number_hash("+14155550100", "salt").encode()
+    expected = RawEnvelope(
+        provider="twilio",
+        message_id="twilio:SM1",
+        provider_message_id="SM1",
+        received_at=1_700_000_000.5,
+        method="POST",
+        url=inbound.url,
+        headers={"content-type": "x"},
+        content_type="x",
+        body=body.decode(),
+        body_encoding="utf-8",
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        payload={
+            "number": "+14155550100",
+            "to": "+18005550100",
+            "keyword": "stop",
+            "word": "STOP",
+            "language": "en",
+            "timestamp": "1700000000",
+        },
+        key_id="k_1",
+        event_id=None,
+        part=0,
+        parts=3,
+        token={},
+        kind="inbound",
+    )
+    assert wire == expected.to_json()
+    assert b"see you" not in wire
+    assert metrics.inbound == {
+        ("twilio", "stop"): 1,
+        ("twilio", "none"): 1,
+        ("twilio", "no_number"): 1,
+    }

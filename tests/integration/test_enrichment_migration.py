@@ -37,7 +37,12 @@ def client(clickhouse_url: str, unique: str) -> Iterator[tuple[Client, str]]:
 def _apply(connection: Client, db: str, before: str | None, since: str = "") -> None:
     """Apply the DDL files named in [since, before) (to the end when None), as `migrate`
     would."""
-    values = {"db": db, "retention_days": "180", "clear_pii_days": "30"}
+    values = {
+        "db": db,
+        "retention_days": "180",
+        "clear_pii_days": "30",
+        "audit_retention_days": "2190",
+    }
     connection.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     for name, text in migrate.ddl_files():
         if name >= since and (before is None or name < before):

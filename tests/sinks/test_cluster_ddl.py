@@ -26,7 +26,7 @@ from sinks.clickhouse.cluster import (
 from sinks.clickhouse.migrate import BOOTSTRAP, ddl_files, render, statements, template_statements
 
 DB = "dlr_test"
-VALUES = {"db": DB, "retention_days": "180", "clear_pii_days": "30"}
+VALUES = {"db": DB, "retention_days": "180", "clear_pii_days": "30", "audit_retention_days": "2190"}
 REPLICATED = ClusterSpec("prod")
 PER_NODE = ClusterSpec("dlr_local", ("http://127.0.0.1:1", "http://127.0.0.1:2"))
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.envelope import RawEnvelope
 from schemas.events import CanonicalEvent
+from schemas.phone import PiiMode, number_hash, protect
+from schemas.suppressions import parse
 from streams.transforms import Config, Outcome, process
 
 CONFIG = Config(fallback_campaigns=frozenset({"order-confirmation"}), salt="s")
@@ -99,8 +103,49 @@ def test_opt_out_emits_suppress_action_and_suppression() -> None:
     kinds = [orjson.loads(v)["type"] for _, v in out.actions]
     assert kinds == ["suppress"]
     (key, value) = out.suppressions[0]
-    assert orjson.loads(value)["recipient_hash"] == key.decode()
-    assert b"+447700900123" not in value
+    entry = parse(key, value)
+    assert entry is not None and entry.suppressed
+    assert entry.number_hash == key.decode() == number_hash("+447700900123", "s")
+    # the list's record is the one place the number stays clear (for provider sync)
+    assert (entry.number, entry.source, entry.reason) == ("+447700900123", "receipt", "opted_out")
+    assert entry.message_id == "generic:m3"
+
+
+def _all_outputs(out: Outcome) -> bytes:
+    return b"\n".join(v for pairs in (out.status, out.actions, out.deadletter) for _, v in pairs)
+
+
+@pytest.mark.parametrize("mode", ["hash", "mask"])
+def test_no_clear_number_leaves_the_worker_except_on_the_suppression_list(mode: PiiMode) -> None:
+    config = replace(CONFIG, pii_mode=mode)
+    opted_out = raw(
+        "m6", "rejected", "2025-01-01T00:00:00Z", "opted_out", **{"from": "+12065550123"}
+    )
+    outs = [
+        process(opted_out, b"k", None, 0, 1, 1.0, config),
+        process(raw("m7", "teleported", "2025-01-01T00:00:00Z"), b"k", None, 0, 2, 1.0, config),
+        process(b'{"to": "+447700900123"', b"k", None, 0, 3, 1.0, config),
+    ]
+    produced = b"\n".join(_all_outputs(out) for out in outs)
+    for digits in ("447700900123", "12065550123"):
+        assert digits.encode() not in produced
+    (event,) = events(outs[0])
+    assert event.pii_mode == mode
+    expected = protect("+447700900123", pii_mode=mode, salt="s")[0]
+    assert event.recipient == expected
+    assert orjson.loads(outs[0].actions[0][1])["recipient"] == expected
+    unmapped = orjson.loads(outs[1].deadletter[0][1])
+    assert "envelope" not in unmapped and unmapped["event"]["recipient"] == expected
+    unparseable = orjson.loads(outs[2].deadletter[0][1])
+    assert "envelope" not in unparseable and unparseable["raw"]["offset"] == 3
+
+
+def test_clear_mode_keeps_numbers_and_envelopes() -> None:
+    config = replace(CONFIG, pii_mode="clear")
+    out = process(raw("m8", "teleported", "2025-01-01T00:00:00Z"), b"k", None, 0, 1, 1.0, config)
+    (event,) = events(out)
+    assert (event.recipient, event.pii_mode) == ("+447700900123", "clear")
+    assert "+447700900123" in orjson.loads(out.deadletter[0][1])["envelope"]
 
 
 def test_failure_of_a_fallback_campaign_emits_fallback() -> None:

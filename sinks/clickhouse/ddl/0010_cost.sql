@@ -14,9 +14,10 @@
 --   same query (every column is an idempotent aggregate, so the copy changes nothing but
 --   the new states). One pass over `events` (seconds per ten million rows).
 -- * message_status: the view again with the four columns (a view holds no data).
--- * status_snapshot: four columns; its refreshable view re-created with them (the sender
---   of a registered message without receipts is the registration's). Each refresh
---   rewrites the whole snapshot, so nothing is lost.
+-- * status_snapshot: its refreshable view dropped first (a refresh running meanwhile would
+--   swap in a table of the old columns), four columns added, the view re-created with them
+--   (the sender of a registered message without receipts is the registration's). Each
+--   refresh rewrites the whole snapshot, so nothing is lost.
 --
 -- A message sent in parts (a registration with `parts`) keeps the price and segments of its
 -- last reported part (sinks/clickhouse/README.md, "Cost").
@@ -226,13 +227,13 @@ FROM
     GROUP BY message_id
 );
 
+DROP VIEW IF EXISTS {db}.status_snapshot_mv;
+
 ALTER TABLE {db}.status_snapshot
     ADD COLUMN IF NOT EXISTS sender LowCardinality(Nullable(String)) AFTER client_ref,
     ADD COLUMN IF NOT EXISTS segments Nullable(UInt16) AFTER sender,
     ADD COLUMN IF NOT EXISTS price Nullable(Float64) AFTER segments,
     ADD COLUMN IF NOT EXISTS currency LowCardinality(Nullable(String)) AFTER price;
-
-DROP VIEW IF EXISTS {db}.status_snapshot_mv;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.status_snapshot_mv
 REFRESH EVERY 1 MINUTE

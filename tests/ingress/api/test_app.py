@@ -20,6 +20,7 @@ from ingress.api.app import create_app
 from ingress.api.keys import token_hash
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State
+from schemas.phone import number_hash
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import SENDS, EventWriter
@@ -128,7 +129,12 @@ def test_a_registration_is_in_kafka_keyed_by_message_id(
     [(key, record)] = produced(settings, 1)
     assert key == "generic:m1"
     assert record["type"] == "registration" and record["key_id"] == "all"
-    assert record["recipient"] == "+447700900123"  # normalized E.164
+    # the salted hash of the normalised E.164 number (DLR_PII_MODE=hash, the default)
+    assert (record["recipient"], record["pii_mode"]) == (
+        number_hash("+447700900123", settings.pii_salt),
+        "hash",
+    )
+    assert "447700900123" not in json.dumps(record)
     assert record["consent"]["source"] == "checkout-checkbox"
     assert record["country"] == "GB" and len(record["digest"]) == 64
 
@@ -379,6 +385,18 @@ def test_rate_limit_per_key(settings: Settings) -> None:
 def test_openapi_and_metrics(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     assert "/v1/messages" in doc["paths"] and "/v1/messages/{message_id}" in doc["paths"]
+    documented = {
+        (path.replace("{number}", "x"), method.upper())
+        for path, methods in doc["paths"].items()
+        for method in methods
+    }
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD"}:
+            if route.path.startswith("/v1/"):
+                path = route.path.replace("{number}", "x").replace(
+                    "{message_id:path}", "{message_id}"
+                )
+                assert (path, method) in documented, (route.path, method)
     assert "consent" in doc["components"]["schemas"]["Registration"]["properties"]
     client.get("/v1/messages/generic:x", headers=auth("nobody"))
     text = client.get("/metrics").text

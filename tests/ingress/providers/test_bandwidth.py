@@ -141,15 +141,25 @@ def test_extract_splits_a_batch_into_one_record_per_element() -> None:
     assert [r.body for r in records] == [orjson.dumps(item) for item in items]
 
 
-def test_extract_skips_inbound_messages() -> None:
+def test_extract_reads_inbound_messages_apart_from_receipts() -> None:
     inbound = {
         "type": "message-received",
         "to": "+19195550100",
-        "message": {"id": "in-1", "direction": "in", "to": ["+19195550100"], "from": "+1"},
-    }
+        "message": {"id": "in-1", "direction": "in", "to": ["+19195550100"], "from": "+1",
+                    "text": "STOP"},
+    }  # fmt: skip
     body = json.dumps([inbound, orjson.loads(DELIVERED.body)[0]]).encode()
     records = bandwidth.extract(DELIVERED.with_(body=body))
-    assert [r.message_key for r in records] == ["14762070468292kw2fuqty55yp2b2"]
+    receipts = [r.message_key for r in records if r.inbound is None]
+    assert receipts == ["14762070468292kw2fuqty55yp2b2"]
+    (message,) = [r for r in records if r.inbound is not None]
+    assert (message.message_key, message.payload) == ("in-1", {})
+    assert message.inbound is not None
+    assert (message.inbound.number, message.inbound.to, message.inbound.text) == (
+        "+1",
+        "+19195550100",
+        "STOP",
+    )
 
 
 def _items(*items: object) -> InboundRequest:

@@ -238,9 +238,13 @@ def test_extract_mms_recipient_report() -> None:
     assert record.message_key == "B2:46700000000"
 
 
-def test_extract_ignores_inbound_messages() -> None:
+def test_extract_reads_inbound_text_messages_only() -> None:
     body = orjson.dumps({"type": "mo_text", "id": "x", "from": "1", "to": "2", "body": "hi"})
-    assert sinch.extract(_request(body)) == []
+    (record,) = sinch.extract(_request(body))
+    assert record.inbound is not None and record.payload == {}
+    assert (record.inbound.number, record.inbound.to, record.inbound.text) == ("1", "2", "hi")
+    binary = orjson.dumps({"type": "mo_binary", "id": "y", "from": "1", "to": "2", "body": "AA=="})
+    assert sinch.extract(_request(binary)) == []
 
 
 def _report(**fields: object) -> bytes:

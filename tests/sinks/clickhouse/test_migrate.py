@@ -11,7 +11,12 @@ from schemas.lifecycle import ATTEMPTS, DEFAULT_REASON, FINAL, RANK, State
 from sinks.clickhouse import migrate
 from streams.state_machine import PRECEDENCE
 
-VALUES = {"db": "dlr_test", "retention_days": "180", "clear_pii_days": "30"}
+VALUES = {
+    "db": "dlr_test",
+    "retention_days": "180",
+    "clear_pii_days": "30",
+    "audit_retention_days": "2190",
+}
 
 
 def all_sql() -> str:

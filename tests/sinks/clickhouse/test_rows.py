@@ -13,8 +13,8 @@ import pytest
 
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State
+from schemas.phone import protect
 from sinks.clickhouse import migrate, rows
-from streams.transforms import recipient_hash
 
 SALT = "test-salt"
 NUMBER = "+14155550100"
@@ -206,26 +206,6 @@ def test_segments_are_clamped_to_the_column_range() -> None:
     assert row[rows.COLUMNS.index("segments")] == 65535
 
 
-def test_hash_is_salted_sha256_and_joins_the_suppression_key() -> None:
-    expected = hashlib.sha256(f"{SALT}|{NUMBER}".encode()).hexdigest()
-    assert rows.hash_phone(NUMBER, SALT) == expected
-    assert rows.hash_phone(NUMBER, SALT) == recipient_hash(NUMBER, SALT)
-    assert rows.hash_phone(NUMBER, "other") != expected
-
-
-@pytest.mark.parametrize(
-    ("number", "masked"),
-    [
-        pytest.param("+14155550100", "*********00", id="e164"),
-        pytest.param("+1 (415) 555-0199", "*********99", id="formatted"),
-        pytest.param("12", "**", id="two-digits"),
-        pytest.param("", "", id="empty"),
-    ],
-)
-def test_mask_keeps_the_last_two_digits(number: str, masked: str) -> None:
-    assert rows.mask_phone(number) == masked
-
-
 @pytest.mark.parametrize(
     ("mode", "recipient", "clear"),
     [
@@ -276,6 +256,40 @@ def test_sender_is_protected_only_when_it_is_a_phone_number(
         zip(rows.COLUMNS, rows.to_row(sample(sender=sender), pii_mode=mode, salt=SALT), strict=True)
     )
     assert (row["sender"], row["sender_clear"]) == (stored, clear)
+
+
+@pytest.mark.parametrize("given", ["hash", "mask"])
+@pytest.mark.parametrize("sink_mode", ["hash", "mask", "clear"])
+def test_numbers_the_worker_protected_are_stored_as_they_are(given: str, sink_mode: str) -> None:
+    """Hashing twice must not happen: an event in hash or mask form keeps its values and
+    its mode, whatever the sink's own mode, in both the row and the column paths."""
+    recipient = protect(NUMBER, pii_mode=given, salt=SALT)[0]
+    sender = protect("+12065550123", pii_mode=given, salt=SALT)[0]
+    event = sample(recipient=recipient, sender=sender, pii_mode=given)
+    row = dict(zip(rows.COLUMNS, rows.to_row(event, pii_mode=sink_mode, salt=SALT), strict=True))
+    assert (row["recipient"], row["recipient_clear"]) == (recipient, None)
+    assert (row["sender"], row["sender_clear"]) == (sender, None)
+    assert row["pii_mode"] == given
+    columns = dict(
+        zip(rows.COLUMNS, rows.to_columns(wire(event), pii_mode=sink_mode, salt=SALT), strict=True)
+    )
+    assert columns["recipient"] == [recipient]
+    assert columns["pii_mode"] == [given]
+
+
+def test_a_batch_mixing_protected_and_clear_events_protects_only_the_clear_ones() -> None:
+    hashed = protect(NUMBER, pii_mode="hash", salt=SALT)[0]
+    events = [
+        sample(event_id="a", recipient=hashed, pii_mode="hash"),
+        sample(event_id="b", recipient=NUMBER),  # written before the worker protected numbers
+        sample(event_id="c", recipient=NUMBER, pii_mode="clear"),
+    ]
+    columns = dict(
+        zip(rows.COLUMNS, rows.to_columns(wire(*events), pii_mode="clear", salt=SALT), strict=True)
+    )
+    assert columns["recipient"] == [hashed, hashed, hashed]
+    assert columns["recipient_clear"] == [None, NUMBER, NUMBER]
+    assert columns["pii_mode"] == ["hash", "clear", "clear"]
 
 
 def test_unknown_pii_mode_is_refused() -> None:
