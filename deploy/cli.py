@@ -23,6 +23,10 @@ dlr demo --providers all --rate 50 --incident 'carrier=de-vodafone,delivery=0.5,
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
                                 --report cost|compare|filtering: spend, providers, filtering)
 dlr billing export|compare ...  a provider's month per day and country; check its invoice
+dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
+dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
+dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
+dlr replay --from-topic dlr.raw.v1 --since 1h   re-process a range through the worker
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from deploy import billing_cli, logs, privacy_cli, report_cli
+from deploy import billing_cli, logs, privacy_cli, report_cli, weather
 from deploy.settings import Settings
 
 
@@ -163,6 +167,7 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
     logs.setup(settings.log_level)
     settings = _with_tls(settings, tls_cert, tls_key)
     options = _serving("ingress", settings, settings.ingress_host, settings.ingress_port)
+    print(f"[ingress] {external_url_line(settings, _scheme(settings))}", flush=True)
     uvicorn.run(
         "ingress.app:create_app",
         factory=True,
@@ -177,6 +182,29 @@ def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, w
         **options,
     )
     return 0
+
+
+def external_url_line(settings: Settings, scheme: str) -> str:
+    """The URL the ingress believes providers call, as it verifies URL-signing schemes
+    (Twilio, Plivo): a tunnel or proxy whose public URL differs shows up here at start."""
+    if settings.public_base_url:
+        base = settings.public_base_url.rstrip("/")
+        return (
+            f"external URL {base}/webhooks/<provider> (DLR_PUBLIC_BASE_URL): give providers "
+            "exactly this; URL-signing schemes are verified against it"
+        )
+    local = f"{scheme}://{settings.ingress_host}:{settings.ingress_port}"
+    if settings.trusted_proxies:
+        return (
+            f"external URL taken from X-Forwarded-Proto/Host/Port of proxies in "
+            f"{settings.trusted_proxies}, else {local}/webhooks/<provider>; behind a tunnel "
+            "set DLR_PUBLIC_BASE_URL to its public URL"
+        )
+    return (
+        f"external URL {local}/webhooks/<provider> (each request's Host header; no "
+        "DLR_PUBLIC_BASE_URL): behind a tunnel set DLR_PUBLIC_BASE_URL to its public URL, "
+        "or URL-signed callbacks (Twilio, Plivo) are refused"
+    )
 
 
 def cmd_api(settings: Settings, tls_cert: str | None, tls_key: str | None) -> int:
@@ -642,6 +670,28 @@ def main(argv: list[str] | None = None) -> int:
         help="live: carrier=<key or name>|country=<ISO>,delivery=<0..1>,after=<s>"
         "[,duration=<s>] (repeatable; implies --rate 20 unless given)",
     )
+    p = sub.add_parser("try", help="send a provider's callbacks, show what became of them")
+    p.add_argument("provider", nargs="?", help="e.g. twilio (omit with --all)")
+    p.add_argument(
+        "--status",
+        help="fixture names, comma separated (default delivered,undelivered,expired,rejected), "
+        "or all",
+    )
+    p.add_argument("--all", action="store_true", help="every provider, every status")
+    p.add_argument("--to", help="ingress base URL (default the local one)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the worker")
+    p = sub.add_parser("capture", help="export verified requests of the raw topic")
+    p.add_argument("--since", default="1h", help="how far back, e.g. 90m, 24h")
+    p.add_argument("--provider")
+    p.add_argument("--message-id", help="e.g. twilio:SM...")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file")
+    p = sub.add_parser("replay", help="send captured requests to an ingress again")
+    p.add_argument("file", type=Path, nargs="?", help="a `dlr capture` file")
+    p.add_argument("--from-topic", help="re-process this topic's records through the worker")
+    p.add_argument("--since", default="1h", help="with --from-topic: how far back")
+    p.add_argument("--to", help="ingress base URL (default the local one)")
+    p.add_argument("--resign", action="store_true", help="sign again with the dev secrets")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second at most")
     p = sub.add_parser("report", help="delivery analytics (deploy/report_cli.py)")
     report_cli.add_arguments(p)
     p = sub.add_parser(
@@ -653,6 +703,15 @@ def main(argv: list[str] | None = None) -> int:
     given = {"kafka_brokers": getattr(args, "brokers", None)}
     given["clickhouse_shards"] = getattr(args, "shards", None)
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        return _run(parser, args, settings)
+    except weather.Unreachable as exc:
+        print(f"dlr {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command (`main` turns an absent server into one line)."""
     if args.command == "up":
         return cmd_up(settings)
     if args.command == "kafka":
@@ -726,6 +785,24 @@ def main(argv: list[str] | None = None) -> int:
         return report_cli.run_args(settings, args)
     if args.command == "billing":
         return billing_cli.run_args(settings, args)
+    if args.command == "capture":
+        from deploy.tools.capture import run_capture
+
+        return run_capture(settings, args.since, args.output, args.provider, args.message_id)
+    if args.command == "replay":
+        from deploy.tools.replay import run_replay
+
+        if bool(args.file) == bool(args.from_topic):
+            parser.error("replay: give a captured file or --from-topic, not both")
+        if args.from_topic:
+            from deploy.tools.replay import run_from_topic
+
+            return run_from_topic(settings, args.from_topic, args.since)
+        return run_replay(settings, args.file, args.to, args.resign, args.rate)
+    if args.command == "try":
+        from deploy.tools.trying import run_try
+
+        return run_try(settings, args.provider, args.status, args.all, args.to, args.wait)
     return 2
 
 

@@ -20,7 +20,8 @@ counted twice. The truth file (`--truth`) has one JSON line per message with tho
 what the reports must add up to: `failure_reason`, `sent_at` and `ttd_s` (the send time
 and the time to deliver as the provider's receipts state them; null when they state no
 time), and the provider's own price and currency (`billed_price`, `billed_currency`),
-whether or not its receipts report them.
+whether or not its receipts report them. A ClickHouse that is briefly away is waited for,
+saying so (deploy/weather.py, `DLR_TOOLS_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -33,19 +34,23 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 import orjson
 
-from deploy import traffic, wire
+from deploy import traffic, weather, wire
 from deploy.settings import Settings
+from deploy.tools.keys import signing_keys
 from ingress.providers._contract import InboundRequest
 from schemas.geo import region_of
 from schemas.lifecycle import State
+
+T = TypeVar("T")
 
 CARRIERS = {
     "US": ["T-Mobile USA", "Verizon Wireless", "AT&T Mobility"],
@@ -355,34 +360,6 @@ async def _send(
     return dict(outcome)
 
 
-def _signing_keys(settings: Settings, providers: list[str]) -> dict[str, str]:
-    """The key each provider signs with: DLR_GENERIC_SECRETS for generic, else the local
-    development secrets `dlr up` created (the other providers' configured credentials
-    only verify, they cannot sign)."""
-    from deploy.settings import split_list
-    from ingress.credentials import dev_secrets_path
-
-    keys: dict[str, str] = {}
-    configured = split_list(settings.generic_secrets)
-    if configured:
-        keys["generic"] = configured[0]
-    missing = [p for p in providers if p not in keys]
-    if not missing:
-        return keys
-    path = dev_secrets_path(settings)
-    if not path.exists():
-        raise SystemExit(
-            f"no signing key for {', '.join(missing)}: run `make run` (development secrets) "
-            "first" + (" or set DLR_GENERIC_SECRETS" if missing == ["generic"] else "")
-        )
-    stored = json.loads(path.read_text())
-    for provider in missing:
-        if provider not in stored:
-            raise SystemExit(f"{path} has no {provider} key: restart `dlr up` to create it")
-        keys[provider] = str(stored[provider]["key"])
-    return keys
-
-
 def _ready(base: str) -> bool:
     try:
         return httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200
@@ -528,7 +505,7 @@ def _run(
     )
     for incident in live.incidents if live is not None else ():
         print(f"[demo] incident: {incident.label}", flush=True)
-    keys = _signing_keys(settings, used)
+    keys = signing_keys(settings, used)
     sent_at = time.monotonic()
     incidents = live.incidents if live is not None else ()
     outcome = asyncio.run(_send(keys, callbacks, concurrency, due, incidents))
@@ -538,13 +515,18 @@ def _run(
         f"({len(callbacks) / max(send_s, 1e-9):.0f}/s): {outcome}",
         flush=True,
     )
-    client = connect(settings)
+    where, wait_s = weather.clickhouse_name(settings), settings.tools_wait_s
+
+    def patiently(call: Callable[[], T]) -> T:
+        return weather.wait_for(where, call, patience=wait_s, label="demo")
+
+    client = patiently(lambda: connect(settings))
     db = settings.clickhouse_database
     ids = [t.message_id for t in truths]
     deadline = time.monotonic() + timeout
     events = 0
     while time.monotonic() < deadline:
-        events = _event_count(client, db, ids, exact=False)
+        events = patiently(lambda: _event_count(client, db, ids, exact=False))
         print(
             f"[demo] waiting for the pipeline: {events}/{unique} canonical events in ClickHouse",
             flush=True,
@@ -558,7 +540,7 @@ def _run(
     # part: compare again for a few seconds before calling a difference a mismatch.
     settle_until = time.monotonic() + 10
     while True:
-        got, total_rows = _clickhouse_view(client, db, ids)
+        got, total_rows = patiently(lambda: _clickhouse_view(client, db, ids))
         wrong = {m: (want, got.get(m)) for m, want in expected.items() if got.get(m) != want}
         if (not wrong and total_rows == events) or time.monotonic() >= settle_until:
             break

@@ -34,7 +34,8 @@ messages in a final state (sinks/clickhouse/README.md, "Delivery rate").
 
 `--since` takes a number with a unit: `3600s`, `90m`, `24h`, `7d`, `2w` (a bare number is
 seconds). Output goes to stdout; errors to stderr with exit status 1 (ClickHouse) or 2
-(arguments).
+(arguments). A ClickHouse that is away is waited for up to `DLR_TOOLS_WAIT_S` (default 60 s),
+saying so on stderr, before the one-line error (deploy/weather.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, cast, get_args
 
 import orjson
 
+from deploy import weather
 from deploy.settings import Settings
 from schemas.events import CarrierSource
 from schemas.lifecycle import FailureReason
@@ -427,12 +429,17 @@ def _fetch(
         where = repr(parse_url(settings.clickhouse))
     except ValueError as exc:
         raise ReportError(f"DLR_CLICKHOUSE_URL: {exc}", 2) from exc
+    name, wait_s = weather.clickhouse_name(settings), settings.tools_wait_s
     try:
-        client = connect(settings)
-    except (ClickHouseError, OSError) as exc:
+        client = weather.wait_for(name, lambda: connect(settings), patience=wait_s, label="report")
+    except weather.Unreachable as exc:
+        raise ReportError(str(exc), 1) from exc
+    except ClickHouseError as exc:
         raise ReportError(f"cannot reach ClickHouse {where}: {_first_line(exc)}", 1) from exc
     try:
-        return query(client)
+        return weather.wait_for(name, lambda: query(client), patience=wait_s, label="report")
+    except weather.Unreachable as exc:
+        raise ReportError(f"{kind} report failed: {exc}", 1) from exc
     except (ClickHouseError, OSError) as exc:
         raise ReportError(f"{kind} report failed on {where}: {_first_line(exc)}", 1) from exc
     finally:

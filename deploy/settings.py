@@ -6,7 +6,7 @@ Each service owns its settings class (`ingress/settings.py`, `ingress/api/settin
 `schemas/settings.py`); `Settings` combines them so that one object, read once from the
 environment at process start, can be handed to any of them. The fields added here only
 concern the local Kafka and ClickHouse that `dlr up`, `dlr kafka` and `dlr clickhouse`
-start. Nothing here does I/O.
+start, and how long the tools wait out an absent server. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ class Settings(
     )
     kafka_heap_mb: int = Field(512, le=4096, description="Heap of each local broker.")
     clickhouse_tcp_port: int = 9009
+    tools_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long `dlr demo|report|try|capture|replay` wait for an absent broker "
+        "or ClickHouse before failing with one line (deploy/weather.py).",
+    )
 
     def local_targets(self) -> str:
         """job=URL of every service's /metrics as `dlr up` runs them (on this host)."""

@@ -3,14 +3,16 @@ to exactly the expected canonical values (no Kafka: the pure path of each adapte
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 import pytest
 
+from deploy.tools import samples as provider_fixtures
 from ingress.providers import PROVIDERS as ADAPTERS
 from ingress.providers._contract import VerifyContext
 from schemas.providers import MAPPERS, PROVIDERS
-from tests import provider_fixtures
 
 CASES = [
     pytest.param(f, id=f"{f.provider}-{f.name}")
@@ -25,10 +27,24 @@ def test_every_provider_has_both_modules_and_fixtures() -> None:
     assert set(provider_fixtures.providers()) == set(PROVIDERS)
 
 
+@functools.cache
+def _credentials(provider: str) -> tuple[Any, str]:
+    """One set per provider and run (SNS makes an RSA key and certificate each time)."""
+    return ADAPTERS[provider].dev_credentials()
+
+
+@pytest.mark.parametrize("suffix", ["", "-t0a1b2c3d"])
 @pytest.mark.parametrize("fixture", CASES)
-async def test_fixture_maps_to_expected(fixture: provider_fixtures.Fixture) -> None:
+async def test_fixture_maps_to_expected(fixture: provider_fixtures.Fixture, suffix: str) -> None:
+    """As stored, and renamed the way `dlr try` renames it (messages of its own)."""
+    if suffix:
+        renamed = fixture.renamed(suffix)
+        assert [e["message_id"] for e in renamed.expect] != [
+            e["message_id"] for e in fixture.expect
+        ] or not fixture.expect
+        fixture = renamed
     adapter = ADAPTERS[fixture.provider]
-    credentials, key = adapter.dev_credentials()
+    credentials, key = _credentials(fixture.provider)
     now = int(time.time())
     request = adapter.sign(fixture.request(), key, now)
     verified = await adapter.verify(request, credentials, VerifyContext(now=now))

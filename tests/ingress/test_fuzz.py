@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from deploy.settings import Settings
+from deploy.tools import samples as provider_fixtures
 from ingress.app import create_app
 from ingress.providers import PROVIDERS
 from ingress.providers._contract import InboundRequest
-from tests import provider_fixtures
 from tests.doubles import RecordingProducer
 
 BASE_URL = "http://testserver"

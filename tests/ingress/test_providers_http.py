@@ -1,7 +1,7 @@
 """Every provider's real request format through the HTTP app, up to the producer.
 
 For each provider that has both a module (`ingress.providers.PROVIDERS`) and fixtures
-(`tests/fixtures/<provider>/`), the app runs in local mode (`dev_secrets=True`), so its
+(`deploy/tools/fixtures/<provider>/`), the app runs in local mode (`dev_secrets=True`), so its
 development credentials are created in `tmp_path/dev-secrets.json`; each fixture request is
 signed with that provider's `sign()` and its key from that file. Accepted fixtures must be
 handed to the producer (an in-process double, `tests/doubles.py`: the real broker's side is
@@ -28,13 +28,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from deploy.settings import Settings
+from deploy.tools import samples as provider_fixtures
 from ingress.app import create_app
 from ingress.credentials import dev_secrets
 from ingress.errors import VerificationError
 from ingress.providers import PROVIDERS
 from ingress.providers._contract import InboundRequest, VerifyContext
 from schemas.envelope import RawEnvelope
-from tests import provider_fixtures
 from tests.doubles import RecordingProducer
 
 #: The TestClient's base URL: what URL-signing schemes must sign.

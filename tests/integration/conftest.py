@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,22 @@ def pipeline(
     try:
         if getattr(request.module, "PIPELINE_STARTED", False):
             p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture(scope="module")
+def started_pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    """All services on topics and a database private to the test module, started once
+    for the module's tests and stopped after them."""
+    p = Pipeline(
+        kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("module"), uuid.uuid4().hex[:10]
+    )
+    try:
+        p.start()
         yield p
     finally:
         p.stop()

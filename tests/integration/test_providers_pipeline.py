@@ -6,33 +6,22 @@ canonical event."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from deploy.tools import samples as provider_fixtures
 from ingress.providers import PROVIDERS
-from tests import provider_fixtures
 from tests.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pipeline(
-    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    import uuid
-
-    p = Pipeline(
-        kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("providers"), uuid.uuid4().hex[:10]
-    )
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
+def pipeline(started_pipeline: Pipeline) -> Pipeline:
+    """One pipeline for the module's tests."""
+    return started_pipeline
 
 
 def test_every_fixture_reaches_clickhouse_as_expected(pipeline: Pipeline) -> None:

@@ -432,7 +432,10 @@ def test_bad_durations_are_refused_before_any_query(
 
 
 def test_unreachable_server_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    nowhere = Settings(clickhouse_url="http://user:secret@127.0.0.1:9")
+    nowhere = Settings(clickhouse_url="http://user:secret@127.0.0.1:9", tools_wait_s=1.0)
     assert run_report(nowhere, by="carrier", since="24h", fmt="json") == 1
     err = capsys.readouterr().err
+    assert "waiting for ClickHouse at 127.0.0.1:9" in err
     assert "cannot reach ClickHouse" in err and "secret" not in err
+    assert err.strip().splitlines()[-1].startswith("dlr report: cannot reach ClickHouse")
+    assert "Traceback" not in err

@@ -11,6 +11,7 @@ import json
 import orjson
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -22,7 +23,6 @@ from ingress.errors import (
 from ingress.providers import bandwidth
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 USER, PASSWORD = "bw-callbacks", "s3cret-Callback-Password"

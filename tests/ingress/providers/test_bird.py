@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -27,7 +28,6 @@ from ingress.errors import (
 from ingress.providers import bird
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 URL = "https://dlr.example.com/webhooks/bird"

@@ -8,6 +8,7 @@ import asyncio
 import orjson
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -20,7 +21,6 @@ from ingress.errors import (
 from ingress.providers import generic
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 SECRET = "generic-secret"

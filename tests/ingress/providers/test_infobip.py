@@ -15,6 +15,7 @@ import hmac
 import orjson
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -26,7 +27,6 @@ from ingress.errors import (
 from ingress.providers import infobip
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_718_000_000
 URL = "https://dlr.example.com/webhooks/infobip"

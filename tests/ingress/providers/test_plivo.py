@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -18,7 +19,6 @@ from ingress.errors import (
 from ingress.providers import plivo
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_718_000_000
 URL = "https://dlr.example.com/webhooks/plivo"

@@ -7,6 +7,7 @@ import asyncio
 import orjson
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -19,7 +20,6 @@ from ingress.errors import (
 from ingress.providers import sinch
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_718_000_000
 URL = "https://dlr.example.com/webhooks/sinch"

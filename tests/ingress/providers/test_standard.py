@@ -10,6 +10,7 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -22,7 +23,6 @@ from ingress.errors import (
 from ingress.providers import standard
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 

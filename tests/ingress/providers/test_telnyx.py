@@ -9,6 +9,7 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -21,7 +22,6 @@ from ingress.errors import (
 from ingress.providers import telnyx
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_700_000_000
 URL = "https://dlr.example.com/webhooks/telnyx"

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 import pytest
 
+from deploy.tools.samples import load
 from ingress.errors import (
     BadSignature,
     IngressError,
@@ -20,7 +21,6 @@ from ingress.errors import (
 from ingress.providers import twilio
 from ingress.providers._common import key_id
 from ingress.providers._contract import Credentials, InboundRequest, Verified, VerifyContext
-from tests.provider_fixtures import load
 
 NOW = 1_718_000_000
 URL = "https://dlr.example.com/webhooks/twilio"

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import bandwidth as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import bandwidth
-from tests.provider_fixtures import Fixture, load
 
 #: Bandwidth messaging webhook types (Bandwidth docs, "Messaging webhooks"); message-received
 #: is inbound, not a receipt.

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import bird as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import bird
-from tests.provider_fixtures import Fixture, load
 
 #: Legacy MessageBird SMS status reports and Bird Channels API statuses (the confirmed ones).
 DOCUMENTED_STATUSES = {

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import infobip as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import infobip
-from tests.provider_fixtures import Fixture, load
 
 #: Infobip's status table (docs, "Response status and error codes"): (id, name) -> state.
 DOCUMENTED_STATUSES = {

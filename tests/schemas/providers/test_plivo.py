@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import plivo as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import plivo
-from tests.provider_fixtures import Fixture, load
 
 #: Plivo's message states (docs, "Message status callbacks"; `received` is inbound).
 DOCUMENTED_STATUSES = {

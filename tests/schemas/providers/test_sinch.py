@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import sinch as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import sinch
-from tests.provider_fixtures import Fixture, load
 
 #: Sinch SMS REST API delivery-report statuses (docs, "Delivery reports").
 DOCUMENTED_STATUSES = {

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import sns as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import sns
-from tests.provider_fixtures import Fixture, load
 
 #: AWS End User Messaging SMS event types (TEXT_ALL is a subscription filter, not an event).
 DOCUMENTED_STATUSES = {

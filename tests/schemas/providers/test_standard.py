@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import standard as ingress
 from schemas.lifecycle import State
 from schemas.providers import generic, standard
-from tests.provider_fixtures import Fixture, load
 
 
 def test_tables_are_the_generic_vocabulary() -> None:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import telnyx as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import telnyx
-from tests.provider_fixtures import Fixture, load
 
 #: Every `to[].status` value (the telnyx-python SDK's Literal type).
 DOCUMENTED_STATUSES = {

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import twilio as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import twilio
-from tests.provider_fixtures import Fixture, load
 
 #: Twilio's Message status enum -> canonical state (receiving/received are inbound).
 DOCUMENTED_STATUSES = {

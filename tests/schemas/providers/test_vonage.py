@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from deploy.tools.samples import Fixture, load
 from ingress.providers import vonage as ingress
 from schemas.lifecycle import FailureReason, State
 from schemas.providers import vonage
-from tests.provider_fixtures import Fixture, load
 
 #: Vonage SMS API delivery-receipt statuses.
 DOCUMENTED_STATUSES = {

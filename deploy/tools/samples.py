@@ -1,7 +1,9 @@
-"""Loads the per-provider request fixtures under `tests/fixtures/<provider>/*.json`.
+"""Loads the per-provider request fixtures under `deploy/tools/fixtures/<provider>/*.json`.
 
 A fixture is one webhook request as the provider sends it, plus what the pipeline must
-make of it. Format (exactly one of body / json / form):
+make of it. One copy serves both the tests (every adapter and mapper is checked against
+it) and `dlr try` (which sends them to a running ingress), so it ships with the package.
+Format (exactly one of body / json / form):
 
     {
       "description": "undelivered, unknown handset (30005)",
@@ -17,13 +19,14 @@ make of it. Format (exactly one of body / json / form):
       ]
     }
 
-Signatures are never stored: tests sign with the provider module's `sign()` at run time.
+Signatures are never stored: tests and `dlr try` sign with the provider module's `sign()`
+at run time.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -55,6 +58,22 @@ class Fixture:
         if self.content_type:
             headers["content-type"] = self.content_type
         return InboundRequest(method=self.method, url=url, headers=headers, body=self.body)
+
+    def renamed(self, suffix: str) -> Fixture:
+        """The same request about messages of their own: every provider message id in the
+        body and query gets `suffix`, so a second `dlr try` is news to the pipeline's dedupe
+        and its state machine, not a duplicate of the first."""
+        keys = sorted({e["message_id"].split(":")[1] for e in self.expect}, key=len, reverse=True)
+        body, query = self.body.decode(), self.query
+        expect = [dict(e) for e in self.expect]
+        for key in keys:
+            body = body.replace(key, key + suffix)
+            query = query.replace(key, key + suffix)
+            for e in expect:
+                provider, _, rest = e["message_id"].partition(":")
+                if rest.split(":")[0] == key:
+                    e["message_id"] = f"{provider}:{key}{suffix}{rest[len(key) :]}"
+        return replace(self, body=body.encode(), query=query, expect=expect)
 
 
 def _body(spec: dict[str, Any]) -> bytes:
