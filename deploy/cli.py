@@ -794,13 +794,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "capture":
         from deploy.tools.capture import run_capture
 
-        if args.refused:
-            from deploy.tools.capture import run_capture_refused
-
-            if args.message_id:
-                parser.error("capture: --refused has no message ids (nothing was verified)")
-            return run_capture_refused(settings, args.since, args.output, args.provider)
-        return run_capture(settings, args.since, args.output, args.provider, args.message_id)
+        if args.refused and args.message_id:
+            parser.error("capture: --refused has no message ids (nothing was verified)")
+        return run_capture(
+            settings, args.since, args.output, args.provider, args.message_id, args.refused
+        )
     if args.command == "replay":
         from deploy.tools.replay import run_replay
 

@@ -298,19 +298,15 @@ def _keep_refused(
     """Hand a refused request to the refused topic (only on the refusal path, never waits);
     a failure here is logged, never the request's answer."""
     try:
-        _keep(state, capture, scope, provider, token, exc)
+        capture.keep(provider, _refused_record(state, scope, provider, token, exc))
     except Exception:
         log.exception("refused request not kept", extra={"provider": provider})
 
 
-def _keep(
-    state: IngressState,
-    capture: RefusedCapture,
-    scope: Scope,
-    provider: str,
-    token: str | None,
-    exc: IngressError,
-) -> None:
+def _refused_record(
+    state: IngressState, scope: Scope, provider: str, token: str | None, exc: IngressError
+) -> dict[str, Any]:
+    """What is kept of a refused request: the request as read, else what the scope says."""
     inbound = exc.request
     if inbound is not None:
         method, url, headers, body, ip = (
@@ -325,7 +321,7 @@ def _keep(
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         url = external_url(scope, state.settings.public_base_url, state.trusted)
         ip = client_ip(scope, state.trusted)
-    record = record_of(
+    return record_of(
         provider,
         exc,
         method,
@@ -337,7 +333,6 @@ def _keep(
         state.settings.refused_body_bytes,
         time.time(),
     )
-    capture.keep(provider, record)
 
 
 def _keyword(

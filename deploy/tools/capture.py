@@ -109,49 +109,36 @@ async def _capture_refused(
     return read, written
 
 
-def run_capture_refused(
-    settings: Settings, since: str, output: Path, provider: str | None = None
-) -> int:
-    """Write the refused requests of the window; 0 on success, 2 for a bad argument."""
-    try:
-        start = time.time() - parse_duration(since)
-    except ValueError as exc:
-        print(f"dlr capture: {exc}", file=sys.stderr)
-        return 2
-    with output.open("w") as out:
-        read, written = asyncio.run(_capture_refused(settings, out, start, provider))
-    print(
-        f"[capture] {written} refused requests from {read} records of "
-        f"{settings.refused_topic} (last {since}) -> {output}",
-        file=sys.stderr,
-    )
-    if not read:
-        print(
-            "[capture] none kept: the ingress keeps refused requests only with "
-            "DLR_CAPTURE_REFUSED=1",
-            file=sys.stderr,
-        )
-    return 0
-
-
 def run_capture(
     settings: Settings,
     since: str,
     output: Path,
     provider: str | None = None,
     message_id: str | None = None,
+    refused: bool = False,
 ) -> int:
-    """Write the file; 0 on success, 2 for a bad argument."""
+    """Write the file (verified requests, or with `refused` the refused ones the ingress
+    kept); 0 on success, 2 for a bad argument."""
     try:
         start = time.time() - parse_duration(since)
     except ValueError as exc:
         print(f"dlr capture: {exc}", file=sys.stderr)
         return 2
     with output.open("w") as out:
-        read, written = asyncio.run(_capture(settings, out, start, provider, message_id))
+        if refused:
+            topic, what = settings.refused_topic, "refused requests"
+            read, written = asyncio.run(_capture_refused(settings, out, start, provider))
+        else:
+            topic, what = settings.raw_topic, "requests"
+            read, written = asyncio.run(_capture(settings, out, start, provider, message_id))
     print(
-        f"[capture] {written} requests from {read} records of {settings.raw_topic} "
-        f"(last {since}) -> {output}",
+        f"[capture] {written} {what} from {read} records of {topic} (last {since}) -> {output}",
         file=sys.stderr,
     )
+    if refused and not read:
+        print(
+            "[capture] none kept: the ingress keeps refused requests only with "
+            "DLR_CAPTURE_REFUSED=1",
+            file=sys.stderr,
+        )
     return 0

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from deploy.settings import Settings
-from deploy.tools.capture import run_capture_refused
+from deploy.tools.capture import run_capture
 from ingress.app import create_app
 from ingress.errors import BadSignature
 from ingress.refused import record_of, secret
@@ -117,6 +117,6 @@ def test_refused_requests_reach_their_topic_without_secrets_and_accepted_ones_do
     for leaked in ("hunter2", "not-a-real-token", headers["x-webhook-signature"]):
         assert leaked not in raw_text
     out = tmp_path / "refused.jsonl"
-    assert run_capture_refused(settings, "10m", out, "generic") == 0
+    assert run_capture(settings, "10m", out, "generic", refused=True) == 0
     lines = [orjson.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["error"] for line in lines) == ["bad_signature", "unknown_token"]
