@@ -23,7 +23,7 @@ dlr demo --providers all --rate 50 --incident 'carrier=de-vodafone,delivery=0.5,
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
                                 --report cost|compare|filtering: spend, providers, filtering)
 dlr billing export|compare ...  a provider's month per day and country; check its invoice
-dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
+dlr try <provider> [--status S,S|all] | --all   real callbacks -> pipeline outcome, alerts fed
 dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
 dlr capture --refused --since 1h [--provider P] -o F   refused requests (DLR_CAPTURE_REFUSED=1)
 dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
