@@ -300,12 +300,16 @@ def cmd_dashboard(settings: Settings) -> int:
     """Serve the built-in dashboard with uvicorn."""
     import uvicorn
 
-    from ingress.dashboard.app import create_app
+    from ingress.dashboard.app import Reports, create_app
+    from sinks.clickhouse import insights
 
     logs.setup(settings.log_level)
     print(f"[dashboard] http://{settings.dashboard_host}:{settings.dashboard_port}/", flush=True)
     uvicorn.run(
-        create_app(settings.with_targets()),
+        create_app(
+            settings.with_targets(),
+            reports=Reports(compare=insights.compare, cost=insights.cost),
+        ),
         host=settings.dashboard_host,
         port=settings.dashboard_port,
         access_log=False,

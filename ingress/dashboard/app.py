@@ -14,7 +14,15 @@ messages, attempts, delivered, failed, time to deliver), `/api/v1/reasons` (fail
 mix), `/api/v1/worst?by=` (lowest delivery rates and their change against the previous
 window), `/api/v1/alerts` (active alerts of `dlr alerts` and the window's state changes),
 `/api/v1/health` (each service of `DLR_METRICS_TARGETS`: up, lag, requests, 5xx, dead
-letters since it started).
+letters since it started), `/api/v1/compare?by=` (providers side by side per destination:
+attempts, delivery rate with its 95 % Wilson interval, p50/p95 time to deliver, cost per
+delivered message, the best provider only where the intervals do not overlap) and
+`/api/v1/cost?by=` (spend per group and currency, never summed across currencies).
+
+The last two are the reports of `sinks/clickhouse/insights.py` (the same SQL and numbers as
+`dlr report --report compare|cost`). A service never imports another, so `dlr dashboard`
+hands them over as `Reports`; the dashboard runs them on its own client, bounded like
+its other queries, over the snapshot as it is (`as_of`), with `DLR_PRICE_CURRENCIES`.
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -40,13 +49,39 @@ from ingress.dashboard.openapi import openapi_document
 from ingress.dashboard.queries import GROUPS, SQL
 from ingress.dashboard.settings import DashboardSettings
 
-__all__ = ["bucket_seconds", "create_app"]
+__all__ = ["COMPARE_BY", "Report", "Reports", "bucket_seconds", "create_app"]
 
 #: Windows the page offers (seconds); the API takes any in [MIN, MAX].
 MIN_WINDOW_S, MAX_WINDOW_S = 60, 30 * 86400
 #: Nice bucket sizes; the trend has about 40 buckets per window.
 BUCKETS_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 SERIES = 8
+#: The destinations providers are compared over (a pair is `country,carrier`).
+COMPARE_BY = ("country", "carrier", "region", "country,carrier", "country,region")
+
+
+class Report(Protocol):
+    """One report of `sinks/clickhouse/insights.py` (`compare`, `cost`): rows of a window."""
+
+    def __call__(
+        self,
+        client: Any,
+        database: str,
+        by: str,
+        since_s: int,
+        now: datetime | None = None,
+        *,
+        currencies: Mapping[str, str] | None = None,
+        exact: bool = True,
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Reports:
+    """The insight reports `dlr dashboard` hands over (services never import each other)."""
+
+    compare: Report
+    cost: Report
 
 
 class BadQuery(ValueError):
@@ -71,10 +106,10 @@ def _window(request: Request) -> int:
     return window
 
 
-def _by(request: Request) -> str:
-    by = request.query_params.get("by", "carrier")
-    if by not in GROUPS:
-        raise BadQuery(f"by must be one of {', '.join(GROUPS)}")
+def _by(request: Request, default: str = "carrier", allowed: tuple[str, ...] = GROUPS) -> str:
+    by = request.query_params.get("by", default)
+    if by not in allowed:
+        raise BadQuery(f"by must be one of {', '.join(allowed)}")
     return by
 
 
@@ -114,7 +149,7 @@ class Store:
         self.settings = settings
         self._client: Any = None
 
-    def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _connected(self) -> Any:
         if self._client is None:
             from clickhouse_connect import get_client
 
@@ -123,18 +158,42 @@ class Store:
             options: dict[str, Any] = dict(parse_url(self.settings.clickhouse).client_options())
             options["send_receive_timeout"] = self.settings.dashboard_query_timeout_s
             self._client = get_client(**options)
+        return self._client
+
+    def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         parameters = {"db": self.settings.clickhouse_database, **params}
         try:
-            result = self._client.query(SQL[name], parameters=parameters)
+            result = self._connected().query(SQL[name], parameters=parameters)
         except Exception:
             self._client = None
             raise
         return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
 
+    def _report(self, report: Report, by: str, window: int) -> list[dict[str, Any]]:
+        try:
+            return report(
+                self._connected(),
+                self.settings.clickhouse_database,
+                by,
+                window,
+                currencies=self.settings.price_currencies,
+                exact=False,
+            )
+        except Exception:
+            self._client = None
+            raise
+
     async def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Rows of one named query."""
         return await asyncio.wait_for(
             asyncio.to_thread(self._query, name, params),
+            self.settings.dashboard_query_timeout_s,
+        )
+
+    async def report(self, report: Report, by: str, window: int) -> list[dict[str, Any]]:
+        """Rows of one insight report over the window ending now (the snapshot as it is)."""
+        return await asyncio.wait_for(
+            asyncio.to_thread(self._report, report, by, window),
             self.settings.dashboard_query_timeout_s,
         )
 
@@ -274,6 +333,18 @@ async def alerts(store: Store, window: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def compare(store: Store, reports: Reports, window: int, by: str) -> dict[str, Any]:
+    """Providers side by side per destination (`insights.compare`)."""
+    rows = await store.report(reports.compare, by, window)
+    return {"window_s": window, "by": by.split(","), "rows": rows}
+
+
+async def cost(store: Store, reports: Reports, window: int, by: str) -> dict[str, Any]:
+    """Spend per group and currency (`insights.cost`); `currency` null: not priced."""
+    rows = await store.report(reports.cost, by, window)
+    return {"window_s": window, "by": by, "rows": rows}
+
+
 def _metric_totals(text: str) -> dict[str, float]:
     """The few numbers the health view shows, summed over labels."""
     out = {"requests": 0.0, "errors_5xx": 0.0, "lag": 0.0, "dead_letters": 0.0}
@@ -354,8 +425,9 @@ class DashboardMetrics:
         )
 
 
-def create_app(settings: DashboardSettings | None = None) -> Starlette:
-    """The dashboard app (settings from the environment when none are given)."""
+def create_app(settings: DashboardSettings | None = None, *, reports: Reports) -> Starlette:
+    """The dashboard app (settings from the environment when none are given) with the
+    insight reports `dlr dashboard` hands over."""
     s = settings or DashboardSettings()
     store = Store(s)
     page = _static("index.html")
@@ -406,6 +478,14 @@ def create_app(settings: DashboardSettings | None = None) -> Starlette:
         Route("/api/v1/worst", endpoint(lambda r: worst(store, _window(r), _by(r)))),
         Route("/api/v1/alerts", endpoint(lambda r: alerts(store, _window(r)))),
         Route("/api/v1/health", endpoint(lambda r: health(s))),
+        Route(
+            "/api/v1/compare",
+            endpoint(lambda r: compare(store, reports, _window(r), _by(r, "country", COMPARE_BY))),
+        ),
+        Route(
+            "/api/v1/cost",
+            endpoint(lambda r: cost(store, reports, _window(r), _by(r, "provider"))),
+        ),
         Mount(
             "/static",
             StaticFiles(directory=str(resources.files("ingress.dashboard") / "static")),

@@ -21,6 +21,20 @@ _BY = {
     "schema": {"type": "string", "enum": list(GROUPS), "default": "carrier"},
     "description": "The dimension to group by.",
 }
+_COMPARE_BY = {
+    "name": "by",
+    "in": "query",
+    "schema": {
+        "type": "string",
+        "enum": ["country", "carrier", "region", "country,carrier", "country,region"],
+        "default": "country",
+    },
+    "description": "The destination providers are compared over (one dimension or a pair).",
+}
+_COST_BY = {
+    **_BY,
+    "schema": {"type": "string", "enum": list(GROUPS), "default": "provider"},
+}
 _RATE = {"type": ["number", "null"], "description": "delivered / attempts (null: no attempts)"}
 
 
@@ -125,6 +139,38 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/health": _op(
                 "Each service of DLR_METRICS_TARGETS: up, lag, requests, 5xx, dead letters",
                 {"services": _POINTS},
+            ),
+            "/api/v1/compare": _op(
+                "Providers side by side per destination (dlr report --report compare)",
+                {
+                    "by": {"type": "array", "items": {"type": "string"}},
+                    "rows": {
+                        "type": "array",
+                        "description": "per destination and provider: attempts, delivered, "
+                        "delivery_rate, rate_low / rate_high (95 % Wilson interval), "
+                        "ttd_p50_s / ttd_p95_s, price_share, spend and cost_per_delivered "
+                        "(currency -> amount), best (only where the best provider's "
+                        "interval lies above every other's)",
+                        "items": {"type": "object"},
+                    },
+                },
+                _WINDOW,
+                _COMPARE_BY,
+            ),
+            "/api/v1/cost": _op(
+                "Spend per group and currency (dlr report --report cost)",
+                {
+                    "by": {"type": "string"},
+                    "rows": {
+                        "type": "array",
+                        "description": "per group and currency (null: messages without a "
+                        "price): messages, delivered, segments, spend, spend_not_delivered, "
+                        "cost_per_delivered, price_share; never summed across currencies",
+                        "items": {"type": "object"},
+                    },
+                },
+                _WINDOW,
+                _COST_BY,
             ),
         },
         "components": {

@@ -422,3 +422,59 @@ def test_the_cli_prints_every_format_and_checks_its_arguments(
     assert "999" in buffer.getvalue()
     invoice.write_text("date,messages\n2026-11-01,3\n")
     assert run_compare(settings, invoice=invoice, currency=None, stdout=io.StringIO(), **args) == 2
+
+
+def test_the_dashboard_serves_the_same_comparison_and_spend(
+    client: Any, settings: Settings
+) -> None:
+    """`/api/v1/compare` and `/api/v1/cost` of the built-in dashboard, against the specs
+    (the page reads the snapshot as it is: brought up to date first, as its minute would)."""
+    from starlette.testclient import TestClient
+
+    from ingress.dashboard.app import Reports, create_app
+    from ingress.dashboard.settings import DashboardSettings
+    from sinks.clickhouse.report import refresh
+
+    refresh(client, settings.clickhouse_database)
+    board = DashboardSettings(
+        clickhouse_url=settings.clickhouse_url,
+        clickhouse_database=settings.clickhouse_database,
+        price_currencies={"vonage": "EUR"},
+    )
+    app = create_app(board, reports=Reports(compare=insights.compare, cost=insights.cost))
+    with TestClient(app) as http:
+        answer = http.get("/api/v1/compare", params={"window": DAY, "by": "country"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["by"] == ["country"] and body["window_s"] == DAY
+        got = {(r["country"], r["provider"]): r for r in body["rows"]}
+        groups: dict[tuple[str, str], list[Spec]] = defaultdict(list)
+        for spec in CURRENT:
+            groups[spec.country, spec.provider].append(spec)
+        assert got.keys() == {k for k, g in groups.items() if any(s.final for s in g)}
+        for key, row in got.items():
+            attempts = [s for s in groups[key] if s.final is not None]
+            delivered = [s for s in attempts if s.final is State.DELIVERED]
+            assert (row["attempts"], row["delivered"]) == (len(attempts), len(delivered))
+            low, high = insights.wilson(len(delivered), len(attempts)) or (None, None)
+            assert row["rate_low"] == pytest.approx(low) and row["rate_high"] == pytest.approx(high)
+        assert {k for k, r in got.items() if r["best"]} == {("GB", "telnyx")}
+        # Vonage's prices are EUR here (DLR_PRICE_CURRENCIES): 0.04 x 10 over 6 delivered
+        assert got["DE", "vonage"]["cost_per_delivered"] == pytest.approx({"EUR": 0.4 / 6})
+        pair = http.get("/api/v1/compare", params={"window": DAY, "by": "country,carrier"})
+        assert pair.json()["by"] == ["country", "carrier"]
+        assert {(r["country"], r["carrier"]) for r in pair.json()["rows"]} >= {("GB", "Xcell")}
+
+        cost = http.get("/api/v1/cost", params={"window": DAY}).json()
+        assert cost["by"] == "provider"
+        rows = {(r["provider"], r["currency"]): r for r in cost["rows"]}
+        want: dict[tuple[str, str | None], list[Spec]] = defaultdict(list)
+        for spec in CURRENT:
+            want[spec.provider, _currency(spec, {"vonage": "EUR"})].append(spec)
+        assert rows.keys() == want.keys()
+        for key, group in want.items():
+            assert rows[key]["messages"] == len(group)
+            if key[1] is None:  # not priced: said so, never a zero
+                assert rows[key]["spend"] is None and rows[key]["price_share"] == 0
+            else:
+                assert rows[key]["spend"] == pytest.approx(sum(s.price or 0 for s in group))

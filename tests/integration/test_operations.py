@@ -382,6 +382,18 @@ def test_the_dashboard_page_shows_what_clickhouse_holds(run: Run) -> None:
         assert browser.rows("worst") and browser.rows("health")
         assert any("Vodafone" in row for row in browser.rows("worst"))
         assert any("delivery_rate_drop" in row for row in browser.rows("recent"))
+        # providers compared per destination (all DE here), attempts as ClickHouse counts
+        # them, and their spend: one row per provider and currency
+        sent = client.query(
+            f"SELECT toString(provider), countIf(is_attempt) FROM {db}.status_snapshot"
+            " WHERE first_event_at >= now() - INTERVAL 3600 SECOND GROUP BY 1"
+        ).result_rows
+        compared = [row.split() for row in browser.rows("compare")]
+        assert all(cells[0] == "DE" for cells in compared), compared
+        assert {c[1]: c[2] for c in compared} == {p: f"{n:,}" for p, n in sent if n}
+        assert {row.split()[0] for row in browser.rows("cost")} == {p for p, _ in sent}
+        browser.select("compare-by", "country,carrier")
+        assert browser.wait_text("compare", "DE / ")
         browser.select("by", "country")
         assert browser.wait_text("worst", "DE")
         browser.screenshot(shot)

@@ -154,6 +154,35 @@ function drawTables(worst, alerts, health) {
   setValue("alert-count", String(alerts.active.length), alerts.active.length);
 }
 
+const money = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(4));
+const perCurrency = (m) => Object.entries(m).map(([c, v]) => `${money(v)} ${c}`).join(", ") || "–";
+
+function drawInsights(compare, cost) {
+  fillTable("compare", compare.rows.map((r) => [
+    compare.by.map((g) => r[g] ?? "–").join(" / "),
+    r.provider,
+    [count(r.attempts), "num"],
+    [pct(r.delivery_rate), "num"],
+    [r.rate_low === null ? "–" : `${pct(r.rate_low)} – ${pct(r.rate_high)}`, "num"],
+    [secs(r.ttd_p50_s), "num"],
+    [secs(r.ttd_p95_s), "num"],
+    [perCurrency(r.cost_per_delivered), "num"],
+    [pct(r.price_share), "num"],
+    [r.best ? "best" : "", r.best ? "good" : ""],
+  ]));
+  $("no-compare").hidden = compare.rows.length > 0;
+  fillTable("cost", cost.rows.map((r) => [
+    r.provider ?? "–",
+    r.currency === null ? ["no price", "muted"] : r.currency,
+    [count(r.messages), "num"],
+    [count(r.delivered), "num"],
+    [money(r.spend), "num"],
+    [money(r.spend_not_delivered), "num"],
+    [money(r.cost_per_delivered), "num"],
+    [pct(r.price_share), "num"],
+  ]));
+}
+
 function drawSummary(summary) {
   setValue("messages", count(summary.messages), summary.messages);
   setValue("attempts", count(summary.attempts), summary.attempts);
@@ -173,7 +202,8 @@ async function refresh() {
   const q = `window=${windowS}`;
   $("status").textContent = "loading …";
   try {
-    const [summary, trend, volume, reasons, worst, alerts, health] = await Promise.all([
+    const compareBy = $("compare-by").value;
+    const [summary, trend, volume, reasons, worst, alerts, health, compare, cost] = await Promise.all([
       getJson(`/api/v1/summary?${q}`),
       getJson(`/api/v1/trend?${q}&by=${by}`),
       getJson(`/api/v1/volume?${q}`),
@@ -181,12 +211,15 @@ async function refresh() {
       getJson(`/api/v1/worst?${q}&by=${by}`),
       getJson(`/api/v1/alerts?${q}`),
       getJson("/api/v1/health"),
+      getJson(`/api/v1/compare?${q}&by=${encodeURIComponent(compareBy)}`),
+      getJson(`/api/v1/cost?${q}&by=provider`),
     ]);
     drawSummary(summary);
     drawTrend(trend);
     drawVolume(volume);
     drawReasons(reasons);
     drawTables(worst, alerts, health);
+    drawInsights(compare, cost);
     $("error").hidden = true;
     $("status").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
@@ -207,6 +240,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refresh").addEventListener("click", refresh);
   $("window").addEventListener("change", refresh);
   $("by").addEventListener("change", refresh);
+  $("compare-by").addEventListener("change", refresh);
   $("auto").addEventListener("change", schedule);
   schedule();
   refresh();

@@ -13,8 +13,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from ingress.dashboard.app import create_app
+from ingress.dashboard.app import Reports, create_app
 from ingress.dashboard.settings import DashboardSettings
+from sinks.clickhouse import insights
+
+#: What `dlr dashboard` hands over.
+REPORTS = Reports(compare=insights.compare, cost=insights.cost)
 
 
 def closed_port() -> int:
@@ -34,7 +38,7 @@ def client() -> Iterator[TestClient]:
             "dashboard_query_timeout_s": 2,
         }
     )
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, reports=REPORTS)) as test_client:
         yield test_client
 
 
@@ -62,25 +66,30 @@ def test_openapi_documents_every_json_endpoint(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "message"),
-    [("window=abc", "number of seconds"), ("window=5", "between"), ("by=phone", "by must")],
+    ("path", "query", "message"),
+    [
+        ("worst", "window=abc", "number of seconds"),
+        ("worst", "window=5", "between"),
+        ("worst", "by=phone", "by must"),
+        ("compare", "by=provider", "by must be one of country, carrier"),
+        ("cost", "by=phone", "by must"),
+    ],
 )
 def test_a_bad_query_is_a_422_naming_the_parameter(
-    client: TestClient, query: str, message: str
+    client: TestClient, path: str, query: str, message: str
 ) -> None:
-    answer = client.get(f"/api/v1/worst?{query}")
+    answer = client.get(f"/api/v1/{path}?{query}")
     assert answer.status_code == 422
     assert answer.json()["error"] == "invalid_query" and message in answer.json()["detail"]
 
 
-def test_clickhouse_unreachable_is_a_503_and_counted(client: TestClient) -> None:
-    answer = client.get("/api/v1/summary?window=3600")
+@pytest.mark.parametrize("path", ["summary", "compare"])
+def test_clickhouse_unreachable_is_a_503_and_counted(client: TestClient, path: str) -> None:
+    answer = client.get(f"/api/v1/{path}?window=3600")
     assert answer.status_code == 503 and answer.json()["error"] == "store_unavailable"
     metrics = client.get("/metrics").text
-    assert re.search(
-        r'dlr_dashboard_requests_total\{outcome="store_unavailable",route="/api/v1/summary"\} 1\.0',
-        metrics,
-    ), metrics
+    line = f'dlr_dashboard_requests_total{{outcome="store_unavailable",route="/api/v1/{path}"}} 1.0'
+    assert line in metrics.splitlines(), metrics
 
 
 def test_health_says_which_service_does_not_answer(client: TestClient) -> None:
