@@ -23,8 +23,9 @@ dlr demo --providers all --rate 50 --incident 'carrier=de-vodafone,delivery=0.5,
 dlr report --by carrier ...     delivery analytics from ClickHouse (--by country,carrier: pairs;
                                 --report cost|compare|filtering: spend, providers, filtering)
 dlr billing export|compare ...  a provider's month per day and country; check its invoice
-dlr try <provider> [--status S,S|all] | --all   real provider callbacks -> what the pipeline made
+dlr try <provider> [--status S,S|all] | --all   real callbacks -> pipeline outcome, alerts fed
 dlr capture --since 1h [--provider P] [--message-id M] -o F   verified requests -> JSON lines
+dlr capture --refused --since 1h [--provider P] -o F   refused requests (DLR_CAPTURE_REFUSED=1)
 dlr replay F [--to URL] [--resign] [--rate N]   send captured requests again
 dlr replay --from-topic dlr.raw.v1 --since 1h   re-process a range through the worker
 """
@@ -688,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--since", default="1h", help="how far back, e.g. 90m, 24h")
     p.add_argument("--provider")
     p.add_argument("--message-id", help="e.g. twilio:SM...")
+    p.add_argument(
+        "--refused",
+        action="store_true",
+        help="the refused requests the ingress kept (DLR_CAPTURE_REFUSED=1) instead",
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file")
     p = sub.add_parser("replay", help="send captured requests to an ingress again")
     p.add_argument("file", type=Path, nargs="?", help="a `dlr capture` file")
@@ -792,7 +798,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "capture":
         from deploy.tools.capture import run_capture
 
-        return run_capture(settings, args.since, args.output, args.provider, args.message_id)
+        if args.refused and args.message_id:
+            parser.error("capture: --refused has no message ids (nothing was verified)")
+        return run_capture(
+            settings, args.since, args.output, args.provider, args.message_id, args.refused
+        )
     if args.command == "replay":
         from deploy.tools.replay import run_replay
 

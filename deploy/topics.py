@@ -67,7 +67,9 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
       (`max.compaction.lag.ms`, which also rolls the active segment), tombstones stay a
       day; the broker stamps the append time, so an export by time is exact;
     - alerts are compacted: the latest record per fingerprint is what `dlr alerts`
-      rebuilds its state from (no phone numbers in them: rule, labels, values).
+      rebuilds its state from (no phone numbers in them: rule, labels, values);
+    - refused requests (`DLR_CAPTURE_REFUSED`, a debugging aid the ingress writes
+      fire-and-forget) `DLR_REFUSED_RETENTION_HOURS`, a day.
     """
     lag = settings.suppressions_compaction_lag_hours * _HOUR_MS
     durable = settings.topic_durability_configs
@@ -89,6 +91,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         },
         settings.alerts_topic: durable
         | {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+        settings.refused_topic: durable | _delete_after(settings.refused_retention_hours),
     }
 
 

@@ -4,8 +4,10 @@ Order per request (never changed): route -> transport (HTTPS, client certificate
 `ingress/transport.py`) -> method -> source IP -> rate limit -> callback token -> body
 (bounded) -> content type -> verify -> replay check -> extract -> produce (acks=all) -> 200.
 Everything that is refused raises an `ingress.errors` class; `webhook()` turns it into
-`{"error": code, "detail": text}` and counts it. Nothing unverified is produced; nothing
-is acknowledged before Kafka acknowledged it.
+`{"error": code, "detail": text}` and counts it. Nothing unverified is produced to the raw
+topic; nothing is acknowledged before Kafka acknowledged it. With `DLR_CAPTURE_REFUSED=1`
+the refusal path alone also hands the request, stripped of secrets, to the refused topic
+(`ingress/refused.py`, fire-and-forget).
 
 Webhooks are the hot path: `IngressApp` hands `/webhooks/...` straight from the ASGI scope
 to `webhook()`, without Starlette's middleware, router, Request and Response objects. The
@@ -59,6 +61,7 @@ from ingress.providers import (
     value_type,
 )
 from ingress.ratelimit import RateLimiter
+from ingress.refused import RefusedCapture, record_of
 from ingress.replay import ReplayCache
 from ingress.settings import IngressSettings
 from ingress.transport import SubjectPatterns, TransportPolicy
@@ -99,6 +102,8 @@ class IngressState:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     certs: dict[str, bytes] = field(default_factory=dict)
     http: httpx.AsyncClient | None = None
+    #: Where refused requests are kept (DLR_CAPTURE_REFUSED); None: not kept.
+    refused: RefusedCapture | None = None
 
     def client(self) -> httpx.AsyncClient:
         """The outbound HTTP client, created on first use (most deployments never need it)."""
@@ -171,6 +176,8 @@ async def webhook(
         reply = await _accept(state, scope, receive, name, token)
     except IngressError as exc:
         reply = _refusal(state, label, exc)
+        if state.refused is not None:
+            _keep_refused(state, state.refused, scope, label, token, exc)
     except ClientDisconnect:  # the provider hung up mid-body: nothing produced; it retries
         metrics.outcome(label, "disconnect", "499")
         reply = _DISCONNECTED
@@ -223,28 +230,32 @@ async def _accept(
     body = await read_limited(receive, headers, settings.max_body_bytes)
     url = external_url(scope, settings.public_base_url, state.trusted)
     inbound = InboundRequest(method=method, url=url, headers=headers, body=body, client_ip=ip)
-    types = provider.CONTENT_TYPES
-    if method != "GET" and types and inbound.content_type not in types:
-        allowed = ", ".join(sorted(types))
-        raise UnsupportedMediaType(f"{name} sends {allowed}, not {inbound.content_type!r}")
-    now = time.time()
-    context = VerifyContext(now=now, window=settings.replay_window_s, fetch=state.fetch)
-    verified = await provider.verify(inbound, state.credentials[name], context)
-    if state.replay.seen(name, verified.replay_key, now):
-        state.metrics.outcome(name, "replay", "200")
-        return Reply(200, _DUPLICATE)
-    records = provider.extract(inbound)
-    items = _envelopes(
-        name, inbound, records, verified.key_id, fields, now, state.metrics, settings.pii_salt
-    )
-    if items:
-        produce_started = time.perf_counter()
-        await state.producer.send_all(items)
-        state.metrics.produced(name, len(items), time.perf_counter() - produce_started)
-    state.replay.add(name, verified.replay_key, now)
-    state.metrics.outcome(name, "accepted", "200")
-    answer = _ACCEPTED_ONE if len(items) == 1 else _accepted(len(items))
-    return Reply(200, answer, confirm_url=verified.confirm_url)
+    try:  # zero-cost unless raised (3.11): the refused-request capture wants the body
+        types = provider.CONTENT_TYPES
+        if method != "GET" and types and inbound.content_type not in types:
+            allowed = ", ".join(sorted(types))
+            raise UnsupportedMediaType(f"{name} sends {allowed}, not {inbound.content_type!r}")
+        now = time.time()
+        context = VerifyContext(now=now, window=settings.replay_window_s, fetch=state.fetch)
+        verified = await provider.verify(inbound, state.credentials[name], context)
+        if state.replay.seen(name, verified.replay_key, now):
+            state.metrics.outcome(name, "replay", "200")
+            return Reply(200, _DUPLICATE)
+        records = provider.extract(inbound)
+        items = _envelopes(
+            name, inbound, records, verified.key_id, fields, now, state.metrics, settings.pii_salt
+        )
+        if items:
+            produce_started = time.perf_counter()
+            await state.producer.send_all(items)
+            state.metrics.produced(name, len(items), time.perf_counter() - produce_started)
+        state.replay.add(name, verified.replay_key, now)
+        state.metrics.outcome(name, "accepted", "200")
+        answer = _ACCEPTED_ONE if len(items) == 1 else _accepted(len(items))
+        return Reply(200, answer, confirm_url=verified.confirm_url)
+    except IngressError as exc:
+        exc.request = inbound
+        raise
 
 
 def _accepted(records: int) -> bytes:
@@ -274,6 +285,54 @@ def _refusal(state: IngressState, provider: str, exc: IngressError) -> Reply:
         allow = ", ".join(sorted(PROVIDERS[provider].METHODS)) if provider in PROVIDERS else "POST"
         headers = ((b"allow", allow.encode()),)
     return Reply(exc.status, orjson.dumps({"error": exc.code, "detail": exc.detail}), headers)
+
+
+def _keep_refused(
+    state: IngressState,
+    capture: RefusedCapture,
+    scope: Scope,
+    provider: str,
+    token: str | None,
+    exc: IngressError,
+) -> None:
+    """Hand a refused request to the refused topic (only on the refusal path, never waits);
+    a failure here is logged, never the request's answer."""
+    try:
+        capture.keep(provider, _refused_record(state, scope, provider, token, exc))
+    except Exception:
+        log.exception("refused request not kept", extra={"provider": provider})
+
+
+def _refused_record(
+    state: IngressState, scope: Scope, provider: str, token: str | None, exc: IngressError
+) -> dict[str, Any]:
+    """What is kept of a refused request: the request as read, else what the scope says."""
+    inbound = exc.request
+    if inbound is not None:
+        method, url, headers, body, ip = (
+            inbound.method,
+            inbound.url,
+            inbound.headers,
+            inbound.body,
+            inbound.client_ip,
+        )
+    else:  # refused before its body was read
+        method, body = scope["method"], None
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        url = external_url(scope, state.settings.public_base_url, state.trusted)
+        ip = client_ip(scope, state.trusted)
+    return record_of(
+        provider,
+        exc,
+        method,
+        url,
+        token,
+        headers,
+        body,
+        ip,
+        state.settings.refused_body_bytes,
+        time.time(),
+    )
 
 
 def _keyword(
@@ -488,6 +547,10 @@ def create_app(
             )
         for name, weakness in weaknesses(settings, state.allow).items():
             log.warning("weak provider authentication", extra={"provider": name, "why": weakness})
+        if settings.capture_refused:
+            state.refused = RefusedCapture(
+                settings.bootstrap, settings.refused_topic, state.metrics
+            )
         try:
             await state.producer.start()
         except IngressError as exc:
@@ -504,6 +567,9 @@ def create_app(
         finally:
             gc.unfreeze()
             await state.producer.stop()
+            if state.refused is not None:
+                state.refused.close()
+                state.refused = None
             if state.http is not None:
                 await state.http.aclose()
 

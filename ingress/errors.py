@@ -26,12 +26,20 @@ metrics label failures by class name. Endpoints never catch them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingress.providers._contract import InboundRequest
+
 
 class IngressError(Exception):
     """Base of all refusals; carries the HTTP status and a stable error code."""
 
     status: int = 400
     code: str = "bad_request"
+    #: The request as read, when it was refused after its body was read (the refused
+    #: capture keeps it: ingress/refused.py).
+    request: InboundRequest | None = None
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code)

@@ -63,6 +63,8 @@ class IngressMetrics:
         self.in_flight = 0
         #: (provider, keyword) -> inbound messages (stop/start/help, none, no_number).
         self.inbound: dict[tuple[str, str], int] = {}
+        #: kept / dropped -> refused requests for the refused topic (DLR_CAPTURE_REFUSED).
+        self.refused_captures: dict[str, int] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -87,6 +89,10 @@ class IngressMetrics:
         """Count one inbound message by what it asks for."""
         key = (provider, keyword)
         self.inbound[key] = self.inbound.get(key, 0) + 1
+
+    def refused_capture(self, result: str) -> None:
+        """Count one refused request handed to the refused topic ('kept') or not ('dropped')."""
+        self.refused_captures[result] = self.refused_captures.get(result, 0) + 1
 
     def produced(self, provider: str, records: int, seconds: float) -> None:
         """Count records Kafka acknowledged and how long that took."""
@@ -114,6 +120,13 @@ class IngressMetrics:
         )
         for provider, count in self.records.items():
             records.add_metric([provider], count)
+        captured = CounterMetricFamily(
+            "dlr_ingress_refused_captures",
+            "Refused requests handed to the refused topic (kept) or not, its queue full (dropped)",
+            labels=["result"],
+        )
+        for result, count in self.refused_captures.items():
+            captured.add_metric([result], count)
         produce = HistogramMetricFamily(
             "dlr_ingress_produce_seconds", "Time until Kafka acknowledged all records of a request"
         )
@@ -134,4 +147,4 @@ class IngressMetrics:
         )
         for inbound_labels, count in self.inbound.items():
             inbound.add_metric(inbound_labels, count)
-        yield from (requests, failures, records, produce, handling, in_flight, inbound)
+        yield from (requests, failures, records, captured, produce, handling, in_flight, inbound)

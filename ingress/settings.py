@@ -95,6 +95,14 @@ class IngressSettings(TransportSettings):
     )
     replay_window_s: float = Field(300.0, gt=0)
     max_body_bytes: int = Field(256 * 1024, gt=0)
+    capture_refused: bool = Field(
+        False,
+        description="Keep refused requests on the refused topic (fire-and-forget, no "
+        "credential or signature headers, body truncated) for `dlr capture --refused`.",
+    )
+    refused_body_bytes: int = Field(
+        2048, ge=0, description="How much of a refused request's body is kept."
+    )
     produce_timeout_s: float = Field(5.0, gt=0, description="Kafka ack bound before a 503.")
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
     rate_limit_burst: int = Field(1000, ge=1)

@@ -149,6 +149,11 @@ class CommonSettings(BaseSettings):
         "dlr.alerts.v1",
         description="Alert state changes of `dlr alerts` (compacted, keyed by fingerprint).",
     )
+    refused_topic: str = Field(
+        "dlr.refused.v1",
+        description="Refused webhook requests, without credentials or signatures and with "
+        "the body truncated, when the ingress runs with DLR_CAPTURE_REFUSED=1.",
+    )
 
     # -- where each service's metrics are ------------------------------------------------
     metrics_targets: str = Field(
@@ -273,6 +278,9 @@ class CommonSettings(BaseSettings):
     )
     deadletter_retention_hours: int = Field(
         336, ge=1, description="Retention of dlr.deadletter.v1 (time to investigate)."
+    )
+    refused_retention_hours: int = Field(
+        24, ge=1, description="Retention of dlr.refused.v1 (a day of 'why was this refused')."
     )
     suppressions_compaction_lag_hours: int = Field(
         24,

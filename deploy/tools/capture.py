@@ -9,6 +9,13 @@ batch share their request (same body hash and arrival time) and are written once
 that kept only its own part of a batch is written as that part (`"whole": false`). Lines
 hold recipients' numbers as the provider sent them: treat the file like the topic (PII).
 `dlr replay` sends them again.
+
+    dlr capture --refused --since 1h [--provider twilio] -o refused.jsonl
+
+exports instead what the ingress kept of the requests it refused when it runs with
+`DLR_CAPTURE_REFUSED=1` (`ingress/refused.py`: the refusal's status, code and detail, the
+URL it believed it served, headers without credentials or signatures, the body cut
+short). Not replayable: their signatures are not kept.
 """
 
 from __future__ import annotations
@@ -83,24 +90,55 @@ async def _capture(
     return read, written
 
 
+async def _capture_refused(
+    settings: Settings, out: TextIO, since: float, provider: str | None
+) -> tuple[int, int]:
+    """(records read, refused requests written), as the ingress kept them."""
+    read = written = 0
+    topic = settings.refused_topic
+    async for record in reader.time_range(settings, topic, since, "capture"):
+        read += 1
+        try:
+            line = orjson.loads(record.value or b"")
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(line, dict) or (provider and line.get("provider") != provider):
+            continue
+        out.write(orjson.dumps(line).decode() + "\n")
+        written += 1
+    return read, written
+
+
 def run_capture(
     settings: Settings,
     since: str,
     output: Path,
     provider: str | None = None,
     message_id: str | None = None,
+    refused: bool = False,
 ) -> int:
-    """Write the file; 0 on success, 2 for a bad argument."""
+    """Write the file (verified requests, or with `refused` the refused ones the ingress
+    kept); 0 on success, 2 for a bad argument."""
     try:
         start = time.time() - parse_duration(since)
     except ValueError as exc:
         print(f"dlr capture: {exc}", file=sys.stderr)
         return 2
     with output.open("w") as out:
-        read, written = asyncio.run(_capture(settings, out, start, provider, message_id))
+        if refused:
+            topic, what = settings.refused_topic, "refused requests"
+            read, written = asyncio.run(_capture_refused(settings, out, start, provider))
+        else:
+            topic, what = settings.raw_topic, "requests"
+            read, written = asyncio.run(_capture(settings, out, start, provider, message_id))
     print(
-        f"[capture] {written} requests from {read} records of {settings.raw_topic} "
-        f"(last {since}) -> {output}",
+        f"[capture] {written} {what} from {read} records of {topic} (last {since}) -> {output}",
         file=sys.stderr,
     )
+    if refused and not read:
+        print(
+            "[capture] none kept: the ingress keeps refused requests only with "
+            "DLR_CAPTURE_REFUSED=1",
+            file=sys.stderr,
+        )
     return 0

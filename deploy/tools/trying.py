@@ -10,8 +10,10 @@ dedupe), signed with the provider's own scheme and the development secrets (`dlr
 them), and sent to the ingress (`--to`, default the local one). Then the tool follows
 `dlr.status.v1` and `dlr.actions.v1` from just before it sent and prints one row per
 message: provider, status (fixture), HTTP status, the canonical state and failure reason
-the worker emitted, the actions it decided, and `ok` when state and reason are those the
-fixture expects. Exit 0 only when every row is ok.
+the worker emitted, the actions it decided, `ok` when state and reason are those the
+fixture expects, and the alert rules of `sinks/alerts/` that outcome feeds (those a flood
+of it would fire, asked of the rules themselves: `deploy.tools.could_raise`). Exit 0 only
+when every row is ok.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from deploy import weather
 from deploy.report_cli import render_table
 from deploy.settings import Settings
 from deploy.tools import reader, samples
+from deploy.tools.could_raise import Outcome, could_raise
 from deploy.tools.keys import signing_keys
 from ingress.providers._contract import InboundRequest
+from sinks.alerts.settings import AlertSettings
 
 #: The statuses of a go-live list (those a provider has fixtures for are used).
 DEFAULT_STATUSES = ("delivered", "undelivered", "expired", "rejected")
@@ -49,9 +53,29 @@ class Row:
     expect_state: str
     expect_reason: str | None
     http: int | None = None
+    error: str | None = None
     state: str | None = None
     reason: str | None = None
     actions: list[str] = field(default_factory=list)
+    is_final: bool | None = None
+    country: str | None = None
+    carrier: str | None = None
+    region: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the alert rules see of this message."""
+        return Outcome(
+            self.provider,
+            self.http,
+            self.error,
+            self.state,
+            self.reason,
+            self.is_final,
+            self.country,
+            self.carrier,
+            self.region,
+        )
 
     @property
     def ok(self) -> bool:
@@ -87,11 +111,18 @@ def choose(provider: str | None, statuses: str | None, everything: bool) -> list
     return out
 
 
-def _post(client: httpx.Client, request: InboundRequest, url: str) -> int:
+def _post(client: httpx.Client, request: InboundRequest, url: str) -> tuple[int, str | None]:
+    """The HTTP status and, for a refusal, the ingress's error code."""
     response = client.request(
         request.method, url, headers=dict(request.headers), content=request.body
     )
-    return response.status_code
+    error = None
+    if response.status_code >= 300:
+        try:
+            error = str(response.json().get("error")) or None
+        except ValueError:
+            error = None
+    return response.status_code, error
 
 
 def _send(settings: Settings, to: str, fixtures: list[samples.Fixture], run: str) -> list[Row]:
@@ -110,7 +141,7 @@ def _send(settings: Settings, to: str, fixtures: list[samples.Fixture], run: str
             )
             url = to.rstrip("/") + request.url[len(signed_for) :]
 
-            status = weather.wait_for(
+            status, error = weather.wait_for(
                 f"the ingress at {to}",
                 functools.partial(_post, client, request, url),
                 patience=settings.tools_wait_s,
@@ -125,6 +156,7 @@ def _send(settings: Settings, to: str, fixtures: list[samples.Fixture], run: str
                         e["state"],
                         e.get("failure_reason"),
                         http=status,
+                        error=error,
                     )
                 )
     return rows
@@ -148,6 +180,10 @@ async def _outcomes(settings: Settings, rows: list[Row], since: float, wait_s: f
                 if record.topic == status_topic:
                     row.state = str(value.get("current_state"))
                     row.reason = value.get("failure_reason")
+                    row.is_final = bool(value.get("is_final"))
+                    row.country = value.get("country")
+                    row.carrier = value.get("carrier")
+                    row.region = value.get("region")
                     waiting.discard(row.message_id)
                 elif str(value.get("type")) not in row.actions:
                     row.actions.append(str(value.get("type")))
@@ -164,9 +200,20 @@ async def _outcomes(settings: Settings, rows: list[Row], since: float, wait_s: f
                 )
 
 
-def table(rows: list[Row]) -> str:
-    """provider x status -> HTTP, canonical state, reason, actions, verdict."""
-    headers = ["provider", "status", "http", "state", "reason", "actions", "expected", "check"]
+def table(rows: list[Row], alerts: AlertSettings) -> str:
+    """provider x status -> HTTP, canonical state, reason, actions, verdict, and the alert
+    rules a flood of that outcome would fire (`deploy.tools.could_raise`)."""
+    headers = [
+        "provider",
+        "status",
+        "http",
+        "state",
+        "reason",
+        "actions",
+        "expected",
+        "check",
+        "alerts it could raise",
+    ]
     cells = [
         [
             row.provider,
@@ -177,6 +224,7 @@ def table(rows: list[Row]) -> str:
             ",".join(row.actions) or "-",
             row.expect_state + (f"/{row.expect_reason}" if row.expect_reason else ""),
             "ok" if row.ok else "MISMATCH",
+            ",".join(could_raise(row.outcome, alerts)) or "-",
         ]
         for row in rows
     ]
@@ -203,7 +251,7 @@ def run_try(
     print(f"[try] run {run}: {len(fixtures)} requests to {target}", file=sys.stderr, flush=True)
     rows = _send(settings, target, fixtures, run)
     asyncio.run(_outcomes(settings, rows, since, wait_s))
-    print(table(rows))
+    print(table(rows, settings))
     bad = [row for row in rows if not row.ok]
     print(f"\n{len(rows) - len(bad)}/{len(rows)} messages as expected (run {run})")
     return 0 if not bad else 1

@@ -26,7 +26,7 @@ HOUR_MS = 3_600_000
 def _settings(bootstrap: str, unique: str, **changes: Any) -> Settings:
     names: dict[str, Any] = {
         f"{topic}_topic": f"{topic}.{unique}"
-        for topic in ("raw", "status", "deadletter", "actions", "suppressions", "sends")
+        for topic in ("raw", "status", "deadletter", "actions", "suppressions", "sends", "refused")
     }
     names["actions_deadletter_topic"] = f"actions-dead.{unique}"
     return Settings.model_validate(
@@ -81,6 +81,7 @@ def test_every_topic_gets_an_explicit_retention_or_compaction(kafka_bootstrap: s
     assert got[settings.status_topic]["retention.ms"][0] == str(168 * HOUR_MS)
     assert got[settings.deadletter_topic]["retention.ms"][0] == str(50 * HOUR_MS)
     assert got[settings.actions_deadletter_topic]["retention.ms"][0] == str(50 * HOUR_MS)
+    assert got[settings.refused_topic]["retention.ms"][0] == str(24 * HOUR_MS)  # a day
     suppressions = got[settings.suppressions_topic]
     assert suppressions["max.compaction.lag.ms"][0] == str(24 * HOUR_MS)
     assert suppressions["message.timestamp.type"][0] == "LogAppendTime"

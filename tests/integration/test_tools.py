@@ -37,10 +37,20 @@ def test_try_all_prints_the_matrix_as_the_fixtures_expect(
     for provider in samples.providers():
         assert any(line.startswith(provider + " ") for line in lines), provider
     rows = {tuple(line.split()[:2]): line.split() for line in lines if line.count("  ") > 3}
-    # provider status http state reason actions expected check
+    # provider status http state reason actions expected check alerts
     assert rows[("twilio", "undelivered")][3:5] == ["undelivered", "unreachable"]
     assert rows[("twilio", "opted_out")][3:6] == ["rejected", "opted_out", "suppress"]
     assert rows[("vonage", "delivered")][3:6] == ["delivered", "-", "-"]
+    # the alert rules each outcome feeds, asked of sinks/alerts' rules (deploy/tools/could_raise)
+    assert rows[("vonage", "delivered")][8] == "-"
+    assert rows[("vonage", "undelivered")][8].split(",") == [
+        "delivery_rate_drop",
+        "failure_reason_spike",
+        "delivered_stopped",
+    ], out
+    # Twilio's callbacks name no carrier: only the country's drop can see them
+    assert rows[("twilio", "undelivered")][8] == "delivery_rate_drop", out
+    assert rows[("twilio", "sent")][8] == "messages_stuck", out
 
 
 def test_try_twice_is_news_both_times_and_names_unknown_statuses(
