@@ -206,6 +206,7 @@ def main() -> int:
             "DLR_API_KEYS": f'[{{"id": "bench", "sha256": "{token_hash(TOKEN)}", '
             '"scopes": ["suppressions:read"]}]',
             "DLR_API_RATE_LIMIT_PER_S": "0",
+            "DLR_REQUIRE_HTTPS": "false",  # plain HTTP on loopback, as the baseline
             "DLR_LOG_LEVEL": "WARNING",
         }
         started = time.monotonic()

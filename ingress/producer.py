@@ -119,8 +119,13 @@ class RawProducer:
         reconnecting, so the ingress answers 503 only while the broker is away.
         """
         self._client()
-        if not await self._broker_answers(self.timeout_s):
-            raise BrokerUnavailable(f"Kafka not reachable within {self.timeout_s:.1f}s")
+        # A topic created a moment ago answers "leader not available" for a while:
+        # asked again until the timeout, not refused at the first answer.
+        deadline = time.monotonic() + self.timeout_s
+        while not await self._broker_answers(max(0.1, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(f"Kafka not reachable within {self.timeout_s:.1f}s")
+            await asyncio.sleep(0.2)
 
     def _client(self) -> confluent_kafka.Producer:
         """The librdkafka producer, created on first use inside the running loop."""
