@@ -224,8 +224,7 @@ async def _accept(
     if not state.limiter.allow(name):
         raise RateLimited(f"over the rate limit for {name}")
     fields = tokens.verify(token, state.token_secrets) if token is not None else {}
-    # ASGI header names are lower-case already.
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers = _scope_headers(scope)
     settings = state.settings
     body = await read_limited(receive, headers, settings.max_body_bytes)
     url = external_url(scope, settings.public_base_url, state.trusted)
@@ -318,7 +317,7 @@ def _refused_record(
         )
     else:  # refused before its body was read
         method, body = scope["method"], None
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _scope_headers(scope)
         url = external_url(scope, state.settings.public_base_url, state.trusted)
         ip = client_ip(scope, state.trusted)
     return record_of(
@@ -384,6 +383,7 @@ def _envelopes(
     headers = {k: v for k, v in inbound.headers.items() if k not in _SECRET_HEADERS}
     content_type = inbound.content_type
     items = []
+    whole: tuple[str, str] | None = None
     for index, record in enumerate(records):
         key: bytes | None = None
         payload: Mapping[str, Any] = record.payload
@@ -392,11 +392,12 @@ def _envelopes(
             if keyword is None:
                 continue
             key, payload = keyword
-        raw = inbound.body if record.body is None else record.body
-        try:
-            body, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            body, encoding = raw.hex(), "hex"
+        if record.body is None:  # the whole request: decoded once for all its records
+            if whole is None:
+                whole = _text(inbound.body)
+            body, encoding = whole
+        else:
+            body, encoding = _text(record.body)
         message_id = f"{name}:{record.message_key}"
         envelope = {
             "provider": name,
@@ -421,6 +422,19 @@ def _envelopes(
         }
         items.append((key or message_id.encode(), orjson.dumps(envelope)))
     return items
+
+
+def _text(raw: bytes) -> tuple[str, str]:
+    """(body, encoding) as the envelope carries it: UTF-8 text, else hex."""
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return raw.hex(), "hex"
+
+
+def _scope_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by name (ASGI names are lower-case already)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 async def _confirm_subscription(state: IngressState, name: str, url: str) -> None:

@@ -78,12 +78,10 @@ class Outcome:
 def protected(event: CanonicalEvent, config: Config) -> CanonicalEvent:
     """The event as it leaves the worker: recipient and a phone-number sender as
     `config.pii_mode` says (`schemas.phone.protect`), `pii_mode` saying which."""
-    recipient, _ = protect(event.recipient, pii_mode=config.pii_mode, salt=config.salt)
     if config.pii_mode == "clear":
-        recipient = event.recipient
-        sender = event.sender
-    else:
-        sender, _ = protect_sender(event.sender, pii_mode=config.pii_mode, salt=config.salt)
+        return replace(event, pii_mode="clear")
+    recipient, _ = protect(event.recipient, pii_mode=config.pii_mode, salt=config.salt)
+    sender, _ = protect_sender(event.sender, pii_mode=config.pii_mode, salt=config.salt)
     return replace(event, recipient=recipient, sender=sender, pii_mode=config.pii_mode)
 
 
