@@ -101,9 +101,12 @@ async def _dead_letters(
         if not tps:
             return []
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
+        # explicit offsets: seek_to_beginning() races with the position the fetcher may
+        # already have reset an assigned partition to (as in sinks/alerts read_latest)
+        for tp, first in starts.items():
+            consumer.seek(tp, first)
         total = sum(ends[tp] - starts[tp] for tp in tps)
         found: list[tuple[bytes | None, dict[str, Any]]] = []
         remaining = {tp for tp in tps if ends[tp] > starts[tp]}
