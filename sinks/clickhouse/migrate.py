@@ -41,6 +41,8 @@ STATEMENT_SETTINGS = {"distributed_foreground_insert": 1}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _FILE = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+#: A statement that creates a refreshable view (its first refresh starts at once).
+_REFRESHABLE = re.compile(r"\bREFRESH\s+(EVERY|AFTER)\b", re.IGNORECASE)
 
 BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS {db}.schema_migrations
@@ -244,6 +246,10 @@ def migrate(
         for name, text, digest in pending:
             for statement in statements(render(text, values)):
                 target.run(statement)
+                if _REFRESHABLE.search(statement):
+                    # A new view refreshes at once; a later ALTER of its target in this
+                    # run must not race that refresh, so stop it until the run ends.
+                    target.pause_refreshes()
             client.insert(
                 "schema_migrations",
                 [[name, digest]],

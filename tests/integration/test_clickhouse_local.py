@@ -25,6 +25,7 @@ from deploy.settings import Settings
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FailureReason, State, is_final
 from schemas.phone import number_hash
+from sinks.clickhouse import migrate as migrate_module
 from sinks.clickhouse import rows
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import ddl_files, migrate
@@ -308,6 +309,29 @@ def test_migrations_apply_once_with_settings_ttls(client: Any, database: str) ->
     events = tables["events"]
     assert "toIntervalDay(7)" in events and events.count("toIntervalDay(2)") == 2
     assert "toIntervalDay(7)" in tables["messages"] and "toIntervalDay(7)" in tables["hourly_v2"]
+
+
+def test_no_refresh_runs_while_a_migration_alters_tables(
+    client: Any, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view's first refresh (at creation) must not overlap a later ALTER of its target:
+    it would swap in a table of the old columns and the next CREATE VIEW would fail."""
+    seen: list[tuple[str, str]] = []
+    run = migrate_module._Target.run
+
+    def spy(self: Any, sql: str) -> None:
+        if sql.lstrip().upper().startswith("ALTER TABLE"):
+            states = client.query(
+                "SELECT view, status FROM system.view_refreshes WHERE database = %(db)s",
+                parameters={"db": database},
+            ).result_rows
+            seen.extend((str(view), str(status)) for view, status in states)
+        run(self, sql)
+
+    monkeypatch.setattr(migrate_module._Target, "run", spy)
+    migrate(client, database)
+    assert seen  # 0007, 0008 and 0010 alter tables after status_snapshot_mv exists
+    assert all(status == "Disabled" for _, status in seen), seen
 
 
 def test_events_columns_equal_rows_module(client: Any, database: str) -> None:
