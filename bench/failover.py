@@ -37,8 +37,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -112,6 +114,65 @@ async def outputs(bootstrap: str, topic: str, since: float) -> list[tuple[int, f
     return [(p, emitted, emitted - received) for p, received, emitted in times if emitted >= since]
 
 
+async def steady_events(bootstrap: str, topic: str, since: float) -> dict[str, set[str]]:
+    """message id -> the distinct event ids emitted for the records received after `since`
+    (the steady load's: the table's own `accepted` records were received before it)."""
+    from datetime import datetime
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    seen: dict[str, set[str]] = {}
+    try:
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            got = [r for rs in batch.values() for r in rs]
+            idle = 0 if got else idle + 1
+            for record in got:
+                event = orjson.loads(record.value or b"{}")
+                if datetime.fromisoformat(event["received_at"]).timestamp() >= since:
+                    seen.setdefault(event["message_id"], set()).add(event["event_id"])
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def reconcile(load: Steady, seen: dict[str, set[str]]) -> tuple[int, int, int]:
+    """(lost, doubled, re-emitted) of the steady load's records: a record with no canonical
+    event is lost; a message with two different event ids is doubled (the sink would store
+    both); the same event id again is a replay after the kill (the sink keeps one)."""
+    expected = {f"generic:fo-{load.first + (i * 7919) % load.count}" for i in range(load.sent)}
+    lost = len(expected - seen.keys())
+    doubled = sum(1 for mid in expected if len(seen.get(mid, ())) > 1)
+    return lost, doubled, len(seen.keys() - expected)
+
+
+def wait_lag_zero(bootstrap: str, group: str, topic: str, timeout: float) -> int:
+    """Poll the group's lag on `topic` until 0 or `timeout`; the last lag seen."""
+    deadline = time.monotonic() + timeout
+    lag = -1
+    while time.monotonic() < deadline:
+        try:
+            lag = asyncio.run(group_lag(bootstrap, group, topic))
+        except KafkaError:
+            lag = -1
+        if lag == 0:
+            break
+        time.sleep(2)
+    return lag
+
+
+class Outcome(NamedTuple):
+    """One configuration's run: failover seconds (None: not recovered), worst lateness after
+    the kill, and the steady records sent, lost and doubled."""
+
+    seconds: float | None
+    worst: float
+    sent: int
+    lost: int
+    doubled: int
+
+
 def failover_time(events: list[tuple[int, float, float]], killed_at: float) -> float | None:
     """Seconds from the kill to the last event over 1 s late, if every partition then
     emitted in time; None when some partition never got back under 1 s."""
@@ -151,8 +212,8 @@ def active_partitions(web_ports: dict[str, int]) -> dict[str, int]:
 
 def run_config(
     base: Settings, raw: str, run: str, standbys: int, steady: range, args: argparse.Namespace
-) -> float | None:
-    """Build the table with three workers, then kill one under steady load; the failover s."""
+) -> Outcome:
+    """Build the table with three workers, then kill one under steady load."""
     tag = f"{run}-sb{standbys}"
     data = ROOT / ".data" / "bench" / f"failover-{tag}"
     env_vars = {
@@ -214,10 +275,31 @@ def run_config(
             f"{args.warmup:.0f}s at {args.rate:.0f} records/s; watching for {args.window:.0f}s",
             flush=True,
         )
-        time.sleep(args.window)
+        watch_until = time.monotonic() + args.window
+        while (left := watch_until - time.monotonic()) > 0:
+            time.sleep(min(30.0, left))
+            try:
+                now_lag = str(asyncio.run(group_lag(base.bootstrap, settings.worker_id, raw)))
+            except KafkaError as exc:
+                now_lag = f"unknown ({type(exc).__name__})"
+            print(
+                f"[bench]   {time.time() - killed_at:.0f}s after the kill: lag {now_lag} records, "
+                f"{load.sent} steady records sent",
+                flush=True,
+            )
         load.stop.set()
         thread.join(30)
+        # every steady record processed (or 120 s) before its events are counted
+        lag_left = wait_lag_zero(base.bootstrap, settings.worker_id, raw, 120.0)
         events = asyncio.run(outputs(base.bootstrap, settings.status_topic, since))
+        lost, doubled, other = reconcile(
+            load, asyncio.run(steady_events(base.bootstrap, settings.status_topic, since))
+        )
+        print(
+            f"[bench]   steady records {load.sent}: lost {lost}, doubled {doubled} (two event "
+            f"ids for one report), unexpected {other}; lag at the end {lag_left}",
+            flush=True,
+        )
         seconds = failover_time(events, killed_at)
         worst = max((lat for _, e, lat in events if e >= killed_at), default=0.0)
         print(
@@ -227,7 +309,7 @@ def run_config(
             ),
             flush=True,
         )
-        return seconds
+        return Outcome(seconds, worst, load.sent, lost, doubled)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -281,10 +363,14 @@ def main() -> int:
             f"{args.messages} messages in the table, {args.rate:.0f} records/s, "
             f"session timeout {timeout:.0f}s (part of both):"
         )
-        for sb, seconds in results.items():
+        print(f"[bench]   {'':<44} failover  worst late  steady sent  lost  doubled")
+        for sb, r in results.items():
             label = "standby replicas 1" if sb else "standby replicas 0 (replays the changelog)"
-            value = f"{seconds:.1f}s" if seconds is not None else "not recovered"
-            print(f"[bench]   {label:<44} {value}")
+            value = f"{r.seconds:.1f}s" if r.seconds is not None else "not recovered"
+            print(
+                f"[bench]   {label:<44} {value:>8} {r.worst:>10.1f}s {r.sent:>12} "
+                f"{r.lost:>5} {r.doubled:>8}"
+            )
     finally:
         if started_kafka:
             kafka.stop(base)
