@@ -15,7 +15,11 @@ partitions replays their whole changelog) and once with 1 (it already holds a wa
    more than 1 s after its record was sent, provided every partition has emitted in
    under 1 s since (else "not recovered" within `--window`). It includes the group's
    session timeout (`DLR_WORKER_SESSION_TIMEOUT_S`, printed): how long Kafka waits before
-   it declares the silent worker dead.
+   it declares the silent worker dead. The group's lag is printed every 30 s meanwhile.
+4. After the window the load stops and, once the group's lag is 0 (or 120 s passed), every
+   steady record is reconciled with the output topic: lost (no canonical event), doubled
+   (two different event ids for one report: the sink would store both); the same event id
+   again (a replay after the kill) is not counted, the sink keeps one row per event id.
 
     .venv/bin/python -m bench.failover [--messages 1000000] [--rate 300] [--window 400]
                                       [--standbys 0,1]
