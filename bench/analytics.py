@@ -476,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queries-only",
         action="store_true",
-        help="with --keep-data: time the queries on the database a previous run loaded",
+        help="with --keep-data: time the queries on the database a previous run loaded "
+        "(after applying the migrations it lacks)",
     )
     args = parser.parse_args(argv)
     db = check_identifier(args.database)
@@ -489,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         client = connect(settings)
         print(f"ClickHouse {client.server_version} at {settings.clickhouse}, database {db}")
         if args.queries_only:
+            # migrations added since that run (applied ones are skipped)
+            migrate(client, db)
             # the previous run's `now`: one second after its newest event
             newest = client.query(f"SELECT max(received_at) FROM {db}.events").result_rows[0][0]
             now = newest.replace(tzinfo=UTC, microsecond=0) + timedelta(seconds=1)
