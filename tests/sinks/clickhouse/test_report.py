@@ -73,8 +73,9 @@ class Recorder:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         self.calls.append((sql, dict(parameters or {})))
-        # messages' and sends' blocks, the snapshot's watermarks, the engine of `messages`
-        fresh = [5, 5, (5, 5), "AggregatingMergeTree"]
+        # messages' and sends' blocks, the snapshot's watermarks, the engine of `messages`,
+        # the rollup's watermarks
+        fresh = [5, 5, (5, 5), "AggregatingMergeTree", (5, 5)]
         rows: list[Any] = [fresh] if "system.parts" in sql else []
 
         class Result:
