@@ -436,16 +436,20 @@ def silent_carriers(
     min_messages: int = 1,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
-    """Carriers with traffic in the window and not one delivered message."""
+    """Carriers with traffic in the window and not one delivered message. Reads
+    `status_rollup` for the whole hours (`queries/silent_carriers_rollup.sql`, the same
+    numbers, arrays sorted); `rollup=False`: the snapshot only."""
     parameters = {
         "db": check_identifier(database),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
         "min_messages": max(1, int(min_messages)),
     }
+    query = query_for("silent_carriers", parameters, ("carrier", "provider"), cluster, rollup)
     _fresh(client, database, exact, cluster)
-    return _rows(client, "silent_carriers", parameters)
+    return _rows(client, query, parameters)
 
 
 def reason_spikes(

@@ -54,6 +54,13 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
         ("compare", "status_snapshot"),
         ("filtering", "status_snapshot"),
         ("billing", "status_snapshot"),
+        ("report_rollup", "status_rollup"),
+        ("hourly_status_rollup", "status_rollup"),
+        ("reason_spikes_rollup", "status_rollup"),
+        ("silent_carriers_rollup", "status_rollup"),
+        ("cost_rollup", "status_rollup"),
+        ("compare_rollup", "status_rollup"),
+        ("filtering_rollup", "status_rollup"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
