@@ -154,7 +154,13 @@ def query_for(
     if grain is None:
         return name
     parameters["grain"] = grain
-    return rolled or f"{name}_rollup"
+    rolled = rolled or f"{name}_rollup"
+    _SNAPSHOT_FORM[rolled] = name
+    return rolled
+
+
+#: Rollup query -> the query over the snapshot alone that gives the same rows.
+_SNAPSHOT_FORM: dict[str, str] = {}
 
 
 def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, Any]:
@@ -166,16 +172,19 @@ def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, 
     return {**named, **row}
 
 
-_BLOCKS = (
+_BLOCKS_BEFORE_ROLLUP = (
     "SELECT (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'messages' AND active),"
     " (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'sends' AND active),"
     " ifNull((SELECT (watermark, sends_watermark) FROM {db:Identifier}.status_snapshot"
     " LIMIT 1), (0, 0)),"
-    " (SELECT any(engine) FROM system.tables WHERE database = {db:String} AND name = 'messages'),"
-    " ifNull((SELECT (watermark, sends_watermark) FROM {db:Identifier}.status_rollup"
-    " LIMIT 1), (0, 0))"
+    " (SELECT any(engine) FROM system.tables WHERE database = {db:String} AND name = 'messages')"
+)
+#: The same and the watermarks `status_rollup` was computed from (ddl/0013).
+_BLOCKS = (
+    _BLOCKS_BEFORE_ROLLUP + ", ifNull((SELECT (watermark, sends_watermark)"
+    " FROM {db:Identifier}.status_rollup LIMIT 1), (0, 0))"
 )
 
 #: Per replica of a sharded cluster: its id, the highest insert blocks of its shard's
@@ -215,9 +224,17 @@ def _blocks(client: Client, db: str, cluster: ClusterSpec | None) -> Blocks:
 
 def _single_blocks(
     client: Client, db: str
-) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """One node: the blocks now, the snapshot's watermarks and the rollup's."""
-    row = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int] | None]:
+    """One node: the blocks now, the snapshot's watermarks and the rollup's (None in a
+    database migrated only up to before ddl/0013, e.g. while its migrations run)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        row = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    except DatabaseError as exc:
+        if "UNKNOWN_TABLE" not in str(exc) or "status_rollup" not in str(exc):
+            raise
+        row = [*client.query(_BLOCKS_BEFORE_ROLLUP, parameters={"db": db}).result_rows[0], None]
     messages, sends, seen, engine, rolled = row
     if engine == "Distributed":
         raise ShardedDatabaseError(
@@ -226,7 +243,7 @@ def _single_blocks(
     return (
         (int(messages), int(sends)),
         (int(seen[0]), int(seen[1])),
-        (int(rolled[0]), int(rolled[1])),
+        None if rolled is None else (int(rolled[0]), int(rolled[1])),
     )
 
 
@@ -277,7 +294,7 @@ def refresh(
         if all(
             node in marks and _caught_up(target, marks[node][1]) for node, target in targets.items()
         ):
-            if cluster is None:
+            if cluster is None and _single_blocks(client, db)[2] is not None:
                 _refresh_rollup(client, db, marks[""][1], attempts)
             return
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
@@ -290,7 +307,8 @@ def _refresh_rollup(client: Client, db: str, target: tuple[int, int], attempts: 
     for _ in range(max(1, attempts)):
         client.command(f"SYSTEM REFRESH VIEW {db}.{STATUS_ROLLUP_VIEW}")
         client.command(f"SYSTEM WAIT VIEW {db}.{STATUS_ROLLUP_VIEW}")
-        if _caught_up(target, _single_blocks(client, db)[2]):
+        rolled = _single_blocks(client, db)[2]
+        if rolled is None or _caught_up(target, rolled):
             return
     raise RuntimeError(f"{db}.status_rollup still behind after {attempts} refreshes")
 
@@ -308,7 +326,7 @@ def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | No
     current, seen, rolled = _single_blocks(client, db)
     if not _caught_up(current, seen):
         refresh(client, db)
-    elif not _caught_up(seen, rolled):
+    elif rolled is not None and not _caught_up(seen, rolled):
         _refresh_rollup(client, db, seen, 3)
 
 
@@ -319,7 +337,17 @@ def _check_window(seconds: int, name: str) -> int:
 
 
 def _rows(client: Client, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    result = client.query(query_text(name), parameters=parameters)
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        result = client.query(query_text(name), parameters=parameters)
+    except DatabaseError as exc:
+        # a rollup query on a database migrated only up to before ddl/0013 (while its
+        # migrations run): the same numbers from the snapshot alone
+        if name not in _SNAPSHOT_FORM or "UNKNOWN_TABLE" not in str(exc):
+            raise
+        plain = {k: v for k, v in parameters.items() if k != "grain"}
+        result = client.query(query_text(_SNAPSHOT_FORM[name]), parameters=plain)
     return [
         {col: _aware(value) for col, value in zip(result.column_names, row, strict=True)}
         for row in result.result_rows
