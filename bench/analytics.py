@@ -18,19 +18,20 @@ into ClickHouse, then time the report queries.
    (`rows.to_columns` + clickhouse-connect insert with the writer's insert settings, the
    server's materialized views included), one batch after the other. Prints progress, the
    overall load rate and the rate of the sink path.
-4. Refreshes the `status_snapshot` the reports read (`report.refresh`) and prints how long
-   that took, then times every report of `sinks.clickhouse.report` with the default
-   `exact=True` (so each includes its freshness check; the snapshot is fresh) (report by each
-   dimension over 24 h, `exact=False` by carrier, the freshness check alone,
-   stuck after 6 h, silent carriers, failure-reason spikes, the exact hourly trend
-   that `dlr report --report hourly` prints, and the insights: cost by provider and
-   country, providers compared by country and by country and carrier, filtering by
-   campaign and carrier, one provider's billing export) `--repeat` times and prints min /
-   median ms against the 200 ms target, then the dashboards' pre-aggregated hourly rollup
-   (`report.hourly_rollup`, `hourly_v2`; not a `dlr report` query, no target), the
-   baseline for the cost report (the same question over the raw `events` table with
-   FINAL, `COST_BASELINE`), the carrier report itself, and the tables' disk usage
-   (`system.parts`).
+4. Refreshes the `status_snapshot` the reports read and the hourly `status_rollup` computed
+   from it (`report.refresh`) and prints how long that took, then times every report of
+   `sinks.clickhouse.report` with the default `exact=True` (so each includes its freshness
+   check; the snapshot is fresh) (report by each dimension over 24 h, `exact=False` by
+   carrier, the freshness check alone, stuck after 6 h, silent carriers, failure-reason
+   spikes, the exact hourly trend that `dlr report --report hourly` prints, and the
+   insights: cost by provider and country, providers compared by country and by country
+   and carrier, filtering by campaign and carrier, one provider's billing export)
+   `--repeat` times and prints min / median ms against the 200 ms target, then the
+   dashboards' pre-aggregated hourly rollup (`report.hourly_rollup`, `hourly_v2`; not a
+   `dlr report` query, no target), the carrier report read from `status_snapshot` only
+   (`rollup=False`, what every report did before ddl/0013), the baseline for the cost
+   report (the same question over the raw `events` table with FINAL, `COST_BASELINE`), the
+   carrier report itself, and the tables' disk usage (`system.parts`).
 """
 
 from __future__ import annotations
@@ -401,6 +402,11 @@ def run_queries(client: Any, db: str, now: datetime, repeat: int) -> None:
     ]
     info: list[tuple[str, Callable[[], Any], str]] = [
         (
+            "report by carrier, snapshot",
+            functools.partial(report.report, client, db, "carrier", day, now, rollup=False),
+            "rollup=False: status_snapshot row by row, as every report read it before ddl/0013",
+        ),
+        (
             "hourly rollup by region",
             lambda: report.hourly_rollup(client, db, "region", day, now),
             "dashboards' SQL over hourly_v2, not a dlr report query",
@@ -476,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queries-only",
         action="store_true",
-        help="with --keep-data: time the queries on the database a previous run loaded",
+        help="with --keep-data: time the queries on the database a previous run loaded "
+        "(after applying the migrations it lacks)",
     )
     args = parser.parse_args(argv)
     db = check_identifier(args.database)
@@ -489,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         client = connect(settings)
         print(f"ClickHouse {client.server_version} at {settings.clickhouse}, database {db}")
         if args.queries_only:
+            # migrations added since that run (applied ones are skipped)
+            migrate(client, db)
             # the previous run's `now`: one second after its newest event
             newest = client.query(f"SELECT max(received_at) FROM {db}.events").result_rows[0][0]
             now = newest.replace(tzinfo=UTC, microsecond=0) + timedelta(seconds=1)
@@ -502,8 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         report.refresh(client, db)
         print(
-            f"status_snapshot refreshed in {time.perf_counter() - t0:.1f}s "
-            "(report.refresh: SYSTEM REFRESH VIEW + WAIT; the view also refreshes every minute)"
+            f"status_snapshot and status_rollup refreshed in {time.perf_counter() - t0:.1f}s "
+            "(report.refresh: SYSTEM REFRESH VIEW + WAIT, then the same for status_rollup_mv; "
+            "both also refresh every minute)"
         )
         messages = int(client.query(f"SELECT count() FROM {db}.status_snapshot").result_rows[0][0])
         print(f"{messages:,} messages ({args.events / max(messages, 1):.2f} events per message)")

@@ -171,9 +171,10 @@ async def webhook(
     metrics = state.metrics
     label = name if name in PROVIDERS else "unknown"
     started = time.perf_counter()
+    secure = state.transport.secure(scope)  # once for both the HTTPS check and HSTS
     metrics.in_flight += 1
     try:
-        reply = await _accept(state, scope, receive, name, token)
+        reply = await _accept(state, scope, receive, name, token, secure)
     except IngressError as exc:
         reply = _refusal(state, label, exc)
         if state.refused is not None:
@@ -188,7 +189,7 @@ async def webhook(
         metrics.in_flight -= 1
         metrics.handled(label, time.perf_counter() - started)
     content_type = (_JSON,) if reply.body else ()
-    hsts = state.transport.hsts(scope)
+    hsts = state.transport.hsts(scope, secure)
     await send(
         {
             "type": "http.response.start",
@@ -207,13 +208,18 @@ async def webhook(
 
 
 async def _accept(
-    state: IngressState, scope: Scope, receive: Receive, name: str, token: str | None
+    state: IngressState,
+    scope: Scope,
+    receive: Receive,
+    name: str,
+    token: str | None,
+    secure: bool,
 ) -> Reply:
     """Every check in the documented order, then produce; raises what is refused."""
     provider = PROVIDERS.get(name)
     if provider is None:
         raise UnknownProvider(f"unknown provider {name[:40]!r}")
-    state.transport.check(scope, name)
+    state.transport.check(scope, name, secure)
     method: str = scope["method"]
     if method not in provider.METHODS:
         raise MethodNotAllowed(f"{name} webhooks never use {method}")
@@ -534,7 +540,12 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
     return IngressState(
         settings=settings,
         producer=producer
-        or RawProducer(settings.bootstrap, settings.raw_topic, settings.produce_timeout_s),
+        or RawProducer(
+            settings.bootstrap,
+            settings.raw_topic,
+            settings.produce_timeout_s,
+            linger_ms=settings.produce_linger_ms,
+        ),
         credentials=active_credentials(settings),
         trusted=parse_networks(settings.trusted_proxies.split(",")),
         allow={k: v for k, v in allow.items() if v},

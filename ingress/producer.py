@@ -13,6 +13,13 @@ acknowledgement, or a failure that becomes a 503, so a request waits on no timer
 own. A record librdkafka gave up on may still have been written by the broker (the
 request was in flight): the provider retries, and the worker's dedupe drops the copy.
 
+Records wait up to `linger_ms` (`DLR_PRODUCE_LINGER_MS`, 5 ms) before librdkafka sends
+them. librdkafka puts one partition in a produce request (librdkafka issue #1700; the Java
+client and aiokafka send all of a broker's partitions in one), so with no linger each request
+carried a record or two to the broker, and every `produce()` woke librdkafka's broker thread
+(a `write()` and, on a busy core, a context switch per record). Lingering cut the ingress's
+CPU per webhook and the broker's CPU per record (README, "Performance and sizing").
+
 Not idempotent, one request in flight per broker: a retry cannot reorder records, and the
 producer never enters librdkafka's fatal idempotence states, which would need a new
 producer (aiokafka could not even reset its producer id after a broker restart:
@@ -79,9 +86,15 @@ class RawProducer:
     """Produces raw envelopes keyed by message id and waits for the broker's acknowledgement."""
 
     def __init__(
-        self, bootstrap: str, topic: str, timeout_s: float, poll_interval_s: float = 0.001
+        self,
+        bootstrap: str,
+        topic: str,
+        timeout_s: float,
+        poll_interval_s: float = 0.001,
+        linger_ms: float = 5.0,
     ) -> None:
         self.topic = topic
+        self.linger_ms = linger_ms
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
         self.poll_interval_s = poll_interval_s
@@ -98,7 +111,7 @@ class RawProducer:
             "max.in.flight.requests.per.connection": 1,
             # Kafka's default partitioner: every client puts a message's reports on one partition.
             "partitioner": "murmur2_random",
-            "linger.ms": 0,
+            "linger.ms": self.linger_ms,
             "message.timeout.ms": timeout_ms,
             "request.timeout.ms": max(timeout_ms, 1000),
             "retry.backoff.ms": 50,

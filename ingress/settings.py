@@ -104,6 +104,13 @@ class IngressSettings(TransportSettings):
         2048, ge=0, description="How much of a refused request's body is kept."
     )
     produce_timeout_s: float = Field(5.0, gt=0, description="Kafka ack bound before a 503.")
+    produce_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="How long librdkafka lets a partition's records gather before it sends "
+        "them: fewer produce requests and wake-ups per record for at most this much latency.",
+    )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
     rate_limit_burst: int = Field(1000, ge=1)
     callback_token_secrets: str = Field("", description="Secrets for per-message callback tokens.")

@@ -315,11 +315,12 @@ class TransportPolicy:
         except ValueError:
             return None
 
-    def check(self, scope: Scope, route: str) -> None:
-        """Refuse (raise) what this route does not accept over this transport."""
+    def check(self, scope: Scope, route: str, secure: bool | None = None) -> None:
+        """Refuse (raise) what this route does not accept over this transport (`secure`:
+        what `secure(scope)` said, when the caller asked it already for HSTS)."""
         if not self.active:
             return
-        if self.https_required and not self.secure(scope):
+        if self.https_required and not (self.secure(scope) if secure is None else secure):
             raise InsecureTransport("this endpoint is served over HTTPS only")
         patterns = self.subjects.get(route)
         if patterns is None:
@@ -338,9 +339,9 @@ class TransportPolicy:
                 f"is not allowed for {route}"
             )
 
-    def hsts(self, scope: Scope) -> tuple[bytes, bytes] | None:
+    def hsts(self, scope: Scope, secure: bool | None = None) -> tuple[bytes, bytes] | None:
         """The Strict-Transport-Security header for a secure request (None otherwise)."""
-        if self.hsts_header is None or not self.secure(scope):
+        if self.hsts_header is None or not (self.secure(scope) if secure is None else secure):
             return None
         return self.hsts_header
 
@@ -368,10 +369,11 @@ class TransportSecurity:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        hsts = self.policy.hsts(scope)
+        secure = self.policy.secure(scope)  # once for both HSTS and the check
+        hsts = self.policy.hsts(scope, secure)
         route = self.route(scope)
         try:
-            self.policy.check(scope, route)
+            self.policy.check(scope, route, secure)
         except IngressError as exc:
             self.on_refusal(route, exc)
             body = orjson.dumps({"error": exc.code, "detail": exc.detail})

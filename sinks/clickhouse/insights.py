@@ -45,6 +45,7 @@ from sinks.clickhouse.report import (
     _rows,
     _window_params,
     check_groups,
+    query_for,
 )
 
 if TYPE_CHECKING:
@@ -210,20 +211,24 @@ def cost(
     rates: Rates | None = None,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Spend per group and currency (`queries/cost.sql`): one row per group and currency
     (`currency` None: the group's messages without a price), each with the group's
     `price_share`. With `rates`, each group also gets one row in `rates.target` with
     `converted=True` summing its priced rows (None amounts and `missing_rates` when a
-    currency has no rate). Largest groups first."""
+    currency has no rate). Largest groups first. Groups of the `provider` grain read
+    `status_rollup` for the whole hours (`queries/cost_rollup.sql`, the same numbers);
+    `rollup=False`: the snapshot only."""
     groups = check_groups(by)
     parameters = {
         **_window_params(database, groups, since_s, now),
         **currency_params(currencies or {}),
     }
+    query = query_for("cost", parameters, (*groups, "provider"), cluster, rollup)
     _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
-    for found in _rows(client, "cost", parameters):
+    for found in _rows(client, query, parameters):
         row: dict[str, Any] = {**_named(found, groups), "currency": found["currency"]}
         for name in _COST_COUNTS:
             row[name] = int(found[name])
@@ -297,13 +302,16 @@ def compare(
     rates: Rates | None = None,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Providers side by side per destination (`queries/compare.sql`): per group and
     provider, messages, attempts, delivered, `delivery_rate` with its 95 % Wilson interval
     (`rate_low`, `rate_high`), exact `ttd_p50_s` / `ttd_p95_s`, `price_share`, `spend` and
     `cost_per_delivered` per currency (and converted to `rates.target` when given), and
     `best`: True for the one provider of the group whose interval lies above every other
-    provider's (`best_provider`). Groups in order, best rate first within a group."""
+    provider's (`best_provider`). Groups in order, best rate first within a group.
+    Destinations of the `provider` grain read `status_rollup` for the whole hours
+    (`queries/compare_rollup.sql`, the same numbers); `rollup=False`: the snapshot only."""
     groups = check_groups(by)
     if "provider" in groups:
         raise ValueError("compare groups destinations: by must not include provider")
@@ -315,9 +323,10 @@ def compare(
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
         **currency_params(currencies or {}),
     }
+    query = query_for("compare", parameters, (*groups, "provider"), cluster, rollup)
     _fresh(client, database, exact, cluster)
     by_group: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for found in _rows(client, "compare", parameters):
+    for found in _rows(client, query, parameters):
         tried, delivered = int(found["attempts"]), int(found["delivered"])
         samples = int(found["ttd_samples"])
         ttd = found["ttd"] or [None, None]
@@ -407,12 +416,15 @@ def filtering(
     min_count: int = 5,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Content filtering per group (`queries/filtering.sql`): attempts, `carrier_filtered`
     and `blocked_content` counts, their `share` of the attempts, the same for the previous
     window of the same length, `change` (share minus previous share, None without traffic
     before) and `rising` (at least `min_count` filtered now and a share at least `factor`
-    times the previous one). Rising groups first, then the highest share."""
+    times the previous one). Rising groups first, then the highest share. Groups of one
+    `status_rollup` grain read it for the whole hours (`queries/filtering_rollup.sql`, the
+    same numbers); `rollup=False`: the snapshot only."""
     if factor < 1:
         raise ValueError("factor must be at least 1")
     groups = check_groups(by)
@@ -421,9 +433,10 @@ def filtering(
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
+    query = query_for("filtering", parameters, groups, cluster, rollup)
     _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
-    for found in _rows(client, "filtering", parameters):
+    for found in _rows(client, query, parameters):
         row: dict[str, Any] = _named(found, groups)
         for name in _FILTER_COUNTS:
             row[name] = int(found[name])

@@ -68,6 +68,15 @@ ROLLUP_GROUPS: tuple[GroupBy, ...] = ("carrier", "country", "region", "campaign"
 
 #: The refreshable materialized view that fills `status_snapshot` (ddl/0005).
 SNAPSHOT_VIEW = "status_snapshot_mv"
+#: The refreshable view that fills `status_rollup` after each snapshot refresh (ddl/0013).
+STATUS_ROLLUP_VIEW = "status_rollup_mv"
+#: The dimensions of each grain of `status_rollup` (ddl/0013): a query grouped by
+#: dimensions of one grain reads the rollup for the whole hours of its windows
+#: (`queries/*_rollup.sql`); any other grouping reads `status_snapshot` row by row.
+ROLLUP_GRAINS: dict[str, tuple[GroupBy, ...]] = {
+    "provider": ("provider", "carrier", "country", "region"),
+    "campaign": ("campaign", "carrier", "country", "region"),
+}
 
 #: Relative drop of the delivery rate against the previous window that raises `dropped`.
 DROP_THRESHOLD = 0.10
@@ -120,6 +129,40 @@ def _group_params(groups: tuple[GroupBy, ...]) -> dict[str, str]:
     return {"by": groups[0], "by2": groups[-1]}
 
 
+def rollup_grain(
+    groups: tuple[GroupBy, ...], cluster: ClusterSpec | None = None, *, rollup: bool = True
+) -> str | None:
+    """The `status_rollup` grain whose dimensions hold all of `groups` (`ROLLUP_GRAINS`),
+    or None: the query then reads `status_snapshot` only (also with `rollup=False`, and
+    on a sharded cluster, whose freshness check covers the snapshot only)."""
+    if not rollup or cluster is not None:
+        return None
+    return next((g for g, dims in ROLLUP_GRAINS.items() if set(groups) <= set(dims)), None)
+
+
+def query_for(
+    name: str,
+    parameters: dict[str, Any],
+    groups: tuple[GroupBy, ...],
+    cluster: ClusterSpec | None,
+    rollup: bool,
+    rolled: str | None = None,
+) -> str:
+    """The query to run for `name`: its rollup form (`rolled`, default `<name>_rollup`,
+    with the `grain` parameter added) when `rollup_grain` finds one, else `name` itself."""
+    grain = rollup_grain(groups, cluster, rollup=rollup)
+    if grain is None:
+        return name
+    parameters["grain"] = grain
+    rolled = rolled or f"{name}_rollup"
+    _SNAPSHOT_FORM[rolled] = name
+    return rolled
+
+
+#: Rollup query -> the query over the snapshot alone that gives the same rows.
+_SNAPSHOT_FORM: dict[str, str] = {}
+
+
 def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, Any]:
     """The row with `grp` / `grp2` under the dimensions' names, first."""
     first, second = row.pop("grp"), row.pop("grp2")
@@ -129,7 +172,7 @@ def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, 
     return {**named, **row}
 
 
-_BLOCKS = (
+_BLOCKS_BEFORE_ROLLUP = (
     "SELECT (SELECT max(max_block_number) FROM system.parts"
     " WHERE database = {db:String} AND table = 'messages' AND active),"
     " (SELECT max(max_block_number) FROM system.parts"
@@ -137,6 +180,11 @@ _BLOCKS = (
     " ifNull((SELECT (watermark, sends_watermark) FROM {db:Identifier}.status_snapshot"
     " LIMIT 1), (0, 0)),"
     " (SELECT any(engine) FROM system.tables WHERE database = {db:String} AND name = 'messages')"
+)
+#: The same and the watermarks `status_rollup` was computed from (ddl/0013).
+_BLOCKS = (
+    _BLOCKS_BEFORE_ROLLUP + ", ifNull((SELECT (watermark, sends_watermark)"
+    " FROM {db:Identifier}.status_rollup LIMIT 1), (0, 0))"
 )
 
 #: Per replica of a sharded cluster: its id, the highest insert blocks of its shard's
@@ -170,12 +218,33 @@ def _blocks(client: Client, db: str, cluster: ClusterSpec | None) -> Blocks:
             str(node): ((int(messages), int(sends)), (int(seen[0]), int(seen[1])))
             for node, messages, sends, seen in result.result_rows
         }
-    messages, sends, seen, engine = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    current, seen, _ = _single_blocks(client, db)
+    return {"": (current, seen)}
+
+
+def _single_blocks(
+    client: Client, db: str
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int] | None]:
+    """One node: the blocks now, the snapshot's watermarks and the rollup's (None in a
+    database migrated only up to before ddl/0013, e.g. while its migrations run)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        row = client.query(_BLOCKS, parameters={"db": db}).result_rows[0]
+    except DatabaseError as exc:
+        if "UNKNOWN_TABLE" not in str(exc) or "status_rollup" not in str(exc):
+            raise
+        row = [*client.query(_BLOCKS_BEFORE_ROLLUP, parameters={"db": db}).result_rows[0], None]
+    messages, sends, seen, engine, rolled = row
     if engine == "Distributed":
         raise ShardedDatabaseError(
             f"{db} is sharded (Distributed tables): pass cluster= (DLR_CLICKHOUSE_CLUSTER)"
         )
-    return {"": ((int(messages), int(sends)), (int(seen[0]), int(seen[1])))}
+    return (
+        (int(messages), int(sends)),
+        (int(seen[0]), int(seen[1])),
+        None if rolled is None else (int(rolled[0]), int(rolled[1])),
+    )
 
 
 def _caught_up(current: tuple[int, int], seen: tuple[int, int]) -> bool:
@@ -225,14 +294,40 @@ def refresh(
         if all(
             node in marks and _caught_up(target, marks[node][1]) for node, target in targets.items()
         ):
+            if cluster is None and _single_blocks(client, db)[2] is not None:
+                _refresh_rollup(client, db, marks[""][1], attempts)
             return
     raise RuntimeError(f"{db}.status_snapshot still behind after {attempts} refreshes")
 
 
+def _refresh_rollup(client: Client, db: str, target: tuple[int, int], attempts: int) -> None:
+    """Refresh `status_rollup` (one node) until it is computed from a snapshot that has seen
+    `target` (its own refresh follows each snapshot refresh; this one does not wait for
+    the schedule)."""
+    for _ in range(max(1, attempts)):
+        client.command(f"SYSTEM REFRESH VIEW {db}.{STATUS_ROLLUP_VIEW}")
+        client.command(f"SYSTEM WAIT VIEW {db}.{STATUS_ROLLUP_VIEW}")
+        rolled = _single_blocks(client, db)[2]
+        if rolled is None or _caught_up(target, rolled):
+            return
+    raise RuntimeError(f"{db}.status_rollup still behind after {attempts} refreshes")
+
+
 def _fresh(client: Client, database: str, exact: bool, cluster: ClusterSpec | None = None) -> None:
-    """With `exact`, bring the snapshot up to date first (only when it is behind)."""
-    if exact and snapshot_behind(client, database, cluster=cluster):
-        refresh(client, database, cluster=cluster)
+    """With `exact`, bring the snapshot (and on one node the rollup computed from it) up to
+    date first, only when behind: one lookup when both are current."""
+    if not exact:
+        return
+    if cluster is not None:
+        if snapshot_behind(client, database, cluster=cluster):
+            refresh(client, database, cluster=cluster)
+        return
+    db = check_identifier(database)
+    current, seen, rolled = _single_blocks(client, db)
+    if not _caught_up(current, seen):
+        refresh(client, db)
+    elif rolled is not None and not _caught_up(seen, rolled):
+        _refresh_rollup(client, db, seen, 3)
 
 
 def _check_window(seconds: int, name: str) -> int:
@@ -242,7 +337,17 @@ def _check_window(seconds: int, name: str) -> int:
 
 
 def _rows(client: Client, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    result = client.query(query_text(name), parameters=parameters)
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        result = client.query(query_text(name), parameters=parameters)
+    except DatabaseError as exc:
+        # a rollup query on a database migrated only up to before ddl/0013 (while its
+        # migrations run): the same numbers from the snapshot alone
+        if name not in _SNAPSHOT_FORM or "UNKNOWN_TABLE" not in str(exc):
+            raise
+        plain = {k: v for k, v in parameters.items() if k != "grain"}
+        result = client.query(query_text(_SNAPSHOT_FORM[name]), parameters=plain)
     return [
         {col: _aware(value) for col, value in zip(result.column_names, row, strict=True)}
         for row in result.result_rows
@@ -261,6 +366,7 @@ def report(
     attempts: Attempts = "sends",
     unreported_after_s: int = 3600,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Per group: attempts, delivered, delivery rate, failure-reason mix, p50/p95
     time-to-deliver, and whether the rate dropped more than `drop_threshold` (relative)
@@ -272,6 +378,9 @@ def report(
     `unreported_after_s` after submission are attempts too (`unreported`); `"final"`:
     only messages in a final state (`final_attempts`; both are in every row).
     `exact=False`: read the snapshot as it is (up to a minute old, never refreshes).
+    Groups of one `ROLLUP_GRAINS` grain read `status_rollup` for the whole hours of the
+    windows (`queries/report_rollup.sql`, the same numbers); `rollup=False` reads
+    `status_snapshot` only (`queries/report.sql`).
     """
     groups = check_groups(by)
     if attempts not in ("sends", "final"):
@@ -285,8 +394,9 @@ def report(
         "sends": 1 if attempts == "sends" else 0,
         "unreported_after_s": _check_window(unreported_after_s, "unreported_after_s"),
     }
+    query = query_for("report", parameters, groups, cluster, rollup)
     _fresh(client, database, exact, cluster)
-    rows = _rows(client, "report", parameters)
+    rows = _rows(client, query, parameters)
     out: list[dict[str, Any]] = []
     for row in rows:
         ttd = row["ttd"] or [None, None]
@@ -354,16 +464,20 @@ def silent_carriers(
     min_messages: int = 1,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
-    """Carriers with traffic in the window and not one delivered message."""
+    """Carriers with traffic in the window and not one delivered message. Reads
+    `status_rollup` for the whole hours (`queries/silent_carriers_rollup.sql`, the same
+    numbers, arrays sorted); `rollup=False`: the snapshot only."""
     parameters = {
         "db": check_identifier(database),
         "since_s": _check_window(since_s, "since_s"),
         "now": _now(now),
         "min_messages": max(1, int(min_messages)),
     }
+    query = query_for("silent_carriers", parameters, ("carrier", "provider"), cluster, rollup)
     _fresh(client, database, exact, cluster)
-    return _rows(client, "silent_carriers", parameters)
+    return _rows(client, query, parameters)
 
 
 def reason_spikes(
@@ -377,9 +491,12 @@ def reason_spikes(
     min_count: int = 10,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Failure reasons whose share of a group's attempts grew at least `factor` times
-    against the previous window of the same length (largest jump first).
+    against the previous window of the same length (largest jump first). Groups of one
+    grain read `status_rollup` for the whole hours (`queries/reason_spikes_rollup.sql`, the
+    same numbers); `rollup=False`: the snapshot only.
     """
     if factor < 1:
         raise ValueError("factor must be at least 1")
@@ -392,8 +509,9 @@ def reason_spikes(
         "factor": float(factor),
         "min_count": max(1, int(min_count)),
     }
+    query = query_for("reason_spikes", parameters, groups, cluster, rollup)
     _fresh(client, database, exact, cluster)
-    rows = _rows(client, "reason_spikes", parameters)
+    rows = _rows(client, query, parameters)
     return [
         {
             **_name_groups({"grp": row["grp"], "grp2": row["grp2"]}, groups),
@@ -474,6 +592,7 @@ def hourly(
     *,
     exact: bool = True,
     cluster: ClusterSpec | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Hourly trend per group (`queries/hourly.sql`, what `dlr report --report hourly`
     prints): the messages first seen in `[now - since_s, now)`, bucketed by the hour of
@@ -482,13 +601,16 @@ def hourly(
     the same window. Per row: hour, group, messages, attempts, delivered, delivery_rate,
     undelivered, failed, rejected, expired, unknown, failure_reasons, ttd_samples and the
     exact ttd_p50_s / ttd_p90_s / ttd_p95_s / ttd_p99_s (None without samples). Oldest
-    hour first. `exact=False`: read the snapshot as it is (never refreshes).
+    hour first. `exact=False`: read the snapshot as it is (never refreshes). Groups of one
+    grain read `status_rollup` for the whole hours (`queries/hourly_status_rollup.sql`,
+    the same numbers), as `report()` does.
     """
     groups = check_groups(by)
     parameters = _window_params(database, groups, since_s, now)
+    query = query_for("hourly", parameters, groups, cluster, rollup, "hourly_status_rollup")
     _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
-    for found in _rows(client, "hourly", parameters):
+    for found in _rows(client, query, parameters):
         hour = found.pop("hour")
         row = {"hour": hour, **_name_groups(found, groups)}
         samples = int(row["ttd_samples"])

@@ -26,7 +26,16 @@ HOUR_MS = 3_600_000
 def _settings(bootstrap: str, unique: str, **changes: Any) -> Settings:
     names: dict[str, Any] = {
         f"{topic}_topic": f"{topic}.{unique}"
-        for topic in ("raw", "status", "deadletter", "actions", "suppressions", "sends", "refused")
+        for topic in (
+            "raw",
+            "status",
+            "deadletter",
+            "actions",
+            "suppressions",
+            "sends",
+            "refused",
+            "alerts",
+        )
     }
     names["actions_deadletter_topic"] = f"actions-dead.{unique}"
     return Settings.model_validate(

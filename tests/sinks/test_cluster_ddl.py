@@ -54,7 +54,7 @@ def test_the_files_define_what_the_rules_expect(objects: Objects) -> None:
     assert {"schema_migrations", "events", "messages", "status_snapshot"} <= objects.sharded
     assert set(SHARD_KEYS) <= objects.sharded
     assert "message_status" in objects.views
-    assert objects.refreshed == {"status_snapshot"}
+    assert objects.refreshed == {"status_snapshot", "status_rollup"}
     assert not {o for o in objects.sharded | objects.views if o.endswith("_local")}
 
 

@@ -54,6 +54,13 @@ def test_bad_arguments_never_reach_the_server(call: Any, message: str) -> None:
         ("compare", "status_snapshot"),
         ("filtering", "status_snapshot"),
         ("billing", "status_snapshot"),
+        ("report_rollup", "status_rollup"),
+        ("hourly_status_rollup", "status_rollup"),
+        ("reason_spikes_rollup", "status_rollup"),
+        ("silent_carriers_rollup", "status_rollup"),
+        ("cost_rollup", "status_rollup"),
+        ("compare_rollup", "status_rollup"),
+        ("filtering_rollup", "status_rollup"),
     ],
 )
 def test_queries_are_parameterized(name: str, source: str) -> None:
@@ -73,8 +80,9 @@ class Recorder:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         self.calls.append((sql, dict(parameters or {})))
-        # messages' and sends' blocks, the snapshot's watermarks, the engine of `messages`
-        fresh = [5, 5, (5, 5), "AggregatingMergeTree"]
+        # messages' and sends' blocks, the snapshot's watermarks, the engine of `messages`,
+        # the rollup's watermarks
+        fresh = [5, 5, (5, 5), "AggregatingMergeTree", (5, 5)]
         rows: list[Any] = [fresh] if "system.parts" in sql else []
 
         class Result:
