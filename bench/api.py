@@ -14,8 +14,9 @@
    non-key column (`raw_sha256`, what a lookup without the sorting key costs) and one raw
    clickhouse-connect query by key. p50/p99 of each.
 
-   The refreshable view behind `status_snapshot` (which the lookups do not read) is paused
-   with `SYSTEM STOP VIEW` for the run, and the output says so: each refresh recomputes
+   The refreshable views (`status_snapshot`'s and those refreshed after it), which the
+   lookups do not read, are paused with `SYSTEM STOP VIEW` for the run, and the output
+   says so: each snapshot refresh recomputes
    every message, and from about 4 M messages on, one refresh needs more memory than the
    local engine's limit (`MEMORY_LIMIT_EXCEEDED ... While executing AggregatingTransform`,
    9 GiB at 5 M messages), which also fails the loading inserts that run beside it.
@@ -174,9 +175,9 @@ def lookups(args: argparse.Namespace) -> None:
     try:
         client = connect(settings, send_receive_timeout=3600)
         migrate(client, db)
-        # The lookups never read `status_snapshot`; its refreshable view recomputes the whole
-        # snapshot every minute, which at millions of messages takes more memory than the
-        # local engine allows (see the module docstring). Paused for this run only.
+        # The lookups never read `status_snapshot` (nor what is refreshed from it); its view
+        # recomputes the whole snapshot every minute, which at millions of messages takes
+        # more memory than the local engine allows (module docstring). Paused for this run.
         views = client.query(
             "SELECT view FROM system.view_refreshes WHERE database = {d:String}",
             parameters={"d": db},
