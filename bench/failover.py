@@ -41,16 +41,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from bench.analytics import free_port
-from bench.streams import canonical_times, ensure_kafka, envelope, produce
+from bench.streams import canonical_events, ensure_kafka, envelope, produce
 from deploy.local import kafka
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -112,32 +111,24 @@ class Steady:
             await producer.stop()
 
 
-async def outputs(bootstrap: str, topic: str, since: float) -> list[tuple[int, float, float]]:
+def outputs(
+    events: list[tuple[int, float, float, dict[str, Any]]], since: float
+) -> list[tuple[int, float, float]]:
     """(partition, emitted_at, latency) of every canonical event emitted after `since`."""
-    times = await canonical_times(bootstrap, topic)
-    return [(p, emitted, emitted - received) for p, received, emitted in times if emitted >= since]
+    return [
+        (p, emitted, emitted - received) for p, received, emitted, _ in events if emitted >= since
+    ]
 
 
-async def steady_events(bootstrap: str, topic: str, since: float) -> dict[str, set[str]]:
+def steady_events(
+    events: list[tuple[int, float, float, dict[str, Any]]], since: float
+) -> dict[str, set[str]]:
     """message id -> the distinct event ids emitted for the records received after `since`
     (the steady load's: the table's own `accepted` records were received before it)."""
-    from datetime import datetime
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
     seen: dict[str, set[str]] = {}
-    try:
-        idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
-            got = [r for rs in batch.values() for r in rs]
-            idle = 0 if got else idle + 1
-            for record in got:
-                event = orjson.loads(record.value or b"{}")
-                if datetime.fromisoformat(event["received_at"]).timestamp() >= since:
-                    seen.setdefault(event["message_id"], set()).add(event["event_id"])
-    finally:
-        await consumer.stop()
+    for _, received, _, event in events:
+        if received >= since:
+            seen.setdefault(event["message_id"], set()).add(event["event_id"])
     return seen
 
 
@@ -295,10 +286,9 @@ def run_config(
         thread.join(30)
         # every steady record processed (or 120 s) before its events are counted
         lag_left = wait_lag_zero(base.bootstrap, settings.worker_id, raw, 120.0)
-        events = asyncio.run(outputs(base.bootstrap, settings.status_topic, since))
-        lost, doubled, other = reconcile(
-            load, asyncio.run(steady_events(base.bootstrap, settings.status_topic, since))
-        )
+        emitted = asyncio.run(canonical_events(base.bootstrap, settings.status_topic))
+        events = outputs(emitted, since)
+        lost, doubled, other = reconcile(load, steady_events(emitted, since))
         print(
             f"[bench]   steady records {load.sent}: lost {lost}, doubled {doubled} (two event "
             f"ids for one report), unexpected {other}; lag at the end {lag_left}",

@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -202,13 +203,15 @@ async def watch(
         await consumer.stop()
 
 
-async def canonical_times(bootstrap: str, topic: str) -> list[tuple[int, float, float]]:
-    """(partition, received_at, emitted_at) of every canonical event in `topic`."""
+async def canonical_events(
+    bootstrap: str, topic: str
+) -> list[tuple[int, float, float, dict[str, Any]]]:
+    """(partition, received_at, emitted_at, event) of every canonical event in `topic`."""
     from datetime import datetime
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
-    out: list[tuple[int, float, float]] = []
+    out: list[tuple[int, float, float, dict[str, Any]]] = []
     try:
         idle = 0
         while idle < 3:
@@ -219,10 +222,15 @@ async def canonical_times(bootstrap: str, topic: str) -> list[tuple[int, float, 
                 event = orjson.loads(record.value or b"{}")
                 received = datetime.fromisoformat(event["received_at"]).timestamp()
                 emitted = datetime.fromisoformat(event["emitted_at"]).timestamp()
-                out.append((record.partition, received, emitted))
+                out.append((record.partition, received, emitted, event))
     finally:
         await consumer.stop()
     return out
+
+
+async def canonical_times(bootstrap: str, topic: str) -> list[tuple[int, float, float]]:
+    """(partition, received_at, emitted_at) of every canonical event in `topic`."""
+    return [(p, r, e) for p, r, e, _ in await canonical_events(bootstrap, topic)]
 
 
 async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
