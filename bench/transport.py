@@ -202,11 +202,12 @@ def checks(certs: Path, rounds: int = 200_000) -> None:
     for label, (values, patterns, extra) in setups.items():
         policy = TransportPolicy(Settings(**{**base, **values}), patterns)
         scope = {"type": "http", "client": ("192.0.2.7", 50000), **extra}
-        policy.check(scope, "generic")  # refuses here, not in the timing, if set up wrong
+        policy.check(scope, "generic", policy.secure(scope))  # refuses here if set up wrong
 
         def one(policy: TransportPolicy = policy, scope: dict[str, Any] = scope) -> None:
-            policy.check(scope, "generic")
-            policy.hsts(scope)
+            secure = policy.secure(scope)  # once per request, as the ingress asks it
+            policy.check(scope, "generic", secure)
+            policy.hsts(secure)
 
         us = min(timeit.repeat(one, number=rounds, repeat=3)) / rounds * 1e6
         baseline = baseline or us

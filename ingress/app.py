@@ -189,7 +189,7 @@ async def webhook(
         metrics.in_flight -= 1
         metrics.handled(label, time.perf_counter() - started)
     content_type = (_JSON,) if reply.body else ()
-    hsts = state.transport.hsts(scope, secure)
+    hsts = state.transport.hsts(secure)
     await send(
         {
             "type": "http.response.start",
@@ -480,7 +480,7 @@ class IngressApp(Starlette):
             if target is not None:
                 await webhook(self.ingress, scope, receive, send, *target)
                 return
-            hsts = self.ingress.transport.hsts(scope)
+            hsts = self.ingress.transport.hsts(self.ingress.transport.secure(scope))
             if hsts is not None:
                 send = _with_header(send, hsts)
         await super().__call__(scope, receive, send)

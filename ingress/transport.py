@@ -315,12 +315,12 @@ class TransportPolicy:
         except ValueError:
             return None
 
-    def check(self, scope: Scope, route: str, secure: bool | None = None) -> None:
+    def check(self, scope: Scope, route: str, secure: bool) -> None:
         """Refuse (raise) what this route does not accept over this transport (`secure`:
-        what `secure(scope)` said, when the caller asked it already for HSTS)."""
+        what `secure(scope)` said; callers ask it once for this and `hsts`)."""
         if not self.active:
             return
-        if self.https_required and not (self.secure(scope) if secure is None else secure):
+        if self.https_required and not secure:
             raise InsecureTransport("this endpoint is served over HTTPS only")
         patterns = self.subjects.get(route)
         if patterns is None:
@@ -339,11 +339,9 @@ class TransportPolicy:
                 f"is not allowed for {route}"
             )
 
-    def hsts(self, scope: Scope, secure: bool | None = None) -> tuple[bytes, bytes] | None:
+    def hsts(self, secure: bool) -> tuple[bytes, bytes] | None:
         """The Strict-Transport-Security header for a secure request (None otherwise)."""
-        if self.hsts_header is None or not (self.secure(scope) if secure is None else secure):
-            return None
-        return self.hsts_header
+        return self.hsts_header if secure else None
 
 
 class TransportSecurity:
@@ -370,7 +368,7 @@ class TransportSecurity:
             await self.app(scope, receive, send)
             return
         secure = self.policy.secure(scope)  # once for both HSTS and the check
-        hsts = self.policy.hsts(scope, secure)
+        hsts = self.policy.hsts(secure)
         route = self.route(scope)
         try:
             self.policy.check(scope, route, secure)

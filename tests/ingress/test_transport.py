@@ -408,7 +408,7 @@ def test_policy_without_requirements_never_refuses(tmp_path: Path) -> None:
     policy = TransportPolicy(settings(tmp_path, require_https=False))
     assert not policy.active
     scope = {"type": "http", "scheme": "http", "headers": [], "client": (STRANGER, 1)}
-    policy.check(scope, "generic")  # raises nothing
+    policy.check(scope, "generic", policy.secure(scope))  # raises nothing
 
 
 # -- the sender's API --------------------------------------------------------------------
