@@ -140,27 +140,35 @@ def rollup_grain(
     return next((g for g, dims in ROLLUP_GRAINS.items() if set(groups) <= set(dims)), None)
 
 
+#: Query over the snapshot -> its form over `status_rollup` (`queries/<form>.sql`, the same
+#: rows; `hourly_rollup` is another query, over `hourly_v2`, hence `hourly_status_rollup`).
+ROLLUP_FORMS: dict[str, str] = {
+    "report": "report_rollup",
+    "silent_carriers": "silent_carriers_rollup",
+    "reason_spikes": "reason_spikes_rollup",
+    "hourly": "hourly_status_rollup",
+    "cost": "cost_rollup",
+    "compare": "compare_rollup",
+    "filtering": "filtering_rollup",
+}
+#: Rollup form -> the query over the snapshot alone that gives the same rows.
+_SNAPSHOT_FORM = {rolled: name for name, rolled in ROLLUP_FORMS.items()}
+
+
 def query_for(
     name: str,
     parameters: dict[str, Any],
     groups: tuple[GroupBy, ...],
     cluster: ClusterSpec | None,
     rollup: bool,
-    rolled: str | None = None,
 ) -> str:
-    """The query to run for `name`: its rollup form (`rolled`, default `<name>_rollup`,
-    with the `grain` parameter added) when `rollup_grain` finds one, else `name` itself."""
+    """The query to run for `name`: its rollup form (`ROLLUP_FORMS`, with the `grain`
+    parameter added) when `rollup_grain` finds one, else `name` itself."""
     grain = rollup_grain(groups, cluster, rollup=rollup)
     if grain is None:
         return name
     parameters["grain"] = grain
-    rolled = rolled or f"{name}_rollup"
-    _SNAPSHOT_FORM[rolled] = name
-    return rolled
-
-
-#: Rollup query -> the query over the snapshot alone that gives the same rows.
-_SNAPSHOT_FORM: dict[str, str] = {}
+    return ROLLUP_FORMS[name]
 
 
 def _name_groups(row: dict[str, Any], groups: tuple[GroupBy, ...]) -> dict[str, Any]:
@@ -607,7 +615,7 @@ def hourly(
     """
     groups = check_groups(by)
     parameters = _window_params(database, groups, since_s, now)
-    query = query_for("hourly", parameters, groups, cluster, rollup, "hourly_status_rollup")
+    query = query_for("hourly", parameters, groups, cluster, rollup)
     _fresh(client, database, exact, cluster)
     out: list[dict[str, Any]] = []
     for found in _rows(client, query, parameters):
