@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sinks._http import serve_metrics
@@ -279,9 +280,22 @@ class Sink:
         records: list[dict[str, Any]],
         offsets: dict[TopicPartition, int],
     ) -> None:
-        """Insert a parsed batch (retrying until ClickHouse takes it), then commit it."""
+        """Insert a parsed batch (retrying until ClickHouse takes it), then commit it.
+
+        When a rebalance took a partition away while the batch was inserted, the commit is
+        refused: the batch's new owner reads it again from the last commit (the tables keep
+        one row per event id, so nothing counts twice); the partitions this sink kept are
+        committed with its next batch of them (a restart before that re-reads them, counted
+        once as well). Crashing instead would take the sink down on every rebalance.
+        """
         await self._write(records)
-        await consumer.commit(offsets)
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "batch inserted, its commit lost to a rebalance; the new owner re-reads it",
+                extra={"error": str(exc)},
+            )
 
     async def _write(self, records: list[dict[str, Any]]) -> None:
         assert self.writer is not None
