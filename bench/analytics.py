@@ -42,7 +42,6 @@ import hashlib
 import random
 import resource
 import shutil
-import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from deploy.local.ports import free_port
 from deploy.report_cli import delivery_table
 from deploy.settings import Settings
 from schemas.events import CanonicalEvent
@@ -133,13 +133,6 @@ FROM (
 )
 GROUP BY provider, country, currency
 """
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb() -> float:

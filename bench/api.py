@@ -40,9 +40,10 @@ import time
 import uuid
 from typing import Any
 
-from bench.analytics import free_port, server_settings
+from bench.analytics import server_settings
 from bench.ingress import ROOT, build_loadgen, run_load, serve, stop, wait_http
 from deploy.local import kafka
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 from ingress.api.keys import token_hash

@@ -37,9 +37,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench._broker import local_broker
-from bench.analytics import free_port
 from bench.ingress import serve, stop, wait_http
 from bench.streams import cpu_s
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 

@@ -48,9 +48,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bench.analytics import free_port
 from bench.streams import canonical_events, ensure_kafka, envelope, produce
 from deploy.local import kafka
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 

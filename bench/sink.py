@@ -44,13 +44,13 @@ from aiokafka import AIOKafkaProducer
 from bench.analytics import (
     ROOT,
     TARGET_ROWS_S,
-    free_port,
     print_parts,
     server_settings,
     synthetic_events,
 )
 from bench.streams import cpu_s, rss_mb
 from deploy.local import clickhouse, kafka
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 from sinks.clickhouse.client import connect

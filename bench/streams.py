@@ -43,8 +43,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.analytics import free_port
 from deploy.local import kafka
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 from schemas.envelope import RawEnvelope

@@ -39,9 +39,10 @@ from typing import Any
 import httpx
 
 from bench._broker import local_broker
-from bench.analytics import free_port, server_settings
+from bench.analytics import server_settings
 from bench.ingress import ROOT, serve, stop, wait_http
 from bench.streams import rss_mb
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 from ingress.api.keys import token_hash

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 
 from bench.ingress import stop
 from bench.streams import cpu_s
+from deploy.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -68,12 +68,6 @@ def serve(mode: str, port: int, certs: Path) -> None:
         settings = TransportSettings(tls_cert=cert, tls_key=key, tls_client_ca=client_ca)
         options = tls.uvicorn_options(settings)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, **options)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def make_certs(directory: Path) -> None:

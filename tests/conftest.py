@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from deploy.local import ports
 from deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,31 +32,13 @@ KAFKA_RESTART_TIMEOUT_S = 240.0
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port nobody listens on, below the ephemeral range (see `deploy.local.ports`)."""
+    return ports.free_port()
 
 
 def free_ports(n: int) -> int:
     """The first of `n` consecutive TCP ports nobody listens on right now."""
-    for _ in range(200):
-        base = free_port()
-        if base + n > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + n):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no {n} consecutive free ports")
+    return ports.free_ports(n)
 
 
 def local_clickhouse(data_dir: Path) -> Settings:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -496,15 +497,11 @@ def test_sink_ports_probes_and_scrape_match_the_service() -> None:
 
 
 async def test_sink_http_server_answers_healthz_and_metrics() -> None:
-    import socket
-
     import httpx
 
     from sinks.service import Sink, serve_http
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     runner = await serve_http(Sink(Settings.model_validate({})), "127.0.0.1", port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -534,16 +531,12 @@ def test_dispatch_ports_probes_scrape_and_secrets_match_the_service() -> None:
 
 
 async def test_dispatch_http_server_answers_healthz_and_metrics() -> None:
-    import socket
-
     import httpx
 
     from sinks._http import serve_metrics
     from sinks.dispatch.service import Dispatcher
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     dispatcher = Dispatcher(Settings.model_validate({}))
     runner = await serve_metrics(dispatcher.metrics.registry, "127.0.0.1", port)
     try:

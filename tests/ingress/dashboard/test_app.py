@@ -5,7 +5,6 @@ closed ports, nothing mocked). With data: tests/integration/test_operations.py."
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from deploy.local.ports import free_port
 from ingress.dashboard.app import Reports, create_app
 from ingress.dashboard.settings import DashboardSettings
 from sinks.clickhouse import insights
@@ -22,10 +22,8 @@ REPORTS = Reports(compare=insights.compare, cost=insights.cost)
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    """A port nobody listens on: every scrape and query to it is refused."""
+    return free_port()
 
 
 @pytest.fixture
