@@ -34,23 +34,35 @@ Public alternatives in use where they cost less than 10 %: the source/changelog 
 output partition checks use `AIOKafkaProducer.partitions_for` (once per topic); the
 RocksDB write-ahead log is skipped with rocksdict's public per-write `WriteOptions`; the
 consumer-lag gauge is a `PrometheusMonitor` subclass built from public `FaustMetrics`;
-the worker starts with `faust.Worker(...).execute_from_commandline()`.
+the worker starts with `faust.Worker(...).execute_from_commandline()`; and topic declaration
+waits out a broker outage through the public `Producer.create_topic` (`PatientProducer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from faust.sensors import SensorDelegate
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 __all__ = [
     "FastConsumer",
     "FastTransport",
     "LeanSensors",
+    "PatientProducer",
     "install",
     "is_assigned",
     "partition_db",
@@ -291,10 +303,60 @@ class FastConsumer(aiokafka_driver.Consumer):
             unset_flag(flag_consumer_fetching)
 
 
+log = logging.getLogger(__name__)
+
+#: How long a worker's start waits for the brokers to answer a topic declaration.
+DECLARE_WAIT_S = 300.0
+
+
+def _transient(exc: BaseException) -> bool:
+    """A broker that is down, restarting or electing: worth asking again."""
+    return isinstance(exc, NotReady) or (isinstance(exc, KafkaError) and exc.retriable)
+
+
+class PatientProducer(aiokafka_driver.Producer):
+    """faust's aiokafka producer whose topic declaration waits out a broker outage.
+
+    A worker declares its source, output and changelog topics while it starts; faust
+    gives up on the first NodeNotReadyError, so brokers that restart during a start
+    (a rolling restart, a lost node) used to stop the worker. Transient errors are now
+    retried with backoff for up to `DECLARE_WAIT_S`; anything else still fails the start.
+    """
+
+    #: Declarations retried since the start (read by the tests).
+    retries = 0
+
+    async def create_topic(
+        self, topic: str, partitions: int, replication: int, **kwargs: Any
+    ) -> None:
+        def counted(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "declaring topic %s: Kafka not ready (%s: %s); retry %d, for up to %.0f s",
+                topic,
+                type(exc).__name__,
+                exc,
+                state.attempt_number,
+                DECLARE_WAIT_S,
+            )
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            wait=wait_random_exponential(multiplier=0.5, max=5.0),
+            stop=stop_after_delay(DECLARE_WAIT_S),
+            before_sleep=counted,
+            reraise=True,
+        ):
+            with attempt:
+                await super().create_topic(topic, partitions, replication, **kwargs)
+
+
 class FastTransport(aiokafka_driver.Transport):
-    """faust's aiokafka transport with the consumer above."""
+    """faust's aiokafka transport with the consumer and producer above."""
 
     Consumer = FastConsumer
+    Producer = PatientProducer
 
 
 def install(app: faust.App) -> None:
