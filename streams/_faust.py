@@ -69,6 +69,8 @@ __all__ = [
     "raw_producer",
 ]
 
+log = logging.getLogger(__name__)
+
 
 class LeanSensors(SensorDelegate):
     """faust's sensor delegate without the per-message and per-event hooks.
@@ -302,8 +304,6 @@ class FastConsumer(aiokafka_driver.Consumer):
         finally:
             unset_flag(flag_consumer_fetching)
 
-
-log = logging.getLogger(__name__)
 
 #: How long a worker's start waits for the brokers to answer a topic declaration.
 DECLARE_WAIT_S = 300.0
