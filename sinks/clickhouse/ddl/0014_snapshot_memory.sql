@@ -10,8 +10,9 @@
 --
 -- The same rows come out; `bench.snapshot` checks it whenever both complete (a checksum of the
 -- rows written with ddl/0013's settings and with these). Measured there with 5 M
--- registered messages: peak 10.11 -> 1.85 GiB, 25.8 -> 31.8 s (the merge join is slower);
--- at 10 M the hash refresh exceeds the memory limit, this one peaks at 2.31 GiB.
+-- registered messages: peak 10.12 -> 1.82 GiB in about the same time (35.8 -> 31.0 s in
+-- one run, 25.8 -> 31.8 s in another); at 10 M the hash refresh exceeds the server's
+-- memory limit, this one peaks at 2.31 GiB.
 --
 -- Both views are dropped and re-created: status_rollup_mv depends on status_snapshot_mv
 -- (DEPENDS ON), so it is re-created after it with ddl/0013's query, unchanged. Each refresh
