@@ -23,22 +23,13 @@ from typing import Any
 
 import pytest
 
-from deploy.local import ports
+from deploy.local.ports import free_port, free_ports
 from deploy.settings import Settings
+from tests.kafka_helpers import topic_names
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A restarted broker recovers its logs first: on a loaded 2-core machine that took over 90 s.
 KAFKA_RESTART_TIMEOUT_S = 240.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on, below the ephemeral range (see `deploy.local.ports`)."""
-    return ports.free_port()
-
-
-def free_ports(n: int) -> int:
-    """The first of `n` consecutive TCP ports nobody listens on right now."""
-    return ports.free_ports(n)
 
 
 def local_clickhouse(data_dir: Path) -> Settings:
@@ -221,17 +212,6 @@ def own_clickhouse(tmp_path: Path) -> Iterator[Settings]:
         assert not clickhouse.status(settings), "the test's own ClickHouse is still up"
 
 
-async def _topics(bootstrap: str) -> set[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 def restartable_kafka(kafka_launcher: Settings | None) -> Iterator[Settings]:
     """The session's local broker, for a test that stops and starts it.
@@ -244,13 +224,13 @@ def restartable_kafka(kafka_launcher: Settings | None) -> Iterator[Settings]:
         pytest.skip("the broker is external (DLR_KAFKA_BOOTSTRAP or testcontainers)")
     from deploy.local import kafka
 
-    before = asyncio.run(_topics(kafka_launcher.bootstrap))
+    before = asyncio.run(topic_names(kafka_launcher.bootstrap))
     try:
         yield kafka_launcher
     finally:
         if not kafka.status(kafka_launcher):
             kafka.start(kafka_launcher, timeout=KAFKA_RESTART_TIMEOUT_S)
-        after = asyncio.run(_topics(kafka_launcher.bootstrap))
+        after = asyncio.run(topic_names(kafka_launcher.bootstrap))
         assert before <= after, f"topics lost by the restart: {sorted(before - after)[:5]}"
 
 

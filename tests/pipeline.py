@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
+from deploy.local.ports import free_port
 from deploy.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
 from tests.kafka_helpers import create_topics
 
 SERVICES = ("ingress", "worker", "sink")

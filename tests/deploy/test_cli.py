@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from deploy import cli
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from tests.certs import HOST, Authority, self_signed
-from tests.conftest import free_port
 from tests.processes import clean_env, dlr, first_answer, tail
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from deploy.local import kafka
+from deploy.local.ports import free_port
 from deploy.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
 
 
 @pytest.mark.integration

@@ -13,10 +13,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from deploy import weather
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
 from sinks.clickhouse.client import connect
-from tests.conftest import KAFKA_RESTART_TIMEOUT_S, ROOT, free_port
+from tests.conftest import KAFKA_RESTART_TIMEOUT_S, ROOT
 from tests.polling import wait_for as poll
 
 

@@ -278,7 +278,7 @@ def test_unacknowledged_means_503_with_retry_after_and_nothing_remembered(
 
 @pytest.mark.integration
 def test_kafka_down_means_503_with_retry_after(tmp_path: Path) -> None:
-    from tests.conftest import free_port
+    from deploy.local.ports import free_port
 
     down = Settings(
         kafka_bootstrap=f"127.0.0.1:{free_port()}",

@@ -16,12 +16,12 @@ import httpx
 import orjson
 import pytest
 
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
 from tests.certs import HOST, self_signed
-from tests.conftest import free_port
 from tests.kafka_helpers import create_topics, read_all
 from tests.processes import clean_env, dlr, first_answer, tail
 

@@ -26,13 +26,13 @@ import pytest
 import uvicorn
 from cryptography import x509
 
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from ingress import tls
 from ingress.app import create_app
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from tests.certs import HOST, Authority, Issued
-from tests.conftest import free_port
 from tests.doubles import RecordingProducer
 
 SECRET = "tls-server-generic-secret"

@@ -133,9 +133,9 @@ def test_two_brokers_down_nothing_is_acknowledged(
         with httpx.Client(timeout=30) as client:
             before = [_post(client, p, f"two-down-before-{i}") for i in range(20)]
             assert [r.status_code for r in before] == [200] * 20
-            # The worker and the sink are through their start (faust declares its changelog
-            # topics then, and a worker whose start meets two dead brokers exits): the
-            # outage below is the ingress's, under a running pipeline.
+            # The worker and the sink are through their start (a worker whose start meets
+            # the outage waits for the brokers, test_worker_start_outage): the outage below
+            # is the ingress's, under a running pipeline.
             assert p.wait_rows(20, "message_id LIKE 'generic:two-down-before-%'") >= 20
             down = [n for n in (2, 3) if kafka.kill_node(kafka_cluster, n)]
             assert down == [2, 3]

@@ -14,23 +14,14 @@ import time
 
 import faust
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local import kafka
 from deploy.settings import Settings
 from streams import _faust
 from tests.conftest import KAFKA_RESTART_TIMEOUT_S
+from tests.kafka_helpers import topic_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
-
-
-async def _topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 @pytest.mark.timeout(900)
@@ -55,4 +46,4 @@ async def test_topic_declaration_waits_out_a_broker_outage(
         await asyncio.wait_for(declaring, timeout=_faust.DECLARE_WAIT_S)
     finally:
         await producer.stop()
-    assert topic in await _topics(restartable_kafka.bootstrap)
+    assert topic in await topic_names(restartable_kafka.bootstrap)

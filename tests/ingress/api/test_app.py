@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from starlette.testclient import TestClient
 
+from deploy.local.ports import free_port
 from deploy.settings import Settings
 from ingress.api.app import create_app
 from ingress.api.keys import token_hash
@@ -24,7 +25,6 @@ from schemas.phone import number_hash
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import SENDS, EventWriter
-from tests.conftest import free_port
 from tests.kafka_helpers import create_topics, read_all, topic_partitions
 
 pytestmark = pytest.mark.integration

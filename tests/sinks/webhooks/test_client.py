@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from deploy.local.ports import free_port
 from sinks.webhooks import (
     BreakerPolicy,
     CircuitBreaker,
@@ -27,7 +28,7 @@ from sinks.webhooks import (
     WebhookMetrics,
 )
 from sinks.webhooks.client import retry_after_seconds
-from tests.conftest import WEBHOOK_SECRET, free_port
+from tests.conftest import WEBHOOK_SECRET
 
 FAST = RetryPolicy(attempts=6, total_s=20, initial_s=0.05, max_wait_s=2)
 
