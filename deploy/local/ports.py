@@ -30,7 +30,7 @@ def ephemeral_low() -> int:
 def free_ports(n: int = 1, host: str = "127.0.0.1") -> int:
     """The first of `n` consecutive ports nobody listens on, all below the ephemeral range."""
     high = ephemeral_low() - n
-    if high <= LOWEST:  # an unusual kernel setting: fall back to the kernel's choice
+    if high <= LOWEST:  # an unusual kernel setting: any port above LOWEST (the race can return)
         high = 65535 - n
     for _ in range(500):
         base = random.randint(LOWEST, high)
