@@ -9,8 +9,10 @@ Three servers, each one uvicorn process (uvloop + httptools), all up for the who
 - a bare Starlette endpoint that reads the body and answers 200 (`bench/bare_app.py`).
 
 The Go load generator (`bench/loadgen`, 64 keep-alive connections, unique signed
-requests) drives each endpoint in turn; `--rounds` repeats the whole sequence so that the
-ratios come from neighbouring runs. With two or more cores the servers are pinned to core
+requests) first drives every route for `--warmup` seconds, unmeasured, so that no server
+is measured against a broker whose JIT is still cold; then each endpoint in turn;
+`--rounds` repeats the whole sequence, odd rounds taking the servers in the other order,
+so that the ratios come from neighbouring runs. With two or more cores the servers are pinned to core
 0 and the load generator and the broker to core 1, so that a server has one core of its
 own. Prints req/s, p50/p99, server CPU per request (steadier than req/s on a busy
 machine) and the broker's CPU per request, the ratio of each project route to the naive
@@ -18,6 +20,7 @@ handler and of everything to the bare endpoint, and checks that every acknowledg
 request of the project and of the naive handler is in Kafka.
 
     .venv/bin/python -m bench.ingress [--seconds 15] [--rounds 1] [--connections 64]
+        [--warmup 8] [--project-env DLR_PRODUCE_LINGER_MS=5 ...]
     .venv/bin/python -m bench.ingress --workers 2 --only project   # the scaling figure
 """
 
@@ -163,6 +166,12 @@ def servers(args: argparse.Namespace) -> list[Server]:
     return [s for s in found if not args.only or s.name in args.only]
 
 
+def _reversed_servers(routes: list[tuple[str, Server]]) -> list[tuple[str, Server]]:
+    """The same routes, mode by mode, with the servers of each mode in the other order."""
+    modes = list(dict.fromkeys(mode for mode, _ in routes))
+    return [pair for mode in modes for pair in reversed([p for p in routes if p[0] == mode])]
+
+
 def run_load(
     loadgen: Path,
     url: str,
@@ -284,7 +293,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=8, help="seconds per route, unmeasured")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--port", type=int, default=18080, help="three ports from here")
@@ -294,6 +303,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin servers, load generator and broker"
+    )
+    parser.add_argument(
+        "--project-env",
+        action="append",
+        default=[],
+        metavar="DLR_NAME=VALUE",
+        help="a setting for the project's server only (e.g. DLR_PRODUCE_LINGER_MS=1)",
     )
     args = parser.parse_args()
     with local_broker() as base:
@@ -336,6 +352,8 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
     try:
         for server in running:
             server_env = dict(env)
+            if server.name == "project":
+                server_env.update(item.split("=", 1) for item in args.project_env)
             if server.name == "naive":
                 server_env["DLR_RAW_TOPIC"] = naive_topic
             command = server.command
@@ -344,23 +362,34 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
             server.proc = serve(command, server_env, logs / f"{server.name}.log")
         for server in running:
             wait_http(f"http://127.0.0.1:{server.port}{server.ready_path}")
+
+        def drive(server: Server, mode: str, seconds: int) -> dict[str, Any]:
+            assert server.proc is not None
+            url = f"http://127.0.0.1:{server.port}{server.routes[mode]}"
+            return run_load(
+                *(loadgen, url, mode, SECRETS[mode], seconds, args.connections),
+                *(server.proc.pid, broker_pid, other_cpus),
+            )
+
+        routes = [
+            (mode, server)
+            for mode in ("generic", "twilio", "bare")
+            for server in running
+            if mode in server.routes
+        ]
+        if args.warmup:  # every route before any is measured: the broker's JIT warms up too
+            print(f"[bench] warm-up: {args.warmup}s per route", flush=True)
+            for mode, server in routes:
+                drive(server, mode, args.warmup)
         for round_ in range(args.rounds):
             if args.rounds > 1:
                 print(f"[bench] round {round_ + 1} of {args.rounds}", flush=True)
-            for mode in ("generic", "twilio", "bare"):
-                for server in running:
-                    if mode not in server.routes:
-                        continue
-                    assert server.proc is not None
-                    url = f"http://127.0.0.1:{server.port}{server.routes[mode]}"
-                    load = (loadgen, url, mode, SECRETS[mode])
-                    target = (server.proc.pid, broker_pid, other_cpus)
-                    if round_ == 0 and args.warmup:
-                        run_load(*load, args.warmup, args.connections, *target)
-                    label = f"{server.name} {mode}" if mode != "bare" else "bare"
-                    results.setdefault(label, []).append(
-                        run_load(*load, args.seconds, args.connections, *target)
-                    )
+            # Odd rounds take the servers in the other order: what drifts (the broker's log,
+            # the machine) falls on the project and on the naive handler alike.
+            ordered = routes if round_ % 2 == 0 else _reversed_servers(routes)
+            for mode, server in ordered:
+                label = f"{server.name} {mode}" if mode != "bare" else "bare"
+                results.setdefault(label, []).append(drive(server, mode, args.seconds))
     finally:
         for server in running:
             if server.proc is not None:
