@@ -12,12 +12,12 @@ The Go load generator (`bench/loadgen`, 64 keep-alive connections, unique signed
 requests) first drives every route for `--warmup` seconds, unmeasured, so that no server
 is measured against a broker whose JIT is still cold; then each endpoint in turn;
 `--rounds` repeats the whole sequence, odd rounds taking the servers in the other order,
-so that the ratios come from neighbouring runs. With two or more cores the servers are pinned to core
-0 and the load generator and the broker to core 1, so that a server has one core of its
-own. Prints req/s, p50/p99, server CPU per request (steadier than req/s on a busy
-machine) and the broker's CPU per request, the ratio of each project route to the naive
-handler and of everything to the bare endpoint, and checks that every acknowledged
-request of the project and of the naive handler is in Kafka.
+so that the ratios come from neighbouring runs. With two or more cores the servers are
+pinned to core 0 and the load generator and the broker to core 1, so that a server has
+one core of its own. Prints req/s, p50/p99, server CPU per request (steadier than req/s
+on a busy machine) and the broker's CPU per request, the ratio of each project route to
+the naive handler and of everything to the bare endpoint, and checks that every
+acknowledged request of the project and of the naive handler is in Kafka.
 
     .venv/bin/python -m bench.ingress [--seconds 15] [--rounds 1] [--connections 64]
         [--warmup 8] [--project-env DLR_PRODUCE_LINGER_MS=5 ...]
