@@ -91,7 +91,7 @@ class RawProducer:
         topic: str,
         timeout_s: float,
         poll_interval_s: float = 0.001,
-        linger_ms: float = 5.0,
+        linger_ms: float = 2.0,
     ) -> None:
         self.topic = topic
         self.linger_ms = linger_ms

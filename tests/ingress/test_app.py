@@ -8,6 +8,7 @@ absent).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from starlette.testclient import TestClient
 
 from deploy.settings import Settings
 from ingress import tokens
-from ingress.app import create_app
+from ingress.app import GC_YOUNG_THRESHOLD, create_app
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
 from schemas.envelope import RawEnvelope
@@ -105,6 +106,17 @@ def test_verified_webhook_is_in_kafka_keyed_by_message_id(kafka_settings: Settin
     assert envelope.provider == "generic" and envelope.key_id.startswith("k_")
     assert "x-webhook-signature" in envelope.headers
     assert SECRET not in (record.value or b"").decode()
+
+
+def test_young_collections_are_rarer_while_serving(
+    settings: Settings, producer: RecordingProducer
+) -> None:
+    """The app raises the young-generation threshold while it serves and puts it back."""
+    before = gc.get_threshold()
+    assert before[0] != GC_YOUNG_THRESHOLD
+    with TestClient(create_app(settings, producer=producer)):
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before
 
 
 def test_refusals_produce_nothing(client: TestClient, producer: RecordingProducer) -> None:

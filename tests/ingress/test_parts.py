@@ -175,6 +175,7 @@ json_values = st.recursive(
     payloads=st.lists(st.dictionaries(text, json_values, max_size=4), min_size=1, max_size=3),
     event_id=st.none() | text,
     token=st.dictionaries(text, text, max_size=2),
+    credential=st.sampled_from([None, "authorization", "cookie", "x-api-key"]),
 )
 def test_envelopes_are_the_dataclass_wire_form(
     headers: dict[str, str],
@@ -182,9 +183,13 @@ def test_envelopes_are_the_dataclass_wire_form(
     payloads: list[dict[str, Any]],
     event_id: str | None,
     token: dict[str, str],
+    credential: str | None,
 ) -> None:
-    """The ingress writes envelopes from a dict; the bytes are RawEnvelope.to_json()'s."""
-    headers = {**headers, "authorization": "Bearer s3cret", "content-type": "Text/Plain; x=1"}
+    """The ingress writes envelopes from a dict; the bytes are RawEnvelope.to_json()'s,
+    credential headers left out whether the request had one or not."""
+    headers = {**headers, "content-type": "Text/Plain; x=1"}
+    if credential is not None:
+        headers[credential] = "Bearer s3cret"
     inbound = InboundRequest("POST", "https://h.example/webhooks/generic?a=1", headers, body)
     records = [
         Record(f"m{i}", f"m{i}:+1555", payload, event_id, None if i == 0 else body[i:])
@@ -207,7 +212,7 @@ def test_envelopes_are_the_dataclass_wire_form(
             received_at=1_700_000_000.25,
             method="POST",
             url=inbound.url,
-            headers={k: v for k, v in headers.items() if k != "authorization"},
+            headers={k: v for k, v in headers.items() if k != credential},
             content_type="text/plain",
             body=text_body,
             body_encoding=encoding,
