@@ -48,8 +48,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bench.streams import canonical_events, ensure_kafka, envelope, produce
-from deploy.local import kafka
+from bench._broker import local_broker
+from bench.streams import canonical_events, envelope, produce
 from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -325,9 +325,7 @@ def main() -> int:
         "--standbys", default="0,1", help="standby replica counts to run, comma-separated"
     )
     args = parser.parse_args()
-    base = Settings()
-    started_kafka = ensure_kafka(base)
-    try:
+    with local_broker() as base:
         run = uuid.uuid4().hex[:8]
         raw = f"bench.fo.raw.{run}"
         asyncio.run(
@@ -365,9 +363,6 @@ def main() -> int:
                 f"[bench]   {label:<44} {value:>8} {r.worst:>10.1f}s {r.sent:>12} "
                 f"{r.lost:>5} {r.doubled:>8}"
             )
-    finally:
-        if started_kafka:
-            kafka.stop(base)
     return 0
 
 

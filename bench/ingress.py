@@ -244,17 +244,6 @@ async def count_records(bootstrap: str, topic: str) -> int:
             await consumer.stop()
 
 
-async def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    """Drop the run's topics: every run writes hundreds of thousands of 1 KB records, and a
-    local broker kept them until its disk was full."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(topics)
-    finally:
-        await admin.close()
-
-
 def table(results: dict[str, list[dict[str, Any]]]) -> None:
     """Medians over the rounds; each project route against the naive handler's same route.
 
@@ -429,7 +418,6 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
         if produced < accepted:
             print(f"ERROR: {name}: fewer records in Kafka than acknowledged requests")
             ok = False
-    asyncio.run(delete_topics(settings.bootstrap, [settings.raw_topic, naive_topic]))
     return 0 if ok else 1
 
 

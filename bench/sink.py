@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from bench._broker import local_broker
 from bench.analytics import (
     ROOT,
     TARGET_ROWS_S,
@@ -49,7 +50,7 @@ from bench.analytics import (
     synthetic_events,
 )
 from bench.streams import cpu_s, rss_mb
-from deploy.local import clickhouse, kafka
+from deploy.local import clickhouse
 from deploy.local.ports import free_port
 from deploy.settings import Settings
 from deploy.topics import ensure_topics
@@ -177,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # "topic not found" until metadata
 
-    base = Settings()
-    started_kafka = False
-    if not base.kafka_bootstrap and not kafka.status(base):
-        kafka.start(base)
-        started_kafka = True
+    with local_broker() as base:
+        return run_both(args, base)
+
+
+def run_both(args: argparse.Namespace, base: Settings) -> int:
+    """Both sinks against the broker at `base.bootstrap` and a ClickHouse server."""
     server, own_clickhouse = server_settings("sink")
     server_pid = clickhouse.start(server) if own_clickhouse else 0
     data = ROOT / ".data" / "bench" / "sink"
@@ -272,8 +274,6 @@ def main(argv: list[str] | None = None) -> int:
         stop(naive)
         if own_clickhouse:
             clickhouse.stop(server)
-        if started_kafka:
-            kafka.stop(base)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench._broker import local_broker
 from deploy.local import kafka
 from deploy.local.ports import free_port
 from deploy.settings import Settings
@@ -239,15 +240,6 @@ async def latencies(bootstrap: str, topic: str, since: float) -> list[float]:
     return [emitted - received for _, received, emitted in times if received >= since]
 
 
-def ensure_kafka(base: Settings) -> bool:
-    """Start the local broker(s) unless they answer or DLR_KAFKA_BOOTSTRAP is set; True when
-    this run started them (and so stops them)."""
-    if base.kafka_bootstrap or kafka.status(base):
-        return False
-    kafka.start(base)
-    return True
-
-
 def broker_cpu(base: Settings) -> tuple[list[int], float]:
     """The local brokers' pids and their idle CPU (cores) over 10 s: heartbeats, replica
     fetchers, what they burn with no traffic."""
@@ -404,12 +396,10 @@ def main() -> int:
     RECIPIENTS["mode"] = args.recipients
     print(f"[bench] recipients: {args.recipients}", flush=True)
 
-    base = Settings()
-    started_kafka = ensure_kafka(base)
-    records = backlog(args.events, seed=1)
-    unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
-    results: list[Result] = []
-    try:
+    with local_broker() as base:
+        records = backlog(args.events, seed=1)
+        unique = len({(k, orjson.loads(v)["payload"]["status"]) for k, v in records})
+        results: list[Result] = []
         env_vars, worker, ours = run_backlog(
             "dlr worker", ["deploy.cli", "worker"], base, records, unique
         )
@@ -440,9 +430,6 @@ def main() -> int:
             )
             stop(naive)
             results.append(theirs)
-    finally:
-        if started_kafka:
-            kafka.stop(base)
     header = f"{'worker':<20} {'raw events/s':>13} {'CPU us/event':>13} {'peak RSS MB':>12}"
     print(f"\n{header} {'vs naive':>9}")
     naive_rate = results[-1].rate if len(results) > 1 else 0.0
