@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.local import kafka
 from deploy.settings import Settings
+from deploy.topics import topic_names
 
 #: Names of the topics benchmarks create (each with a per-run suffix).
 PREFIX = "bench."
@@ -27,7 +28,7 @@ def local_broker() -> Iterator[Settings]:
     if start:
         kafka.start(base)
     try:
-        before = set(asyncio.run(_topics(base.bootstrap)))
+        before = asyncio.run(topic_names(base.bootstrap))
         try:
             yield base
         finally:
@@ -37,28 +38,19 @@ def local_broker() -> Iterator[Settings]:
             kafka.stop(base)
 
 
-async def _topics(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names: list[str] = await admin.list_topics()
-        return names
-    finally:
-        await admin.close()
-
-
 async def _drop(bootstrap: str, before: set[str]) -> None:
     """Delete the `bench.*` topics created since `before`; a failure leaves them and says
     so (the run's figures stand, whatever happens to its topics)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
+        made = sorted(t for t in await topic_names(bootstrap) - before if t.startswith(PREFIX))
+        if not made:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
-        names: list[str] = await admin.list_topics()
-        made = sorted(t for t in names if t.startswith(PREFIX) and t not in before)
-        if made:
+        try:
             await admin.delete_topics(made)
-            print(f"[bench] dropped this run's {len(made)} topics", flush=True)
+        finally:
+            await admin.close()
+        print(f"[bench] dropped this run's {len(made)} topics", flush=True)
     except KafkaError as exc:
         print(f"[bench] this run's topics were not dropped: {exc!r}", flush=True)
-    finally:
-        await admin.close()

@@ -168,6 +168,16 @@ async def _describe(admin: AIOKafkaAdminClient, topics: list[str]) -> Configs:
     return out
 
 
+async def topic_names(bootstrap: str) -> set[str]:
+    """Every topic the cluster has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def sync_topics(settings: Settings) -> TopicSync:
     """Create the missing topics; set the project's configs on the existing ones."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)

@@ -25,7 +25,7 @@ import pytest
 
 from deploy.local.ports import free_port, free_ports
 from deploy.settings import Settings
-from tests.kafka_helpers import topic_names
+from deploy.topics import topic_names
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A restarted broker recovers its logs first: on a loaded 2-core machine that took over 90 s.

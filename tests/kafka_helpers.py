@@ -126,13 +126,3 @@ async def _uncommitted(bootstrap: str, group: str, topic: str) -> int:
 def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     """Records of `topic` beyond the consumer group's committed offsets."""
     return asyncio.run(_uncommitted(bootstrap, group, topic))
-
-
-async def topic_names(bootstrap: str) -> set[str]:
-    """Every topic the cluster has."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()

@@ -17,9 +17,9 @@ import pytest
 
 from deploy.local import kafka
 from deploy.settings import Settings
+from deploy.topics import topic_names
 from streams import _faust
 from tests.conftest import KAFKA_RESTART_TIMEOUT_S
-from tests.kafka_helpers import topic_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
