@@ -166,10 +166,12 @@ def servers(args: argparse.Namespace) -> list[Server]:
     return [s for s in found if not args.only or s.name in args.only]
 
 
-def _reversed_servers(routes: list[tuple[str, Server]]) -> list[tuple[str, Server]]:
-    """The same routes, mode by mode, with the servers of each mode in the other order."""
-    modes = list(dict.fromkeys(mode for mode, _ in routes))
-    return [pair for mode in modes for pair in reversed([p for p in routes if p[0] == mode])]
+def _setting(text: str) -> tuple[str, str]:
+    """`DLR_NAME=VALUE` of --project-env, checked when the arguments are parsed."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("DLR_"):
+        raise argparse.ArgumentTypeError(f"expected DLR_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def run_load(
@@ -308,6 +310,7 @@ def main() -> int:
         "--project-env",
         action="append",
         default=[],
+        type=_setting,
         metavar="DLR_NAME=VALUE",
         help="a setting for the project's server only (e.g. DLR_PRODUCE_LINGER_MS=1)",
     )
@@ -353,7 +356,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
         for server in running:
             server_env = dict(env)
             if server.name == "project":
-                server_env.update(item.split("=", 1) for item in args.project_env)
+                server_env.update(args.project_env)
             if server.name == "naive":
                 server_env["DLR_RAW_TOPIC"] = naive_topic
             command = server.command
@@ -371,23 +374,20 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
                 *(server.proc.pid, broker_pid, other_cpus),
             )
 
-        routes = [
-            (mode, server)
-            for mode in ("generic", "twilio", "bare")
-            for server in running
-            if mode in server.routes
-        ]
+        def routes(order: list[Server]) -> list[tuple[str, Server]]:
+            modes = ("generic", "twilio", "bare")
+            return [(m, server) for m in modes for server in order if m in server.routes]
+
         if args.warmup:  # every route before any is measured: the broker's JIT warms up too
             print(f"[bench] warm-up: {args.warmup}s per route", flush=True)
-            for mode, server in routes:
+            for mode, server in routes(running):
                 drive(server, mode, args.warmup)
         for round_ in range(args.rounds):
             if args.rounds > 1:
                 print(f"[bench] round {round_ + 1} of {args.rounds}", flush=True)
             # Odd rounds take the servers in the other order: what drifts (the broker's log,
             # the machine) falls on the project and on the naive handler alike.
-            ordered = routes if round_ % 2 == 0 else _reversed_servers(routes)
-            for mode, server in ordered:
+            for mode, server in routes(running if round_ % 2 == 0 else running[::-1]):
                 label = f"{server.name} {mode}" if mode != "bare" else "bare"
                 results.setdefault(label, []).append(drive(server, mode, args.seconds))
     finally:
