@@ -17,7 +17,7 @@ bottleneck for throughput; the server process's CPU per connection and per reque
 /proc) is the figure that compares.
 
 Then the route checks a webhook pays in the app (`TransportPolicy.check` + `.hsts`, what
-`ingress.app.webhook()` calls per request), timed in this process: HTTPS direct, HTTPS via
+`ingress.webhook.webhook()` calls per request), timed in this process: HTTPS direct, HTTPS via
 a trusted proxy, a client certificate matched against subject patterns, next to local mode
 (nothing to check) as the baseline. `--checks-only` runs just that part (a few seconds).
 

@@ -4,6 +4,7 @@ dlr up                          everything locally, in the foreground (make run)
 dlr kafka start|stop|status [--brokers N]   local Kafka 4.x KRaft broker or cluster
 dlr clickhouse start|stop|status [--shards N]  local ClickHouse 26.9 server or cluster
 dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn; HTTPS with DLR_TLS_CERT)
+dlr compile                     compile the ingress's webhook path with mypyc (make run does)
 dlr api [--tls-cert C --tls-key K]       the sender's API (register messages, ask their status)
 dlr status <message_id> | --client-ref X   what became of a message (same as the API)
 dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
@@ -161,10 +162,16 @@ def _serving(name: str, settings: Settings, host: str, port: int) -> dict[str, A
     return options
 
 
-def cmd_ingress(settings: Settings, tls_cert: str | None, tls_key: str | None, workers: int) -> int:
-    """Serve the ingress with uvicorn (HTTPS with a certificate, from the flags or DLR_TLS_*)."""
+def cmd_ingress(
+    settings: Settings, tls_cert: str | None, tls_key: str | None, workers: int, argv: list[str]
+) -> int:
+    """Serve the ingress with uvicorn (HTTPS with a certificate, from the flags or DLR_TLS_*),
+    its webhook path compiled when the build is fresh (`deploy/compiled.py`)."""
     import uvicorn
 
+    from deploy import compiled
+
+    compiled.serve(settings.ingress_compiled, argv)
     logs.setup(settings.log_level)
     settings = _with_tls(settings, tls_cert, tls_key)
     options = _serving("ingress", settings, settings.ingress_host, settings.ingress_port)
@@ -603,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-cert", help="PEM certificate chain (default DLR_TLS_CERT)")
     p.add_argument("--tls-key", help="PEM private key (default DLR_TLS_KEY)")
     p.add_argument("--workers", type=int, default=1)
+    sub.add_parser("compile", help="compile the ingress's webhook path (mypyc)")
     p = sub.add_parser("api", help="the sender's API")
     p.add_argument("--tls-cert", help="PEM certificate chain (default DLR_TLS_CERT)")
     p.add_argument("--tls-key", help="PEM private key (default DLR_TLS_KEY)")
@@ -708,7 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         "billing", help="reconcile a provider's invoice with the receipts (deploy/billing_cli.py)"
     )
     billing_cli.add_arguments(p)
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(arguments)
+    args.argv = arguments  # `dlr ingress` runs itself again on the compiled build
     # --brokers / --shards before anything is derived from them (replication, cluster)
     given = {"kafka_brokers": getattr(args, "brokers", None)}
     given["clickhouse_shards"] = getattr(args, "shards", None)
@@ -729,7 +739,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "clickhouse":
         return cmd_clickhouse(settings, args.action, args.detach)
     if args.command == "ingress":
-        return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers)
+        return cmd_ingress(settings, args.tls_cert, args.tls_key, args.workers, args.argv)
+    if args.command == "compile":
+        from deploy import compiled
+
+        compiled.build()
+        return 0
     if args.command == "api":
         return cmd_api(settings, args.tls_cert, args.tls_key)
     if args.command == "status":

@@ -20,7 +20,7 @@
     ├── BrokerUnavailable       503   Kafka did not acknowledge in time; provider retries
     └── UpstreamUnavailable     503   a verification dependency (SNS certificate) is unreachable
 
-Handlers in `ingress/app.py` turn these into `{"error": code, "detail": text}` and
+Handlers in `ingress/webhook.py` turn these into `{"error": code, "detail": text}` and
 metrics label failures by class name. Endpoints never catch them.
 """
 

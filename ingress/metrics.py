@@ -61,6 +61,8 @@ class IngressMetrics:
         self.produce_seconds = Histogram()
         self.request_seconds: dict[str, Histogram] = {}
         self.in_flight = 0
+        #: Whether the webhook path runs compiled (`ingress.webhook.COMPILED`), set by the app.
+        self.compiled = False
         #: (provider, keyword) -> inbound messages (stop/start/help, none, no_number).
         self.inbound: dict[tuple[str, str], int] = {}
         #: kept / dropped -> refused requests for the refused topic (DLR_CAPTURE_REFUSED).
@@ -139,6 +141,11 @@ class IngressMetrics:
         in_flight = GaugeMetricFamily(
             "dlr_ingress_in_flight", "Webhook requests being handled", value=self.in_flight
         )
+        compiled = GaugeMetricFamily(
+            "dlr_ingress_compiled",
+            "1 when the webhook path runs as mypyc compiled it (dlr compile), 0 in pure Python",
+            value=int(self.compiled),
+        )
         inbound = CounterMetricFamily(
             "dlr_ingress_inbound_messages",
             "Inbound messages (a person wrote to us) by provider and keyword (stop, start, "
@@ -147,4 +154,5 @@ class IngressMetrics:
         )
         for inbound_labels, count in self.inbound.items():
             inbound.add_metric(inbound_labels, count)
-        yield from (requests, failures, records, captured, produce, handling, in_flight, inbound)
+        yield from (requests, failures, records, captured, produce, handling, in_flight)
+        yield from (compiled, inbound)

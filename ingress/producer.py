@@ -4,9 +4,12 @@ Records go through librdkafka (confluent-kafka): `produce()` partitions (murmur2
 Kafka's Java client and aiokafka do), batches and sends in C on librdkafka's own threads,
 which costs a webhook a third of what aiokafka's Python producer did (`bench/produce.py`).
 Delivery reports come back through `poll()`, called on the event loop every
-`poll_interval_s` (1 ms) while records are outstanding, so a report waits at most a
-millisecond for its request. Calling `poll()` on the loop's own thread means the report
-callbacks resolve asyncio futures directly, without a thread handing them over.
+`poll_interval_s` while records are outstanding: the ingress's `DLR_PRODUCE_POLL_MS`
+(0.25 ms), else 1 ms. A report waits at most that long for its request; at 64 connections
+the ingress's answers waited on a 1 ms poll more than on its core (README, "Performance and
+sizing"), and a poll that finds nothing costs about a microsecond. Calling `poll()` on the
+loop's own thread means the report callbacks resolve asyncio futures directly, without a
+thread handing them over.
 
 Every record gets a delivery report within `message.timeout.ms` (the produce timeout): an
 acknowledgement, or a failure that becomes a 503, so a request waits on no timer of its
@@ -14,7 +17,7 @@ own. A record librdkafka gave up on may still have been written by the broker (t
 request was in flight): the provider retries, and the worker's dedupe drops the copy.
 
 Records wait up to `linger_ms` before librdkafka sends them: the ingress's
-`DLR_PRODUCE_LINGER_MS` (2 ms), else 5 ms (the sender API's producers, whose figures in the
+`DLR_PRODUCE_LINGER_MS` (1 ms), else 5 ms (the sender API's producers, whose figures in the
 README were measured with it). librdkafka puts one partition in a produce request
 (librdkafka issue #1700; the Java client and aiokafka send all of a broker's partitions in
 one), so with no linger each request carried a record or two to the broker, and every

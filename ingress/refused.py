@@ -1,7 +1,7 @@
 """Refused requests, kept for "why was this refused" (`DLR_CAPTURE_REFUSED=1`, off by default).
 
 Nothing unverified reaches `dlr.raw.v1`. With the setting on, the refusal path (and only
-it: `ingress.app.webhook` calls `RefusedCapture.keep` after `_refusal`, never for an
+it: `ingress.webhook.webhook` calls `RefusedCapture.keep` after `_refusal`, never for an
 accepted request) writes one JSON record per refused request to `DLR_REFUSED_TOPIC`
 (`dlr.refused.v1`, a day's retention set by `dlr topics`), keyed by provider, which `dlr
 capture --refused` exports. Bounded and without secrets:

@@ -90,6 +90,11 @@ class IngressSettings(TransportSettings):
 
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    ingress_compiled: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Serve the webhook path mypyc compiled (`dlr compile`): auto = when the "
+        "build matches the sources, on = refuse to start without it, off = pure Python.",
+    )
     public_base_url: str | None = Field(
         None, description="Externally visible base URL (scheme://host[:port]) for signed URLs."
     )
@@ -105,11 +110,18 @@ class IngressSettings(TransportSettings):
     )
     produce_timeout_s: float = Field(5.0, gt=0, description="Kafka ack bound before a 503.")
     produce_linger_ms: float = Field(
-        2.0,
+        1.0,
         ge=0,
         le=1000,
         description="How long librdkafka lets a partition's records gather before it sends "
         "them: fewer produce requests and wake-ups per record for at most this much latency.",
+    )
+    produce_poll_ms: float = Field(
+        0.25,
+        gt=0,
+        le=100,
+        description="How often the event loop collects Kafka's acknowledgements while "
+        "records wait for them: at most this much added to a webhook's answer.",
     )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
     rate_limit_burst: int = Field(1000, ge=1)

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from deploy.settings import Settings
 from ingress import tokens
+from ingress import webhook as webhook_module
 from ingress.app import GC_YOUNG_THRESHOLD, create_app
 from ingress.providers import generic
 from ingress.providers._contract import InboundRequest
@@ -252,7 +253,10 @@ def test_source_allow_list_and_rate_limit(settings: Settings) -> None:
 
 
 def test_health_ready_metrics_openapi(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    # Run from the sources here; from `.build/compiled` in tests/integration/test_compiled.py.
+    compiled = not webhook_module.__file__.endswith(".py")
+    assert client.get("/healthz").json() == {"status": "ok", "compiled": compiled}
+    assert f"dlr_ingress_compiled {float(compiled)}" in client.get("/metrics").text
     assert client.get("/readyz").status_code == 200
     doc = client.get("/openapi.json").json()
     assert {

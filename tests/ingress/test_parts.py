@@ -16,13 +16,13 @@ from starlette.types import Scope
 
 from deploy.logs import JsonFormatter, mask_pii
 from ingress import tokens
-from ingress.app import _envelopes
 from ingress.errors import UnknownToken
 from ingress.metrics import IngressMetrics
 from ingress.providers import Inbound, InboundRequest, Record
 from ingress.ratelimit import RateLimiter
 from ingress.replay import ReplayCache
 from ingress.url import client_ip, external_url, parse_networks
+from ingress.webhook import _envelopes
 from schemas.envelope import RawEnvelope
 from schemas.phone import mask_number, number_hash
 

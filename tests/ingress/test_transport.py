@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from deploy.settings import Settings
 from ingress.api.app import create_app as create_api
-from ingress.app import create_app, webhook_target
+from ingress.app import create_app
 from ingress.credentials import active_credentials, weaknesses
 from ingress.providers import generic, vonage
 from ingress.providers._contract import InboundRequest
@@ -34,6 +34,7 @@ from ingress.transport import (
     identity_from_xfcc,
     split_patterns,
 )
+from ingress.webhook import webhook_target
 from tests.certs import Authority, Issued
 from tests.doubles import RecordingProducer
 
