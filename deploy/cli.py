@@ -743,7 +743,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     if args.command == "compile":
         from deploy import compiled
 
-        compiled.build()
+        try:
+            compiled.build()
+        except (OSError, RuntimeError) as exc:
+            print(f"[compile] failed: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "api":
         return cmd_api(settings, args.tls_cert, args.tls_key)

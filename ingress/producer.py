@@ -17,7 +17,7 @@ own. A record librdkafka gave up on may still have been written by the broker (t
 request was in flight): the provider retries, and the worker's dedupe drops the copy.
 
 Records wait up to `linger_ms` before librdkafka sends them: the ingress's
-`DLR_PRODUCE_LINGER_MS` (1 ms), else 5 ms (the sender API's producers, whose figures in the
+`DLR_PRODUCE_LINGER_MS` (2 ms), else 5 ms (the sender API's producers, whose figures in the
 README were measured with it). librdkafka puts one partition in a produce request
 (librdkafka issue #1700; the Java client and aiokafka send all of a broker's partitions in
 one), so with no linger each request carried a record or two to the broker, and every

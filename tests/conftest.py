@@ -183,6 +183,16 @@ _REAL_SERVICES = frozenset(
 )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`DLR_TEST_COMPILED=1` (make test-heavy's run of tests/ingress on `.build/compiled`):
+    refuse to run unless the webhook path really was imported from the build."""
+    if os.environ.get("DLR_TEST_COMPILED") == "1":
+        from ingress import webhook
+
+        if not webhook.COMPILED:
+            raise pytest.UsageError(f"DLR_TEST_COMPILED=1 but {webhook.__file__} is the source")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse a test that uses the real broker or server without the `integration` mark."""
     unmarked = [
