@@ -365,6 +365,11 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
             server.proc = serve(command, server_env, logs / f"{server.name}.log")
         for server in running:
             wait_http(f"http://127.0.0.1:{server.port}{server.ready_path}")
+        compiled = [
+            httpx.get(f"http://127.0.0.1:{s.port}/healthz").json().get("compiled")
+            for s in running
+            if s.name == "project"
+        ]
 
         def drive(server: Server, mode: str, seconds: int) -> dict[str, Any]:
             assert server.proc is not None
@@ -396,7 +401,10 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
                 stop(server.proc)
         if broker_pid and broker_affinity:
             pin(broker_pid, broker_affinity)
-    print(f"\nuvicorn: {stack()}; dlr ingress --workers {args.workers}; ", end="")
+    path = "compiled" if compiled == [True] else "pure Python"
+    print(
+        f"\nuvicorn: {stack()}; dlr ingress --workers {args.workers}, webhook path {path}; ", end=""
+    )
     if pinned:
         where = "core 0" if server_cpus else "all cores"
         print(f"servers on {where}, load generator and broker on cores 1-{cores - 1}")

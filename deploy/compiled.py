@@ -3,7 +3,7 @@
 `dlr compile` (`make run` and `make test` call it when a source changed) copies `ingress/`
 and `schemas/` to `.build/compiled/` and compiles the modules of `HOT` there with mypyc:
 the type-annotated code that `mypy --strict` already checks, turned into C extensions
-(about 20 % of a webhook's CPU, README "Performance and sizing"). The build is never next
+(10-20 % less CPU per webhook, README "Performance and sizing"). The build is never next
 to the sources, so an edited `.py` file is never shadowed by an old extension: the build
 records a SHA-256 of every source file it copied, and `dlr ingress` serves it only while
 they all still match (`DLR_INGRESS_COMPILED`: `auto` serves it when fresh and says why not
