@@ -9,6 +9,8 @@ itself again on the build; `/healthz` says which path answers.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -31,12 +33,15 @@ SECRET = "compiled-generic-secret"
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
-def _serve(
+@contextmanager
+def _ingress(
     kafka_bootstrap: str, unique: str, tmp_path: Path, mode: str
-) -> tuple[Settings, dict[str, str]]:
+) -> Iterator[tuple[Settings, httpx.Client]]:
+    """`dlr ingress` with `DLR_INGRESS_COMPILED=mode` on a raw topic of its own, answering."""
+    port = free_port()
     env_vars = {
         "DLR_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "DLR_INGRESS_PORT": str(free_port()),
+        "DLR_INGRESS_PORT": str(port),
         "DLR_INGRESS_COMPILED": mode,
         "DLR_REQUIRE_HTTPS": "false",
         "DLR_GENERIC_SECRETS": SECRET,
@@ -49,22 +54,23 @@ def _serve(
         kafka_bootstrap=kafka_bootstrap, raw_topic=env_vars["DLR_RAW_TOPIC"], data_dir=tmp_path
     )
     create_topics(settings)
-    return settings, env_vars
+    log_path = tmp_path / "ingress.log"
+    with (
+        dlr(["ingress"], clean_env(env_vars), log_path) as proc,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as client,
+    ):
+        first_answer(client, "/healthz", proc, log_path)
+        yield settings, client
+    assert "Traceback" not in tail(log_path)
 
 
 def test_the_compiled_build_answers_webhooks_like_the_sources(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     assert compiled.stale() is None, f"run `dlr compile` (make test does): {compiled.stale()}"
-    settings, env_vars = _serve(kafka_bootstrap, unique, tmp_path, "on")
-    base = f"http://127.0.0.1:{env_vars['DLR_INGRESS_PORT']}"
-    log_path = tmp_path / "ingress.log"
-    with (
-        dlr(["ingress"], clean_env(env_vars), log_path) as proc,
-        httpx.Client(base_url=base, timeout=10.0) as client,
-    ):
-        health = first_answer(client, "/healthz", proc, log_path)
-        assert health.json() == {"status": "ok", "compiled": True}, tail(log_path)
+    with _ingress(kafka_bootstrap, unique, tmp_path, "on") as (settings, client):
+        base = str(client.base_url).rstrip("/")
+        assert client.get("/healthz").json() == {"status": "ok", "compiled": True}
         assert "dlr_ingress_compiled 1.0" in client.get("/metrics").text
 
         raw = orjson.dumps({"message_id": f"gen-{unique}", "status": "delivered"})
@@ -96,17 +102,9 @@ def test_the_compiled_build_answers_webhooks_like_the_sources(
     assert RawEnvelope.from_json(envelopes["twilio"].value or b"").payload["MessageStatus"] == (
         "delivered"
     )
-    assert "Traceback" not in tail(log_path)
 
 
 def test_off_serves_the_sources(kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
-    _, env_vars = _serve(kafka_bootstrap, unique, tmp_path, "off")
-    base = f"http://127.0.0.1:{env_vars['DLR_INGRESS_PORT']}"
-    log_path = tmp_path / "ingress.log"
-    with (
-        dlr(["ingress"], clean_env(env_vars), log_path) as proc,
-        httpx.Client(base_url=base, timeout=10.0) as client,
-    ):
-        health = first_answer(client, "/healthz", proc, log_path)
-        assert health.json() == {"status": "ok", "compiled": False}
+    with _ingress(kafka_bootstrap, unique, tmp_path, "off") as (_, client):
+        assert client.get("/healthz").json() == {"status": "ok", "compiled": False}
         assert "dlr_ingress_compiled 0.0" in client.get("/metrics").text
