@@ -4,7 +4,7 @@ dlr up                          everything locally, in the foreground (make run)
 dlr kafka start|stop|status [--brokers N]   local Kafka 4.x KRaft broker or cluster
 dlr clickhouse start|stop|status [--shards N]  local ClickHouse 26.9 server or cluster
 dlr ingress [--tls-cert C --tls-key K]   the webhook ingress (uvicorn; HTTPS with DLR_TLS_CERT)
-dlr compile                     compile the ingress's webhook path with mypyc (make run does)
+dlr compile                     compile the ingress's webhook path with mypyc, unless built
 dlr api [--tls-cert C --tls-key K]       the sender's API (register messages, ask their status)
 dlr status <message_id> | --client-ref X   what became of a message (same as the API)
 dlr apikey [--id I --tenant T --scope S]   a new API key: the token once, its settings entry
@@ -744,7 +744,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         from deploy import compiled
 
         try:
-            compiled.build()
+            compiled.ensure()
         except (OSError, RuntimeError) as exc:
             print(f"[compile] failed: {exc}", file=sys.stderr)
             return 1

@@ -1,7 +1,8 @@
 """The ingress's webhook path compiled with mypyc, and when `dlr ingress` serves it.
 
-`dlr compile` (`make run` and `make test` call it when a source changed) copies `ingress/`
-and `schemas/` to `.build/compiled/` and compiles the modules of `HOT` there with mypyc:
+`dlr compile` (`make run` and `make test` call it; it does nothing while the build matches
+the sources) copies `ingress/` and `schemas/` to `.build/compiled/` and compiles the modules
+of `HOT` there with mypyc:
 the type-annotated code that `mypy --strict` already checks, turned into C extensions
 (10-20 % less CPU per webhook, README "Performance and sizing"). The build is never next
 to the sources, so an edited `.py` file is never shadowed by an old extension: the build
@@ -94,8 +95,9 @@ def stale(root: Path = ROOT, build: Path = BUILD) -> str | None:
         return "not built (`dlr compile`)"
     except orjson.JSONDecodeError:
         return f"{build / _MANIFEST} is not readable (`dlr compile`)"
-    if manifest.get("toolchain") != _toolchain():
-        return f"built with {manifest.get('toolchain')}, this is {_toolchain()}"
+    toolchain = _toolchain()
+    if manifest.get("toolchain") != toolchain:
+        return f"built with {manifest.get('toolchain')}, this is {toolchain}"
     built, now = manifest.get("sources", {}), sources(root)
     changed = sorted(p for p in built.keys() | now.keys() if built.get(p) != now.get(p))
     if changed:
@@ -104,9 +106,26 @@ def stale(root: Path = ROOT, build: Path = BUILD) -> str | None:
     return None
 
 
+def record(build: Path, root: Path) -> None:
+    """Write the manifest `stale()` reads: the toolchain, and the sources under `root`."""
+    manifest = {"toolchain": _toolchain(), "sources": sources(root), "modules": list(HOT)}
+    (build / _MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+
+def ensure(root: Path = ROOT, target: Path = BUILD) -> Path:
+    """The build for `root`'s sources: `target` as it is while it matches them, else built."""
+    reason = stale(root, target)
+    if reason is None:
+        print(f"[compile] {target} matches the sources")
+        return target
+    print(f"[compile] {reason.removesuffix(' (`dlr compile`)')}: compiling")
+    return build(root, target)
+
+
 def build(root: Path = ROOT, target: Path = BUILD) -> Path:
-    """Copy the packages, compile `HOT` with mypyc, record the sources; the old build is
-    replaced only when the new one is complete."""
+    """Copy the packages, compile `HOT` with mypyc, record the copies' sources (a file edited
+    while it was copied makes the build stale at once); the old build is replaced only when
+    the new one is complete."""
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -114,9 +133,6 @@ def build(root: Path = ROOT, target: Path = BUILD) -> Path:
         shutil.copytree(
             root / package, staging / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    recorded = sources(root)
-    if sources(staging) != recorded:
-        raise RuntimeError("the sources changed while they were copied; run dlr compile again")
     command = [
         sys.executable,
         "-m",
@@ -145,8 +161,7 @@ def build(root: Path = ROOT, target: Path = BUILD) -> Path:
         tail = log.read_text(errors="replace").splitlines()[-20:]
         raise RuntimeError("mypyc failed (" + str(log) + "):\n" + "\n".join(tail))
     shutil.rmtree(staging / "build", ignore_errors=True)  # the generated C, 20+ MB
-    manifest = {"toolchain": _toolchain(), "sources": recorded, "modules": list(HOT)}
-    (staging / _MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    record(staging, staging)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     print(f"[compile] {target} in {time.monotonic() - started:.0f}s")
@@ -167,5 +182,4 @@ def serve(mode: str, argv: list[str], build: Path = BUILD) -> None:
     path = os.pathsep.join(p for p in (str(build), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, _EXEC_MARK: "1"}
     print(f"[ingress] serving the compiled webhook path from {build}", flush=True)
-    sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, "-P", "-m", "deploy.cli", *argv], env)  # noqa: S606

@@ -30,8 +30,7 @@ def _tree(root: Path) -> Path:
 def _build_of(root: Path, build: Path) -> Path:
     """A build directory whose manifest records `root` as it is now (no compiler run)."""
     build.mkdir(parents=True)
-    manifest = {"toolchain": compiled._toolchain(), "sources": compiled.sources(root)}
-    (build / "manifest.json").write_bytes(orjson.dumps(manifest))
+    compiled.record(build, root)
     return build
 
 
@@ -110,3 +109,15 @@ def test_a_fresh_build_runs_the_command_again_on_it(
     monkeypatch.setenv("DLR_COMPILED_EXEC", "1")
     compiled.serve("on", ["ingress"], build=build)
     assert len(calls) == 1
+
+
+def test_compile_does_nothing_while_the_build_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run` and `make test` call `dlr compile` every time: a matching build stays."""
+    root = _tree(tmp_path / "src")
+    build = _build_of(root, tmp_path / "build")
+    manifest = (build / "manifest.json").read_bytes()
+    assert compiled.ensure(root, build) == build
+    assert (build / "manifest.json").read_bytes() == manifest
+    assert "matches the sources" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """`dlr ingress` serves the webhook path mypyc compiled: the real build, process and Kafka.
 
-`make test` builds `.build/compiled` first (`dlr compile`, only when a source changed); run
-alone after editing `ingress/` or `schemas/`, this test says the build is stale. The
+`make test` calls `dlr compile` first, which builds `.build/compiled` when a source changed;
+run alone after editing `ingress/` or `schemas/`, this test says the build is stale. The
 ingress is started as `dlr ingress` (`DLR_INGRESS_COMPILED=auto`, the default), which runs
 itself again on the build; `/healthz` says which path answers.
 """
