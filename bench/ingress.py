@@ -363,13 +363,13 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
             if server_cpus:
                 command = ["taskset", "-c", ",".join(map(str, server_cpus)), *command]
             server.proc = serve(command, server_env, logs / f"{server.name}.log")
+        project = "no project server"
         for server in running:
             wait_http(f"http://127.0.0.1:{server.port}{server.ready_path}")
-        compiled = [
-            httpx.get(f"http://127.0.0.1:{s.port}/healthz").json().get("compiled")
-            for s in running
-            if s.name == "project"
-        ]
+            if server.name == "project":
+                health = httpx.get(f"http://127.0.0.1:{server.port}/healthz").json()
+                path = "compiled" if health["compiled"] else "pure Python"
+                project = f"dlr ingress --workers {args.workers}, webhook path {path}"
 
         def drive(server: Server, mode: str, seconds: int) -> dict[str, Any]:
             assert server.proc is not None
@@ -401,10 +401,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
                 stop(server.proc)
         if broker_pid and broker_affinity:
             pin(broker_pid, broker_affinity)
-    path = "compiled" if compiled == [True] else "pure Python"
-    print(
-        f"\nuvicorn: {stack()}; dlr ingress --workers {args.workers}, webhook path {path}; ", end=""
-    )
+    print(f"\nuvicorn: {stack()}; {project or 'no project server'}; ", end="")
     if pinned:
         where = "core 0" if server_cpus else "all cores"
         print(f"servers on {where}, load generator and broker on cores 1-{cores - 1}")

@@ -154,5 +154,14 @@ class IngressMetrics:
         )
         for inbound_labels, count in self.inbound.items():
             inbound.add_metric(inbound_labels, count)
-        yield from (requests, failures, records, captured, produce, handling, in_flight)
-        yield from (compiled, inbound)
+        yield from (
+            requests,
+            failures,
+            records,
+            captured,
+            produce,
+            handling,
+            in_flight,
+            compiled,
+            inbound,
+        )

@@ -9,8 +9,7 @@ topic; nothing is acknowledged before Kafka acknowledged it. With `DLR_CAPTURE_R
 the refusal path alone also hands the request, stripped of secrets, to the refused topic
 (`ingress/refused.py`, fire-and-forget).
 
-`IngressApp` (`ingress/app.py`) hands `/webhooks/...` straight from the ASGI scope to
-`webhook()`, without Starlette's middleware, router, Request and Response objects.
+`IngressApp` (`ingress/app.py`) calls `webhook()` straight from the ASGI scope.
 
 This module, the providers and the helpers it calls on every request are compiled with
 mypyc when `dlr compile` has built them (`deploy/compiled.py`): it holds no async generator
