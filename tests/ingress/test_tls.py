@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from deploy import compiled
 from deploy.local.ports import free_port
 from deploy.settings import Settings
 from ingress.providers import generic
@@ -56,7 +57,9 @@ def test_ingress_serves_https_with_the_given_certificate(
         with httpx.Client(base_url=base, verify=str(cert), timeout=5.0) as client:
             health = first_answer(client, "/healthz", proc, log_path)
             assert health.status_code == 200
-            assert health.json()["status"] == "ok"
+            # `dlr ingress` serves the compiled webhook path whenever the build is fresh
+            fresh = compiled.stale() is None
+            assert health.json() == {"status": "ok", "compiled": fresh}
             assert health.url.scheme == "https"
 
             raw = orjson.dumps(
