@@ -117,11 +117,12 @@ class IngressSettings(TransportSettings):
         "them: fewer produce requests and wake-ups per record for at most this much latency.",
     )
     produce_poll_ms: float = Field(
-        0.25,
-        gt=0,
+        1.0,
+        ge=1,
         le=100,
         description="How often the event loop collects Kafka's acknowledgements while "
-        "records wait for them: at most this much added to a webhook's answer.",
+        "records wait and no request comes in (each request collects them too). uvloop's "
+        "timers count whole milliseconds: 1 is the shortest interval that is not a busy loop.",
     )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
     rate_limit_burst: int = Field(1000, ge=1)

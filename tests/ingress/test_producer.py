@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from deploy.settings import Settings
 from ingress.errors import BrokerUnavailable
-from ingress.producer import RawProducer
+from ingress.producer import BUSY_AT, RawProducer
 from tests.kafka_helpers import create_topics, read_all
 
 
@@ -84,3 +84,40 @@ def test_unreachable_broker_refuses_within_the_timeout(tmp_path: Path) -> None:
         return time.monotonic() - started
 
     assert asyncio.run(main()) < 5.0
+
+
+@pytest.mark.integration
+def test_acknowledgements_are_awaited_on_a_timer_at_low_load_and_every_turn_near_the_limit(
+    settings: Settings,
+) -> None:
+    """One waiting record must not spin the loop (a core burnt at 1,000 callbacks/s); with
+    `BUSY_AT` waiting the loop looks on every turn (a 1 ms timer idled the core at the limit)."""
+
+    async def main() -> tuple[float, float, bool, bool]:
+        # The linger keeps the records waiting long enough to watch how the loop waits.
+        producer = RawProducer(settings.bootstrap, settings.raw_topic, 10.0, linger_ms=400)
+        await producer.start()
+        try:
+            wall, cpu = time.monotonic(), time.process_time()
+            one = asyncio.ensure_future(producer.send_all([(b"generic:one", b"1")]))
+            await asyncio.sleep(0.2)  # the interval observed, not a synchronisation
+            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+            on_timer = isinstance(producer._poller, asyncio.TimerHandle)
+            more = [
+                asyncio.ensure_future(producer.send_all([(f"generic:{i}".encode(), b"1")]))
+                for i in range(BUSY_AT)
+            ]
+            deadline = time.monotonic() + 5
+            while isinstance(producer._poller, asyncio.TimerHandle):
+                assert time.monotonic() < deadline, "the loop never polled on every turn"
+                await asyncio.sleep(0)
+            every_turn = producer._poller is not None and not one.done()
+            await asyncio.gather(one, *more)
+            return wall, cpu, on_timer, every_turn
+        finally:
+            await producer.stop()
+
+    wall, cpu, on_timer, every_turn = asyncio.run(main())
+    assert on_timer
+    assert cpu < wall / 2, f"{cpu:.3f} s of CPU over {wall:.3f} s with one record waiting"
+    assert every_turn
