@@ -32,6 +32,7 @@ import httpx
 from clickhouse_connect.driver.client import Client
 
 from bench.ingress import build_loadgen
+from bench.streams import cpu_s
 from deploy.settings import Settings
 from sinks.clickhouse.client import connect
 
@@ -45,9 +46,6 @@ PORTS = {
     "DLR_WORKER_WEB_PORT": "36066",
     "DLR_SINK_METRICS_PORT": "39108",
 }
-
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def service_of(words: list[str]) -> str | None:
@@ -82,11 +80,7 @@ def cpu_seconds(procs: dict[int, str]) -> dict[str, float]:
     """User + system CPU seconds used so far, per service."""
     out: dict[str, float] = {}
     for pid, name in procs.items():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+        out[name] = out.get(name, 0.0) + cpu_s(pid)[0]
     return out
 
 
@@ -118,18 +112,16 @@ def drive(loadgen: Path, base: str, key: str, seconds: int, rate: float) -> dict
     return result
 
 
+def received_since(db: str, since: float) -> str:
+    """FROM and WHERE of the events the ingress received from `since` (a time.time()) on."""
+    return f"FROM {db}.events WHERE received_at >= fromUnixTimestamp64Milli({int(since * 1000)})"
+
+
 def wait_rows(client: Client, db: str, since: float, expected: int) -> int:
     """Poll (2 minutes at most) until `expected` events received since `since` are rows."""
     rows, deadline = 0, time.monotonic() + 120
     while time.monotonic() < deadline:
-        rows = int(
-            str(
-                client.command(
-                    f"SELECT uniqExact(event_id) FROM {db}.events"
-                    f" WHERE received_at >= fromUnixTimestamp64Milli({int(since * 1000)})"
-                )
-            )
-        )
+        rows = int(str(client.command(f"SELECT uniqExact(event_id) {received_since(db, since)}")))
         print(f"[bench] rows {rows}/{expected}", flush=True)
         if rows >= expected:
             break
@@ -214,7 +206,7 @@ def main() -> int:
             " quantiles(0.5, 0.99, 1)(dateDiff('millisecond', received_at, inserted_at)),"
             " quantiles(0.5, 0.99)(dateDiff('millisecond', received_at, emitted_at)),"
             " quantiles(0.5, 0.99)(dateDiff('millisecond', emitted_at, inserted_at))"
-            f" FROM {db}.events WHERE received_at >= fromUnixTimestamp64Milli({int(since * 1000)})"
+            f" {received_since(db, since)}"
         ).result_rows[0]
         q = legs[0]
         print(

@@ -401,7 +401,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
                 stop(server.proc)
         if broker_pid and broker_affinity:
             pin(broker_pid, broker_affinity)
-    print(f"\nuvicorn: {stack()}; {project or 'no project server'}; ", end="")
+    print(f"\nuvicorn: {stack()}; {project}; ", end="")
     if pinned:
         where = "core 0" if server_cpus else "all cores"
         print(f"servers on {where}, load generator and broker on cores 1-{cores - 1}")

@@ -120,8 +120,9 @@ class IngressSettings(TransportSettings):
         1.0,
         ge=1,
         le=100,
-        description="How often the event loop collects Kafka's acknowledgements while "
-        "records wait and no request comes in (each request collects them too). uvloop's "
+        description="How often the event loop collects Kafka's acknowledgements while 1-7 "
+        "records wait and no request comes in (each request collects them too; from 8 "
+        "waiting, every turn of the loop does). uvloop's "
         "timers count whole milliseconds: 1 is the shortest interval that is not a busy loop.",
     )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")
