@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from deploy.local import ports
 
 
@@ -24,3 +26,12 @@ def test_a_listening_port_is_never_handed_out() -> None:
         # Enough draws that a choice blind to listeners would land on `taken` in a window.
         bases = {ports.free_ports(200) for _ in range(300)}
     assert not any(base <= taken < base + 200 for base in bases)
+
+
+def test_a_port_just_handed_out_is_not_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pipeline chooses all its services' ports before any binds: none may repeat."""
+    draws = iter([25000, 25000, 25001])
+    monkeypatch.setattr("deploy.local.ports.random.randint", lambda low, high: next(draws))
+    assert [ports.free_port(), ports.free_port()] == [25000, 25001]
