@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -48,6 +49,7 @@ from types import FrameType
 from typing import Any
 
 from deploy import billing_cli, logs, privacy_cli, report_cli, weather
+from deploy.local._process import lower_priority
 from deploy.settings import Settings
 
 
@@ -375,7 +377,10 @@ def cmd_migrate(settings: Settings) -> int:
     return 0
 
 
-def _spawn(args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], log_dir: Path, nice: int = 0
+) -> subprocess.Popen[bytes]:
+    """`dlr <args>` in its own session, logging to `<log_dir>/<name>.log`, `nice` lower."""
     name = args[0]
     log_dir.mkdir(parents=True, exist_ok=True)
     out = (log_dir / f"{name}.log").open("ab")
@@ -385,6 +390,9 @@ def _spawn(args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Po
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # Runs after setsid(), so the new session's scheduling group is the one lowered.
+        # `dlr up` runs no other thread while it spawns (asyncio.run joined its executor).
+        preexec_fn=functools.partial(lower_priority, nice) if nice else None,
     )
     return proc
 
@@ -450,6 +458,12 @@ class Service:
     ready_url: Callable[[Settings], str]
     #: One line for the summary `dlr up` prints.
     summary: Callable[[Settings], str]
+    #: Takes work from outside (webhooks, registrations): runs at `DLR_UP_INTAKE_NICE`.
+    intake: bool = False
+
+    def nice(self, settings: Settings) -> int:
+        """How much lower than `dlr up` this service runs (0 for the pipeline itself)."""
+        return settings.up_intake_nice if self.intake else 0
 
 
 #: Every service `dlr up` starts, in start order (a new service adds one entry here).
@@ -461,6 +475,7 @@ SERVICES: tuple[Service, ...] = (
             f"{_scheme(s)}://{s.ingress_host}:{s.ingress_port}  /webhooks/<provider>  "
             "/healthz /readyz /metrics"
         ),
+        intake=True,
     ),
     Service(
         "api",
@@ -469,6 +484,7 @@ SERVICES: tuple[Service, ...] = (
             f"{_scheme(s)}://{s.api_host}:{s.api_port}  /v1/messages /v1/suppressions "
             "/v1/subjects  /healthz /readyz /metrics /openapi.json"
         ),
+        intake=True,
     ),
     Service(
         "worker",
@@ -539,7 +555,7 @@ def cmd_up(settings: Settings) -> int:
                 "(kept, not printed)"
             )
         for service in SERVICES:
-            procs.append(_spawn([service.name], env, log_dir))
+            procs.append(_spawn([service.name], env, log_dir, service.nice(settings)))
         for service in SERVICES:
             print(f"[up] waiting for {service.name} ...", flush=True)
             if not _wait_ready(service.ready_url(settings), settings, 90):

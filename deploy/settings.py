@@ -47,6 +47,15 @@ class Settings(
     )
     kafka_heap_mb: int = Field(512, le=4096, description="Heap of each local broker.")
     clickhouse_tcp_port: int = 9009
+    up_intake_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="`dlr up` runs the ingress and the API (the intake) at this nice value, "
+        "their sessions' scheduling groups too, below the worker, sink, Kafka and ClickHouse: "
+        "on a full machine the intake answers a little slower instead of accepting more than "
+        "the pipeline behind it drains. 0: equal shares.",
+    )
     tools_wait_s: float = Field(
         60.0,
         gt=0,

@@ -44,6 +44,29 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def lower_priority(nice: int) -> None:
+    """Run in a new session's first process (before exec): lower its CPU priority by `nice`.
+
+    `os.nice` orders the process among its own session's threads; on Linux with autogroup
+    scheduling (`/proc/sys/kernel/sched_autogroup_enabled`) each session is also one
+    scheduling group with an equal share of the CPU whatever its nice, so the session's
+    group gets the value too (`/proc/self/autogroup`). Lowering needs no privilege (raising
+    back does); without privilege the kernel takes one group change per 100 ms, so a busy
+    answer is tried again. Where the file is missing or refuses, the process nice alone
+    applies.
+    """
+    os.nice(nice)
+    for _ in range(3):
+        try:
+            with open("/proc/self/autogroup", "w") as group:
+                group.write(str(nice))
+            return
+        except BlockingIOError:
+            time.sleep(0.11)
+        except OSError:
+            return
+
+
 def spawn(
     cmd: Sequence[str],
     log: Path,
