@@ -180,7 +180,8 @@ def main() -> int:
             wait_rows(client, db, 0.0, warm["status"].get("200", 0))
         print(
             f"[bench] {args.rate:.0f} callbacks/s for {args.seconds}s"
-            f"{' with ' + ' '.join(args.set) if args.set else ''} ...",
+            f"{' with ' + ' '.join(args.set) if args.set else ''}"
+            f" (ingress and API at nice {settings.up_intake_nice}) ...",
             flush=True,
         )
         since = time.time()
