@@ -80,7 +80,8 @@ def cpu_seconds(procs: dict[int, str]) -> dict[str, float]:
     """User + system CPU seconds used so far, per service."""
     out: dict[str, float] = {}
     for pid, name in procs.items():
-        out[name] = out.get(name, 0.0) + cpu_s(pid)[0]
+        if Path(f"/proc/{pid}").exists():  # a process that ended is left out, not counted 0
+            out[name] = out.get(name, 0.0) + cpu_s(pid)[0]
     return out
 
 

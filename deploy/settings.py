@@ -51,8 +51,8 @@ class Settings(
         5,
         ge=0,
         le=19,
-        description="`dlr up` runs the ingress and the API (the intake) at this nice value, "
-        "their sessions' scheduling groups too, below the worker, sink, Kafka and ClickHouse: "
+        description="`dlr up` runs the ingress and the API (the intake) this much lower (nice), "
+        "their sessions' scheduling groups too, than the worker, sink, Kafka and ClickHouse: "
         "on a full machine the intake answers a little slower instead of accepting more than "
         "the pipeline behind it drains. 0: equal shares.",
     )
