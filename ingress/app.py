@@ -154,6 +154,7 @@ def build_state(settings: IngressSettings, producer: Producer | None = None) -> 
             settings.produce_timeout_s,
             poll_interval_s=settings.produce_poll_ms / 1000,
             linger_ms=settings.produce_linger_ms,
+            wakeups=settings.produce_reports == "wakeup",
         ),
         credentials=active_credentials(settings),
         trusted=parse_networks(settings.trusted_proxies.split(",")),

@@ -4,11 +4,18 @@ Records go through librdkafka (confluent-kafka): `produce()` partitions (murmur2
 Kafka's Java client and aiokafka do), batches and sends in C on librdkafka's own threads,
 which costs a webhook a third of what aiokafka's Python producer did (`bench/produce.py`).
 Delivery reports come back through `poll()`, called on the event loop's own thread, so the
-report callbacks resolve asyncio futures directly, without a thread handing them over. It
-runs at the start of every `send_all` and, while records are outstanding, again:
+report callbacks resolve asyncio futures directly, without a thread handing them over.
+When they are there to be served, librdkafka says so: it writes to a pipe the loop watches
+whenever its report queue stops being empty (`ingress/_rdkafka.py`), and the loop serves
+them all at once. The loop never polls in vain and sleeps while nothing is due; near the
+ingress's limit one write serves the reports of many requests.
+
+Where `ingress/_rdkafka.py` cannot vouch for the client (another confluent-kafka version)
+or with `wakeups=False` (`DLR_PRODUCE_REPORTS=poll`), the loop polls instead: at the start
+of every `send_all` and, while records are outstanding, again
 - on the loop's next turn while `BUSY_AT` (8) or more wait: near the ingress's limit a
-  1 ms timer left the core idle 10-15 % of the time with 64 connections waiting on it, and
-  a poll that finds nothing costs about a microsecond;
+  1 ms timer left the core idle 10-15 % of the time with 64 connections waiting on it;
+  the loop spun instead, most turns finding nothing;
 - else after `poll_interval_s` (`DLR_PRODUCE_POLL_MS`, 1 ms). Polling on every turn
   whatever the load spun the loop while any record waited: a whole core at 1,000
   callbacks/s that the worker and the broker needed (`bench.e2e`). uvloop counts timers in
@@ -38,8 +45,10 @@ duplicate the worker drops like any provider retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Final, Protocol
@@ -47,10 +56,15 @@ from typing import Final, Protocol
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from ingress import _rdkafka
 from ingress.errors import BrokerUnavailable
 
 log = logging.getLogger("dlr.ingress")
 
+
+#: The `client.id` of every producer this module makes (librdkafka names it
+#: "dlr-ingress#producer-N"; `ingress/_rdkafka.py` checks the handle by that name).
+CLIENT_ID: Final = "dlr-ingress"
 
 #: Records waiting from which the loop polls on every turn instead of every poll interval.
 #: Measured with 64 connections: 45-64 wait at the ingress's limit; at 1,000 callbacks/s 3
@@ -106,6 +120,7 @@ class RawProducer:
         timeout_s: float,
         poll_interval_s: float = 0.001,
         linger_ms: float = 5.0,
+        wakeups: bool = True,
     ) -> None:
         self.topic = topic
         self.linger_ms = linger_ms
@@ -115,11 +130,16 @@ class RawProducer:
         self._producer: confluent_kafka.Producer | None = None  # None until started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Handle | None = None
+        #: Whether librdkafka wakes the loop when reports wait (else the loop polls).
+        self.wakeups = wakeups
+        #: (read end, write end) of the descriptor librdkafka writes to; None: polled.
+        self._pipe: tuple[int, int] | None = None
 
     def _config(self) -> dict[str, object]:
         timeout_ms = int(max(self.timeout_s, 0.1) * 1000)
         return {
             "bootstrap.servers": self.bootstrap,
+            "client.id": CLIENT_ID,
             "acks": "all",
             "enable.idempotence": False,
             "max.in.flight.requests.per.connection": 1,
@@ -159,7 +179,52 @@ class RawProducer:
         if self._producer is None:
             self._loop = asyncio.get_running_loop()
             self._producer = confluent_kafka.Producer(self._config())
+            if self.wakeups:
+                self._watch(self._loop, self._producer)
         return self._producer
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, producer: confluent_kafka.Producer) -> None:
+        """Serve reports when librdkafka writes to a pipe the loop watches (no polling)."""
+        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        if _rdkafka.enable_wakeups(producer, CLIENT_ID, write):
+            self._pipe = (read, write)
+            loop.add_reader(read, self._reports)
+            producer.poll(0)  # what was queued before: a write comes only for an empty queue
+        else:
+            os.close(read)
+            os.close(write)
+
+    def _reports(self) -> None:
+        """librdkafka wrote: reports wait. Read what it wrote, then serve every report
+        (a write comes only when the queue was empty; `poll(0)` empties it)."""
+        assert self._pipe is not None
+        with contextlib.suppress(BlockingIOError):  # a previous wake-up read it
+            os.read(self._pipe[0], 4096)
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            producer.poll(0)
+        except Exception:  # a callback raised: what it left is served on the next turn
+            log.exception("kafka delivery reports: a callback failed; serving the rest")
+            assert self._loop is not None
+            self._loop.call_soon(self._reports_left)
+
+    def _reports_left(self) -> None:
+        """What a failed `poll(0)` left in the queue. librdkafka 2.16 puts it back and writes
+        again itself (`tests/ingress/test_producer.py`); this does not rely on that."""
+        if self._producer is not None and self._pipe is not None:
+            os.write(self._pipe[1], b"r")
+
+    def _unwatch(self, producer: confluent_kafka.Producer) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            return
+        _rdkafka.disable_wakeups(producer, CLIENT_ID)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(pipe[0])
+        for fd in pipe:
+            os.close(fd)
 
     async def _broker_answers(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request for the topic (in a thread:
@@ -188,6 +253,7 @@ class RawProducer:
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
+        self._unwatch(producer)
         producer.close()
         self._producer = None
 
@@ -210,7 +276,9 @@ class RawProducer:
         assert loop is not None
         request = _Request(loop.create_future(), len(items))
         topic, delivered = self.topic, request.delivered
-        producer.poll(0)  # earlier requests' acknowledgements, if any came
+        polled = self._pipe is None
+        if polled:
+            producer.poll(0)  # earlier requests' acknowledgements, if any came
         try:
             for key, value in items:
                 producer.produce(topic, value, key, on_delivery=delivered)
@@ -218,7 +286,7 @@ class RawProducer:
             # Queue full (the broker has been away for a while) or a record it can never take.
             raise BrokerUnavailable(f"Kafka refused the record: {exc}") from exc
         finally:
-            if self._poller is None:
+            if polled and self._poller is None:
                 self._poller = loop.call_later(self.poll_interval_s, self._poll)
         try:
             await request.future

@@ -116,13 +116,20 @@ class IngressSettings(TransportSettings):
         description="How long librdkafka lets a partition's records gather before it sends "
         "them: fewer produce requests and wake-ups per record for at most this much latency.",
     )
+    produce_reports: Literal["wakeup", "poll"] = Field(
+        "wakeup",
+        description="How the event loop learns that Kafka acknowledged records: 'wakeup', "
+        "librdkafka writes to a pipe the loop watches (falls back to 'poll' where "
+        "ingress/_rdkafka.py cannot vouch for the installed confluent-kafka); 'poll', the "
+        "loop polls (DLR_PRODUCE_POLL_MS).",
+    )
     produce_poll_ms: float = Field(
         1.0,
         ge=1,
         le=100,
-        description="How often the event loop collects Kafka's acknowledgements while 1-7 "
-        "records wait and no request comes in (each request collects them too; from 8 "
-        "waiting, every turn of the loop does). uvloop's "
+        description="With DLR_PRODUCE_REPORTS=poll: how often the event loop collects Kafka's "
+        "acknowledgements while 1-7 records wait and no request comes in (each request "
+        "collects them too; from 8 waiting, every turn of the loop does). uvloop's "
         "timers count whole milliseconds: 1 is the shortest interval that is not a busy loop.",
     )
     rate_limit_per_s: float = Field(0.0, ge=0, description="Per-provider requests/s; 0 = off.")

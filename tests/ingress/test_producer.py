@@ -90,12 +90,15 @@ def test_unreachable_broker_refuses_within_the_timeout(tmp_path: Path) -> None:
 def test_acknowledgements_are_awaited_on_a_timer_at_low_load_and_every_turn_near_the_limit(
     settings: Settings,
 ) -> None:
-    """One waiting record must not spin the loop (a core burnt at 1,000 callbacks/s); with
-    `BUSY_AT` waiting the loop looks on every turn (a 1 ms timer idled the core at the limit)."""
+    """Polled (DLR_PRODUCE_REPORTS=poll): one waiting record must not spin the loop (a core
+    burnt at 1,000 callbacks/s); with `BUSY_AT` waiting the loop looks on every turn (a 1 ms
+    timer idled the core at the limit)."""
 
     async def main() -> tuple[float, float, bool, bool]:
         # The linger keeps the records waiting long enough to watch how the loop waits.
-        producer = RawProducer(settings.bootstrap, settings.raw_topic, 10.0, linger_ms=400)
+        producer = RawProducer(
+            settings.bootstrap, settings.raw_topic, 10.0, linger_ms=400, wakeups=False
+        )
         await producer.start()
         try:
             wall, cpu = time.monotonic(), time.process_time()
@@ -121,3 +124,57 @@ def test_acknowledgements_are_awaited_on_a_timer_at_low_load_and_every_turn_near
     assert on_timer
     assert cpu < wall / 2, f"{cpu:.3f} s of CPU over {wall:.3f} s with one record waiting"
     assert every_turn
+
+
+@pytest.mark.integration
+def test_acknowledgements_wake_the_loop_which_never_polls_in_vain(settings: Settings) -> None:
+    """With librdkafka's wake-ups (the default) the loop sleeps while records wait, however
+    many (polling spun it near the limit), and every acknowledgement still arrives."""
+
+    async def main() -> tuple[float, float, bool, int]:
+        producer = RawProducer(settings.bootstrap, settings.raw_topic, 10.0, linger_ms=400)
+        await producer.start()
+        try:
+            watched = producer._pipe is not None
+            wall, cpu = time.monotonic(), time.process_time()
+            waiting = [
+                asyncio.ensure_future(producer.send_all([(f"generic:{i}".encode(), b"1")]))
+                for i in range(BUSY_AT * 4)
+            ]
+            await asyncio.sleep(0.2)  # the interval observed, not a synchronisation
+            wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+            pending = sum(not w.done() for w in waiting)
+            await asyncio.wait_for(asyncio.gather(*waiting), 10)
+            assert producer._poller is None  # nothing was ever polled on a timer or a turn
+            return wall, cpu, watched, pending
+        finally:
+            await producer.stop()
+
+    wall, cpu, watched, pending = asyncio.run(main())
+    assert watched, "ingress/_rdkafka.py did not vouch for this confluent-kafka"
+    assert pending == BUSY_AT * 4  # the linger held them all: the loop slept with them waiting
+    assert cpu < wall / 2, f"{cpu:.3f} s of CPU over {wall:.3f} s with records waiting"
+
+
+@pytest.mark.integration
+def test_a_report_callback_that_raises_leaves_no_report_behind(settings: Settings) -> None:
+    """librdkafka writes only when its queue was empty: reports a failed `poll(0)` left
+    must still be served, or every later request would wait until its timeout. (One key:
+    the failing and the later records share a batch, so one report holds them all.)"""
+
+    def broken(error: object, message: object) -> None:
+        raise RuntimeError("a callback that fails")
+
+    async def main() -> None:
+        producer = RawProducer(settings.bootstrap, settings.raw_topic, 10.0, linger_ms=50)
+        await producer.start()
+        try:
+            client = producer._client()
+            for _ in range(3):
+                client.produce(settings.raw_topic, b"x", b"generic:same", on_delivery=broken)
+            after = [producer.send_all([(b"generic:same", b"1")]) for _ in range(5)]
+            await asyncio.wait_for(asyncio.gather(*after), 5)
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
