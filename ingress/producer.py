@@ -51,7 +51,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -221,8 +221,10 @@ class RawProducer:
         if pipe is None:
             return
         _rdkafka.disable_wakeups(producer, CLIENT_ID)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(pipe[0])
+        loop: Any = self._loop  # typeshed says remove_reader returns bool, uvloop's None: a
+        # compiled (mypyc) call checks the declared type and would raise TypeError
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(pipe[0])
         for fd in pipe:
             os.close(fd)
 
