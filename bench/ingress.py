@@ -22,6 +22,10 @@ acknowledged request of the project and of the naive handler is in Kafka.
     .venv/bin/python -m bench.ingress [--seconds 15] [--rounds 1] [--connections 64]
         [--warmup 8] [--project-env DLR_PRODUCE_LINGER_MS=5 ...]
     .venv/bin/python -m bench.ingress --workers 2 --only project   # the scaling figure
+    .venv/bin/python -m bench.ingress --variant DLR_PRODUCE_REPORTS=poll  # A/B, one run
+
+`--variant` adds a fourth server: the project again with those settings on top, measured
+in the same rounds, its rows labelled "variant" and compared with the naive handler too.
 """
 
 from __future__ import annotations
@@ -148,6 +152,13 @@ def servers(args: argparse.Namespace) -> list[Server]:
             "/readyz",
             routes={"generic": "/webhooks/generic", "twilio": "/webhooks/twilio"},
         ),
+        Server(  # the project again, with `--variant` settings on top: an A/B in one run
+            "variant",
+            args.port + 3,
+            [sys.executable, "-m", "deploy.cli", "ingress", "--workers", str(args.workers)],
+            "/readyz",
+            routes={"generic": "/webhooks/generic", "twilio": "/webhooks/twilio"},
+        ),
         Server(
             "naive",
             args.port + 1,
@@ -163,7 +174,10 @@ def servers(args: argparse.Namespace) -> list[Server]:
             routes={"bare": "/bare"},
         ),
     ]
-    return [s for s in found if not args.only or s.name in args.only]
+    wanted = set(args.only or ("project", "naive", "bare"))
+    if args.variant:
+        wanted.add("variant")
+    return [s for s in found if s.name in wanted]
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -257,7 +271,8 @@ def table(results: dict[str, list[dict[str, Any]]]) -> None:
         return float(statistics.median(r[key] for r in results[label]))
 
     def naive(label: str) -> str | None:
-        other = "naive " + label.split(" ", 1)[1] if label.startswith("project ") else None
+        server, _, mode = label.partition(" ")
+        other = f"naive {mode}" if server in ("project", "variant") else None
         return other if other in results else None
 
     bare = median("bare", "rps") if "bare" in results else None
@@ -298,7 +313,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=8, help="seconds per route, unmeasured")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--port", type=int, default=18080, help="three ports from here")
+    parser.add_argument("--port", type=int, default=18080, help="four ports from here")
     parser.add_argument("--workers", type=int, default=1, help="dlr ingress --workers N")
     parser.add_argument(
         "--only", nargs="*", choices=("project", "naive", "bare"), help="servers to run"
@@ -313,6 +328,15 @@ def main() -> int:
         type=_setting,
         metavar="DLR_NAME=VALUE",
         help="a setting for the project's server only (e.g. DLR_PRODUCE_LINGER_MS=1)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="DLR_NAME=VALUE",
+        help="run a second project server with this setting too (the 'variant' rows), "
+        "measured in the same rounds as the project (e.g. DLR_PRODUCE_REPORTS=poll)",
     )
     args = parser.parse_args()
     with local_broker() as base:
@@ -355,8 +379,11 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
     try:
         for server in running:
             server_env = dict(env)
-            if server.name == "project":
+            if server.name in ("project", "variant"):
                 server_env.update(args.project_env)
+            if server.name == "variant":
+                server_env.update(args.variant)
+                server_env["DLR_INGRESS_PORT"] = str(server.port)
             if server.name == "naive":
                 server_env["DLR_RAW_TOPIC"] = naive_topic
             command = server.command
@@ -370,6 +397,9 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
                 health = httpx.get(f"http://127.0.0.1:{server.port}/healthz").json()
                 path = "compiled" if health["compiled"] else "pure Python"
                 project = f"dlr ingress --workers {args.workers}, webhook path {path}"
+                if args.variant:
+                    changed = " ".join(f"{k}={v}" for k, v in args.variant)
+                    project += f"; variant: the same with {changed}"
 
         def drive(server: Server, mode: str, seconds: int) -> dict[str, Any]:
             assert server.proc is not None
@@ -410,8 +440,12 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
     table(results)
     ok = True
     for name, topic in (("project", settings.raw_topic), ("naive", naive_topic)):
+        writers = ("project", "variant") if name == "project" else (name,)  # one raw topic
         accepted = sum(
-            r["status"].get("200", 0) for label, rs in results.items() for r in rs if name in label
+            r["status"].get("200", 0)
+            for label, rs in results.items()
+            for r in rs
+            if label.split(" ")[0] in writers
         )
         if not accepted:
             continue
