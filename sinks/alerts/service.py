@@ -23,7 +23,8 @@ One process (one replica: it holds the alert state), four tasks:
 topic: firing alerts stay firing (their start, last send and notification count come
 along, so nothing is announced twice), and a record whose notifications had not ended
 (no `delivered` record) is delivered again with the same `webhook-id`, which receivers
-dedupe on. What is not kept: a pending alert's clock (its `for` starts again).
+dedupe on. What is not kept: a pending alert's clock (its `for` starts again). On stop the
+background tasks get `stop_timeout_s` (5 s) to finish, then are abandoned (`_stop_tasks`).
 """
 
 from __future__ import annotations
@@ -305,6 +306,8 @@ class AlertService:
         self._clickhouse: Any = None
         self.ready = asyncio.Event()
         self.evaluations = 0
+        #: On stop, how long the background tasks get to finish (`_stop_tasks`).
+        self.stop_timeout_s = 5.0
 
     def stop(self) -> None:
         """Finish the current evaluation and stop."""
@@ -336,8 +339,12 @@ class AlertService:
         await self._producer.start()
         await self.client.start()
         await self.am_client.start()
-        tasks = [asyncio.create_task(self._deliver_loop(e)) for e in self.endpoints]
-        tasks.append(asyncio.create_task(self._history_loop()))
+        tasks = [
+            # named by position: an endpoint's URL may hold its secret (Slack's do)
+            asyncio.create_task(self._deliver_loop(e), name=f"deliver to endpoint {i}")
+            for i, e in enumerate(self.endpoints)
+        ]
+        tasks.append(asyncio.create_task(self._history_loop(), name="alert history"))
         try:
             await self.restore()
             self.ready.set()
@@ -354,9 +361,7 @@ class AlertService:
                         await asyncio.wait_for(self._stop.wait(), wait)
             await self._drain()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _stop_tasks(tasks, self.stop_timeout_s)
             await self._producer.stop()
             await self.client.close()
             await self.am_client.close()
@@ -567,13 +572,7 @@ class AlertService:
             attempt += 1
             log.warning("alert history waits for ClickHouse", extra={"error": why})
             await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-        consumer = AIOKafkaConsumer(
-            s.alerts_topic,
-            bootstrap_servers=s.bootstrap,
-            group_id=f"{s.alert_group}-history",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = _history_consumer(s)
         await consumer.start()
         try:
             while True:
@@ -610,6 +609,38 @@ class AlertService:
                 self._clickhouse = None
                 log.warning("alert history insert failed", extra={"error": str(exc)[:200]})
                 await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+
+
+def _history_consumer(
+    s: AlertSettings, kind: type[AIOKafkaConsumer] = AIOKafkaConsumer
+) -> AIOKafkaConsumer:
+    """The alert history's consumer of the alerts topic (its own group, committed by hand)."""
+    return kind(
+        s.alerts_topic,
+        bootstrap_servers=s.bootstrap,
+        group_id=f"{s.alert_group}-history",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel the background tasks and wait for them, within about `timeout_s`: a task's
+    `finally` closes an aiokafka consumer, whose `stop()` once never returned in the API
+    (the same wait there hung a shutdown in CI), and a process told to stop must stop. A
+    task still running then is cancelled again (interrupting that `stop()`) and abandoned,
+    with a warning."""
+    for task in tasks:
+        task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    if pending:
+        log.warning(
+            "alerts: background tasks did not stop in time; abandoned",
+            extra={"tasks": sorted(t.get_name() for t in pending), "timeout_s": timeout_s},
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1.0)
 
 
 async def main_async(settings: AlertSettings) -> None:
