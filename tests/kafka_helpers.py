@@ -11,6 +11,15 @@ from deploy.settings import Settings
 from deploy.topics import ensure_topics, topic_specs
 
 
+class StuckConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
+    """aiokafka's consumer, except that `stop()` closes and then never returns (as aiokafka's
+    once did in CI): shutdown code must stop without it."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        await asyncio.Event().wait()
+
+
 def create_topics(settings: Settings, timeout: float = 60.0) -> None:
     """Create the settings' topics on the test broker and wait until each partition has a
     leader: a produce right after creation otherwise meets NotLeaderForPartition (seen

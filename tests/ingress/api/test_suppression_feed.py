@@ -16,17 +16,9 @@ from deploy.settings import Settings
 from ingress.api import suppressions
 from ingress.api.suppressions import SuppressionFeed, SuppressionList
 from schemas.settings import CommonSettings
-from tests.kafka_helpers import create_topics
+from tests.kafka_helpers import StuckConsumer, create_topics
 
 pytestmark = pytest.mark.integration
-
-
-class _StuckConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
-    """aiokafka's consumer, except that `stop()` closes and then never returns."""
-
-    async def stop(self) -> None:
-        await super().stop()
-        await asyncio.Event().wait()
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def test_stop_abandons_a_consumer_that_never_closes(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def stuck(s: CommonSettings, **options: Any) -> AIOKafkaConsumer:
-        return _StuckConsumer(bootstrap_servers=s.bootstrap, group_id=None, **options)
+        return StuckConsumer(bootstrap_servers=s.bootstrap, group_id=None, **options)
 
     monkeypatch.setattr(suppressions, "_consumer", stuck)
     with caplog.at_level(logging.WARNING, logger="dlr.api"):

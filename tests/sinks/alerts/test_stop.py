@@ -18,17 +18,9 @@ from deploy.settings import Settings
 from sinks.alerts import service
 from sinks.alerts.service import AlertService
 from sinks.alerts.settings import AlertSettings
-from tests.kafka_helpers import create_topics
+from tests.kafka_helpers import StuckConsumer, create_topics
 
 pytestmark = pytest.mark.integration
-
-
-class _StuckConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
-    """aiokafka's consumer, except that `stop()` closes and then never returns."""
-
-    async def stop(self) -> None:
-        await super().stop()
-        await asyncio.Event().wait()
 
 
 @pytest.fixture
@@ -97,7 +89,7 @@ def _consumers(
 def test_stop_abandons_a_history_consumer_that_never_closes(
     settings: AlertSettings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    started = _consumers(monkeypatch, _StuckConsumer)
+    started = _consumers(monkeypatch, StuckConsumer)
     with caplog.at_level(logging.WARNING, logger="dlr.alerts"):
         took = asyncio.run(_run_then_stop(settings, started, 1.0))
     [warning] = [r for r in caplog.records if "did not stop in time" in r.getMessage()]
