@@ -70,7 +70,8 @@ def test_one_fallback_per_failed_message_and_none_inside_the_grace(
         post(p, saved, "delivered", 3)  # inside the grace: no fallback at all
         post(p, late, "undelivered", 1)
         seen = receiver.wait_delivered(path, {ids[twice], ids[late]}, timeout=60)
-        assert {ids[twice], ids[late]} <= {i for i, s in seen.items() if s["delivered"]}
+        delivered = {i for i, s in seen.items() if s["delivered"]}
+        assert {ids[twice], ids[late]} <= delivered, _diagnosis(p, seen, ids)
         post(p, late, "delivered", 5)  # after its fallback: counted as a double contact
         seen = receiver.wait_delivered(path, {late_after}, timeout=30)
         time.sleep(1.0)  # anything else would have fired long ago (due + 1 s timer slack)
@@ -91,6 +92,22 @@ def test_one_fallback_per_failed_message_and_none_inside_the_grace(
         assert GRACE_S <= waited <= GRACE_S + 2.0, (mid, waited)
     after = seen[late_after]["body"]["data"]
     assert after["fallback_action_id"] == ids[late] and after["state"] == "delivered"
+
+
+def _diagnosis(p: Pipeline, seen: dict[str, Any], ids: dict[str, str]) -> str:
+    """Where a missing fallback stopped: what the receiver saw of each, what the worker
+    emitted (its counter lags up to a second) and dispatch read and delivered, and the
+    services' logs: once one fallback never arrived in CI under the whole suite's load,
+    which never happened alone."""
+    lines = [f"{mid}: {ids[mid]} -> {seen.get(ids[mid], 'never arrived')}" for mid in ids]
+    for service, prefix in (("worker", "dlr_streams_actions"), ("dispatch", "dlr_dispatch_")):
+        try:
+            text = httpx.get(p.metrics_url(service), timeout=5).text
+        except httpx.HTTPError as exc:
+            text = f"{prefix}: metrics unreadable ({exc!r})"
+        lines += [line for line in text.splitlines() if line.startswith(prefix)]
+    lines += [p.log_tail("worker"), p.log_tail("dispatch")]
+    return "\n".join(lines)
 
 
 def _epoch(text: str) -> float:
