@@ -26,14 +26,16 @@ acknowledgement, or a failure that becomes a 503, so a request waits on no timer
 own. A record librdkafka gave up on may still have been written by the broker (the
 request was in flight): the provider retries, and the worker's dedupe drops the copy.
 
-Records wait up to `linger_ms` (5 ms; the ingress's `DLR_PRODUCE_LINGER_MS`) before
-librdkafka sends them. librdkafka puts one partition in a produce request (librdkafka issue
-#1700; the Java client and aiokafka send all of a broker's partitions in one), so with no
-linger each request carried a record or two to the broker, and every `produce()` woke
-librdkafka's broker thread (a `write()` and, on a busy core, a context switch per record).
-While the loop polled for reports, 5 ms cost more than it saved (a provider's 64
-connections waited on the linger more than on the ingress's core); since librdkafka wakes
-the loop, it is the cheaper setting again (README, "Performance and sizing").
+Records wait up to `linger_ms` before librdkafka sends them: the ingress's
+`DLR_PRODUCE_LINGER_MS` (2 ms), else 5 ms (the sender API's producers). librdkafka puts
+one partition in a produce request (librdkafka issue #1700; the Java client and aiokafka
+send all of a broker's partitions in one), so with no linger each request carried a record
+or two to the broker, and every `produce()` woke librdkafka's broker thread (a `write()`
+and, on a busy core, a context switch per record). While the loop polled for reports, 5 ms
+cost more than it saved (a provider's 64 connections waited on the linger more than on the
+ingress's core); since librdkafka wakes the loop it measures cheaper, but is not the
+default until a worker test that failed with it in CI is understood (README, "Performance
+and sizing").
 
 Not idempotent, one request in flight per broker: a retry cannot reorder records, and the
 producer never enters librdkafka's fatal idempotence states, which would need a new

@@ -110,7 +110,7 @@ class IngressSettings(TransportSettings):
     )
     produce_timeout_s: float = Field(5.0, gt=0, description="Kafka ack bound before a 503.")
     produce_linger_ms: float = Field(
-        5.0,
+        2.0,
         ge=0,
         le=1000,
         description="How long librdkafka lets a partition's records gather before it sends "
