@@ -142,6 +142,11 @@ class Server:
     routes: dict[str, str] = field(default_factory=dict)  # mode -> path
 
 
+#: The servers that run the project (`--variant` adds the second): same raw topic, both
+#: compared with the naive handler.
+PROJECT_SERVERS = ("project", "variant")
+
+
 def servers(args: argparse.Namespace) -> list[Server]:
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
     found = [
@@ -272,7 +277,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> None:
 
     def naive(label: str) -> str | None:
         server, _, mode = label.partition(" ")
-        other = f"naive {mode}" if server in ("project", "variant") else None
+        other = f"naive {mode}" if server in PROJECT_SERVERS else None
         return other if other in results else None
 
     bare = median("bare", "rps") if "bare" in results else None
@@ -379,7 +384,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
     try:
         for server in running:
             server_env = dict(env)
-            if server.name in ("project", "variant"):
+            if server.name in PROJECT_SERVERS:
                 server_env.update(args.project_env)
             if server.name == "variant":
                 server_env.update(args.variant)
@@ -440,7 +445,7 @@ def measure(args: argparse.Namespace, base: Settings) -> int:
     table(results)
     ok = True
     for name, topic in (("project", settings.raw_topic), ("naive", naive_topic)):
-        writers = ("project", "variant") if name == "project" else (name,)  # one raw topic
+        writers = PROJECT_SERVERS if name == "project" else (name,)  # one raw topic
         accepted = sum(
             r["status"].get("200", 0)
             for label, rs in results.items()
