@@ -44,6 +44,7 @@ __all__ = [
     "action_id",
     "decide",
     "fire",
+    "pending",
 ]
 
 FALLBACK = "fallback"
@@ -181,6 +182,11 @@ def decide(
             )
     out.state = state or None
     return out
+
+
+def pending(state: dict[str, Any] | None) -> bool:
+    """Whether a decision state holds a fallback waiting for its due time."""
+    return state is not None and state.get("fb") == "p"
 
 
 def fire(prior: dict[str, Any] | None, now: float) -> Acts:

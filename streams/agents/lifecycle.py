@@ -36,7 +36,9 @@ crash and moves with its partition on a rebalance (faust restores it with the re
 keys sort by due time, so the timer (`fire_due`, twice a second, on every worker for the
 partitions it owns actively) reads one short range per partition, never the whole
 table. Entry added before the message record is written, removed after it: a crash can
-leave a stale entry (the timer drops it), never a pending decision without one. The
+leave a stale entry (the timer drops it), never a pending decision without one. The key
+holds the due time rounded down to the millisecond, so a tick may find an entry whose
+message is due later in that millisecond: the entry stays for the next tick. The
 timer produces a due fallback and waits for the broker's ack before it writes the
 record, because no source offset protects it; and it first waits for the partition's
 changelog writes in flight, so a fallback never goes out for a decision that could
@@ -302,6 +304,13 @@ class Lifecycle:
             stored = self.store.get(partition, key)
             record = orjson.loads(stored) if stored else None
             acts = actions.fire(record.get("a") if record else None, now)
+            if not acts.emit and actions.pending(acts.state):
+                # The index holds due times to the millisecond, rounded down: this one is
+                # due later within `now`'s millisecond. Dropping its entry lost the
+                # fallback for good; the next tick fires it.
+                continue
+            if not acts.emit:
+                log.info("dropping a stale due-index entry of %r (no pending fallback)", key)
             for body in acts.emit:
                 sends.append(
                     await self.producer.send(

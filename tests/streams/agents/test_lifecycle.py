@@ -371,3 +371,29 @@ def test_owned_partitions_are_the_active_assigned_ones_outside_rebalances(
     assert owned_partitions(app, settings.raw_topic, table) == []
     app.rebalancing, app.in_recovery = False, True
     assert owned_partitions(app, settings.raw_topic, table) == []
+
+
+async def test_a_fallback_due_later_in_the_same_millisecond_is_kept_for_the_next_tick(
+    settings: WorkerSettings, table: Any
+) -> None:
+    """The index rounds due times down to the millisecond: a tick inside that millisecond
+    but before the due time finds the entry and must leave it (it used to be dropped, and
+    the fallback with it)."""
+    producer = producer_for(settings, table)
+    lifecycle = Lifecycle(
+        settings,
+        producer,
+        RocksPartitions(table),
+        table.changelog_topic_name,
+        clock=lambda: 1000.0007,
+    )
+    await lifecycle.handle(settings.raw_topic, 1, 0, b"generic:m", failure("m"))
+    due = 1000.0007 + GRACE
+    early = due - 0.0004  # the same millisecond, still before `due`
+    assert int(early * 1000) == int(due * 1000) and early < due
+    assert [key for _, key in lifecycle.due(1, early)] == [b"generic:m"]
+    assert await lifecycle.fire_due([1], early) == 0
+    assert [key for _, key in lifecycle.due(1, early)] == [b"generic:m"]
+    assert await lifecycle.fire_due([1], due + 0.5) == 1
+    assert types_sent(producer, settings.actions_topic) == ["fallback"]
+    assert lifecycle.due(1, due + 1.0) == []
