@@ -190,7 +190,7 @@ class Lifecycle:
     ) -> Outcome:
         """Process one record of `dlr.raw.v1` (or `dlr.sends.v1`: `streams/sends.py`):
         outputs first, then the table (see the module doc)."""
-        if self._firing is not None:
+        while self._firing is not None:  # the timer may go on to another partition
             await self._firing
         self._busy = True
         try:

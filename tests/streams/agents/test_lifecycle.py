@@ -355,6 +355,51 @@ async def test_the_timer_writes_nothing_before_the_broker_acknowledged_the_fallb
     assert types_sent(producer, settings.actions_topic) == ["fallback", "delivered_after_fallback"]
 
 
+async def test_a_record_waits_for_the_timer_across_partitions(
+    settings: WorkerSettings, table: Any
+) -> None:
+    """The timer fires partition 0, then at once partition 1: a record of partition 1 that
+    waited for partition 0's firing must wait for partition 1's too (it went ahead and
+    emitted the same fallback a second time)."""
+    producer = producer_for(settings, table)
+    clock = [1000.0]
+    lifecycle = Lifecycle(
+        settings,
+        producer,
+        RocksPartitions(table),
+        table.changelog_topic_name,
+        clock=lambda: clock[0],
+    )
+    for partition, mid in ((0, "a"), (1, "b")):
+        await lifecycle.handle(
+            settings.raw_topic, partition, 0, f"generic:{mid}".encode(), failure(mid)
+        )
+    clock[0] = 5000.0
+    producer.hold.add(settings.actions_topic)
+    firing = asyncio.create_task(lifecycle.fire_due([0, 1], 5000.0))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not producer.held and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    handled = asyncio.create_task(
+        lifecycle.handle(
+            settings.raw_topic, 1, 1, b"generic:b", raw("b", "delivered", "2025-01-01T00:00:05Z")
+        )
+    )
+    producer.release()  # partition 0's fallback acknowledged: the timer goes on to 1
+    while len(producer.to(settings.actions_topic)) < 2 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    producer.release()
+    assert await firing == 2
+    await handled
+    sent = [(k, orjson.loads(v)["type"]) for k, v, _ in producer.to(settings.actions_topic)]
+    assert sent == [
+        (b"generic:a", "fallback"),
+        (b"generic:b", "fallback"),
+        (b"generic:b", "delivered_after_fallback"),
+    ]
+
+
 def test_owned_partitions_are_the_active_assigned_ones_outside_rebalances(
     settings: WorkerSettings, table: Any
 ) -> None:
