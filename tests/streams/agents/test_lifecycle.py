@@ -239,6 +239,20 @@ def types_sent(producer: FakeProducer, topic: str) -> list[str]:
     return [orjson.loads(v)["type"] for _, v, _ in producer.to(topic)]
 
 
+def clocked(settings: WorkerSettings, table: Any) -> tuple[Lifecycle, FakeProducer, list[float]]:
+    """A lifecycle on a clock the test sets (`clock[0]`, 1000 s to begin with)."""
+    producer = producer_for(settings, table)
+    clock = [1000.0]
+    lifecycle = Lifecycle(
+        settings,
+        producer,
+        RocksPartitions(table),
+        table.changelog_topic_name,
+        clock=lambda: clock[0],
+    )
+    return lifecycle, producer, clock
+
+
 async def failed_at_1000(
     settings: WorkerSettings, table: Any, partition: int, mid: str
 ) -> tuple[Lifecycle, FakeProducer, RocksPartitions]:
@@ -256,12 +270,8 @@ async def failed_at_1000(
 async def test_a_pending_fallback_is_indexed_before_its_record_and_fired_when_due(
     settings: WorkerSettings, table: Any
 ) -> None:
-    producer = producer_for(settings, table)
-    clock = [1000.0]
-    store = RocksPartitions(table)
-    lifecycle = Lifecycle(
-        settings, producer, store, table.changelog_topic_name, clock=lambda: clock[0]
-    )
+    lifecycle, producer, clock = clocked(settings, table)
+    store = lifecycle.store
     await lifecycle.handle(settings.raw_topic, 2, 0, b"generic:m", failure("m"))
     assert producer.to(settings.actions_topic) == []
     index = due_key(1000.0 + GRACE, b"generic:m")
@@ -294,15 +304,7 @@ async def test_a_pending_fallback_is_indexed_before_its_record_and_fired_when_du
 async def test_a_delivered_inside_the_grace_cancels_and_unindexes_the_fallback(
     settings: WorkerSettings, table: Any
 ) -> None:
-    producer = producer_for(settings, table)
-    clock = [1000.0]
-    lifecycle = Lifecycle(
-        settings,
-        producer,
-        RocksPartitions(table),
-        table.changelog_topic_name,
-        clock=lambda: clock[0],
-    )
+    lifecycle, producer, clock = clocked(settings, table)
     await lifecycle.handle(settings.raw_topic, 1, 0, b"generic:m", failure("m"))
     clock[0] = 1000.0 + GRACE / 2
     await lifecycle.handle(
@@ -361,15 +363,7 @@ async def test_a_record_waits_for_the_timer_across_partitions(
     """The timer fires partition 0, then at once partition 1: a record of partition 1 that
     waited for partition 0's firing must wait for partition 1's too (it went ahead and
     emitted the same fallback a second time)."""
-    producer = producer_for(settings, table)
-    clock = [1000.0]
-    lifecycle = Lifecycle(
-        settings,
-        producer,
-        RocksPartitions(table),
-        table.changelog_topic_name,
-        clock=lambda: clock[0],
-    )
+    lifecycle, producer, clock = clocked(settings, table)
     for partition, mid in ((0, "a"), (1, "b")):
         await lifecycle.handle(
             settings.raw_topic, partition, 0, f"generic:{mid}".encode(), failure(mid)
