@@ -26,9 +26,10 @@ Each private name, why, and what it saves:
    before its changelog offset is stored (faust drops revoked ones from it). Needed
    for correctness by 4, saves nothing itself.
 6. `faust.transport.consumer.Consumer._getmany`, wrapped by `FastConsumer` (with the
-   public `perform_seek`, `seek`, `seek_wait` and `on_partitions_revoked`) to know, for
-   each fetched batch, whether a partition was sought back since: needed for
-   correctness by 1 (see `FastConsumer`), saves nothing itself.
+   public `perform_seek`, `seek_to_committed`, `seek`, `seek_wait` and
+   `on_partitions_revoked`) to know, for each fetched batch, whether a partition was
+   sought back since: needed for correctness by 1 (see `FastConsumer`), saves nothing
+   itself.
 
 Public alternatives in use where they cost less than 10 %: the source/changelog and
 output partition checks use `AIOKafkaProducer.partitions_for` (once per topic); the
@@ -144,7 +145,8 @@ class FastConsumer(aiokafka_driver.Consumer):
     window wide). So every position reset bumps a serial, each fetch records the serial
     it ran at (fetches and resets never overlap: `_positions`), and a record whose
     partition was reset after its batch was fetched is neither delivered nor counted as
-    read: it comes again from the new position.
+    read: it comes again from the new position (a partition with no committed offset is
+    moved back to 0 for that: `seek_to_committed`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -179,6 +181,25 @@ class FastConsumer(aiokafka_driver.Consumer):
         async with self._positions:
             self._reset()
             await super().perform_seek()
+
+    async def seek_to_committed(self) -> Any:
+        """faust's seek to the committed offsets (inside `perform_seek`), which also moves
+        back the partitions with no committed offset yet.
+
+        aiokafka's `seek_to_committed` seeks only partitions committed past offset 0 and
+        leaves the others where their fetcher is. The records of a batch fetched before
+        the seek are stale here and never delivered: on such a partition they never came
+        again (a worker starting on a backlog lost the first batch of a partition when
+        recovery's seek followed its first fetch). Offset 0 is where a partition without a
+        committed offset starts (`auto_offset_reset="earliest"`; past the log's start,
+        aiokafka resets to it); what was delivered since comes again, as after any seek
+        back, and the table's dedupe drops it.
+        """
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            if offset is None or offset <= 0:
+                await super().seek(tp, 0)  # faust's seek: the positions lock is held
+        return committed
 
     async def seek(self, partition: Any, offset: int) -> None:
         """faust's seek of one partition, recorded."""

@@ -7,6 +7,7 @@ what the worker does.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 from importlib.metadata import version
@@ -73,6 +74,7 @@ def test_consumer_attributes_the_drain_loop_reads_exist(name: str) -> None:
     [
         ("_getmany", ["self", "active_partitions", "timeout"]),
         ("perform_seek", ["self"]),
+        ("seek_to_committed", ["self"]),
         ("seek", ["self", "partition", "offset"]),
         ("seek_wait", ["self", "partitions"]),
         ("on_partitions_revoked", ["self", "revoked"]),
@@ -105,6 +107,71 @@ def test_a_partition_sought_after_its_batch_was_fetched_is_stale(tmp_path: Path)
     fetched_at = fast._serial
     fast._reset()  # perform_seek(): every partition
     assert fast._stale(other, fetched_at) and fast._stale(raw, fetched_at)
+
+
+async def test_seek_to_committed_moves_back_partitions_without_a_committed_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka leaves those where their fetcher is (next test): FastConsumer seeks them to
+    0 through faust's own `seek`, and leaves the ones aiokafka did seek alone."""
+    fast = create_app(WorkerSettings(data_dir=tmp_path)).consumer
+    assert isinstance(fast, _faust.FastConsumer)
+    committed = {TP("raw", 0): None, TP("raw", 1): 0, TP("raw", 2): 7}
+    sought: list[tuple[TP, int]] = []
+
+    async def aiokafka_seek_to_committed(self: object) -> dict[TP, int | None]:
+        return committed
+
+    async def faust_seek(self: object, partition: TP, offset: int) -> None:
+        sought.append((partition, offset))
+
+    monkeypatch.setattr(aiokafka_driver.Consumer, "seek_to_committed", aiokafka_seek_to_committed)
+    monkeypatch.setattr(aiokafka_driver.Consumer, "seek", faust_seek)
+    assert await fast.seek_to_committed() == committed
+    assert sought == [(TP("raw", 0), 0), (TP("raw", 1), 0)]
+
+
+@pytest.mark.integration
+async def test_aiokafka_leaves_a_partition_without_a_committed_offset_where_it_is(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """The fact the override above rests on, on a real broker: after a fetch, aiokafka's
+    `seek_to_committed` does not move a partition nobody committed (an upgrade that
+    changes this fails here: the override may then go), and a seek to 0 brings the
+    fetched records again."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    topic = f"seek.{unique}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(topic, str(n).encode(), partition=0)
+    finally:
+        await producer.stop()
+    tp = TopicPartition(topic, 0)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"seek-{unique}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await reader.start()
+    try:
+        reader.assign([tp])
+        fetched: list[bytes] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(fetched) < 3 and asyncio.get_running_loop().time() < deadline:
+            batch = await reader.getmany(tp, timeout_ms=1000)
+            fetched += [r.value for r in batch.get(tp, [])]
+        assert fetched == [b"0", b"1", b"2"]
+        assert await reader.seek_to_committed(tp) == {tp: None}
+        assert await reader.position(tp) == 3  # not moved: the fetched records are behind
+        reader.seek(tp, 0)
+        again = await reader.getmany(tp, timeout_ms=5000)
+        assert [r.value for r in again[tp]][:1] == [b"0"]
+    finally:
+        await reader.stop()
 
 
 @pytest.mark.parametrize("name", ["_tp_to_callback_lock", "_tp_index"])
