@@ -3,7 +3,8 @@
 Raw events (30 % duplicates, shuffled) go through a worker that is SIGKILLed mid-run and
 restarted; afterwards the (message_id, state) pairs in ClickHouse equal the ground truth
 exactly and no event id is counted twice: once in a 5,000-event run (`make test`), three
-times in a 20,000-event run (heavy). A third test restarts the Kafka broker mid-stream.
+times in a 20,000-event run (heavy). A third test restarts the Kafka broker mid-stream
+(heavy).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def test_worker_killed_three_times_loses_and_duplicates_nothing(pipeline: Pipeli
     check_clickhouse(pipeline, truth)
 
 
+@pytest.mark.heavy  # ~30 s: a failure run (make test-heavy)
 @pytest.mark.timeout(900)
 def test_broker_restart_mid_stream(restartable_kafka: Settings, pipeline: Pipeline) -> None:
     records, truth = workload(6_000, seed=12)

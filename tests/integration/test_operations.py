@@ -9,7 +9,8 @@ left in ClickHouse:
   the healthy carriers raise none; it reaches the webhook receiver signed (Standard
   Webhooks), is on `dlr.alerts.v1` and in the ClickHouse history; a restart of `dlr
   alerts` while it fires sends nothing again; it resolves after the incident ends; once
-  the demo's traffic stops, the only other alerts are the providers' silences;
+  the demo's traffic stops, the only other alerts are the providers' silences (a failure
+  run of about a minute: `make test-heavy`);
 - every panel of the Grafana dashboards runs against ClickHouse (macros substituted)
   and returns rows with the columns the panel reads;
 - the built-in dashboard loads in headless Chromium without console errors and shows
@@ -148,6 +149,7 @@ def _others(run: Run, fingerprint: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.heavy  # ~60 s with the demo run: a failure run (make test-heavy)
 def test_one_alert_names_the_failing_carrier_survives_a_restart_and_resolves(run: Run) -> None:
     pipeline = run.pipeline
     incident_at = run.started + AFTER_S
