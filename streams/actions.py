@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from schemas.events import CanonicalEvent
 from schemas.lifecycle import FAILURES, FailureReason, State
@@ -184,7 +184,7 @@ def decide(
     return out
 
 
-def pending(state: dict[str, Any] | None) -> bool:
+def pending(state: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """Whether a decision state holds a fallback waiting for its due time."""
     return state is not None and state.get("fb") == "p"
 
@@ -195,7 +195,7 @@ def fire(prior: dict[str, Any] | None, now: float) -> Acts:
     Emits the pending fallback when it is due; a message whose fallback is no longer
     pending (sent, cancelled, or never stored) emits nothing: the index entry was stale.
     """
-    if not prior or prior.get("fb") != "p" or prior["due"] > now:
+    if not pending(prior) or prior["due"] > now:
         return Acts(prior)
     state = dict(prior)
     out = Acts(state, due_removed=prior["due"])

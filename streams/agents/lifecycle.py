@@ -304,12 +304,9 @@ class Lifecycle:
             stored = self.store.get(partition, key)
             record = orjson.loads(stored) if stored else None
             acts = actions.fire(record.get("a") if record else None, now)
-            if not acts.emit and actions.pending(acts.state):
-                # The index holds due times to the millisecond, rounded down: this one is
-                # due later within `now`'s millisecond. Dropping its entry lost the
-                # fallback for good; the next tick fires it.
-                continue
             if not acts.emit:
+                if actions.pending(acts.state):  # due later in this millisecond (module doc)
+                    continue  # dropping its entry would lose the fallback: the next tick
                 log.info("dropping a stale due-index entry of %r (no pending fallback)", key)
             for body in acts.emit:
                 sends.append(
