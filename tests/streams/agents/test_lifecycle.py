@@ -66,21 +66,26 @@ class FakeProducer:
         if topic in self.hold:
             self.held.append((future, SimpleNamespace(offset=offset)))
         else:
-            future.set_result(SimpleNamespace(offset=offset))
+            self.acknowledge(future, SimpleNamespace(offset=offset))
         return future
+
+    def acknowledge(self, future: asyncio.Future[Any], result: Any) -> None:
+        """The broker's ack of a send not held: at once here."""
+        future.set_result(result)
 
     def to(self, topic: str) -> list[tuple[bytes | None, bytes, int | None]]:
         return [(k, v, p) for t, k, v, p in self.sent if t == topic]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> WorkerSettings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> WorkerSettings:
+    """The worker's settings; a test parametrizes it indirectly for another grace."""
     return WorkerSettings(
         data_dir=tmp_path,
         topic_partitions=PARTITIONS,
         worker_id="lifecycle-test",
         fallback_campaigns="order-confirmation",
-        fallback_grace_s=GRACE,
+        fallback_grace_s=getattr(request, "param", GRACE),
     )
 
 
@@ -448,37 +453,29 @@ class LateAcks(FakeProducer):
         super().__init__(partitions)
         self.rng = rng
 
+    def acknowledge(self, future: asyncio.Future[Any], result: Any) -> None:
+        asyncio.get_running_loop().call_later(self.rng.random() * 0.01, future.set_result, result)
+
     async def send(
         self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
     ) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self.sent.append((topic, key, value, partition))
-        offset = self.offsets[topic, partition]
-        self.offsets[topic, partition] += 1
-        ack = SimpleNamespace(offset=offset)
-        loop.call_later(self.rng.random() * 0.01, future.set_result, ack)
+        future = await super().send(topic, value, key, partition)
         if self.rng.random() < 0.3:
             await asyncio.sleep(0)
         return future
 
 
+TICKING_GRACE = 0.3
+
+
+@pytest.mark.parametrize("settings", [TICKING_GRACE], indirect=True)
 async def test_every_failed_message_gets_one_fallback_with_the_timer_ticking_alongside(
-    tmp_path: Path,
+    settings: WorkerSettings, table: Any
 ) -> None:
     """The agent and the timer on one loop, on the real clock, acks arriving late: 150
     failed messages (a third of them failing twice), each must get exactly one fallback.
     Ticks every 0-10 ms make the rare interleavings common (this found the
     same-millisecond drop above: 1 to 4 of 150 lost per run)."""
-    grace = 0.3
-    settings = WorkerSettings(
-        data_dir=tmp_path,
-        topic_partitions=PARTITIONS,
-        worker_id="lifecycle-ticking",
-        fallback_campaigns="order-confirmation",
-        fallback_grace_s=grace,
-    )
-    table = messages_table(create_app(settings), settings)
     rng = random.Random(7)
     producer = LateAcks(producer_for(settings, table).partitions, rng)
     lifecycle = Lifecycle(settings, producer, RocksPartitions(table), table.changelog_topic_name)
@@ -515,14 +512,12 @@ async def test_every_failed_message_gets_one_fallback_with_the_timer_ticking_alo
                 offsets[partition] += 1
                 await asyncio.sleep(rng.random() * 0.004)  # the next record's arrival
             failed.add(key)
-        deadline = time.monotonic() + grace + 5.0
+        deadline = time.monotonic() + TICKING_GRACE + 5.0
         while set(fallbacks()) != failed and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         ticking = False
         await ticks
-        for partition in list(table.data._dbs):
-            table.data.revoke_partitions(table, {TP(table.changelog_topic_name, partition)})
     sent = fallbacks()
     assert failed - set(sent) == set(), "failed messages without a fallback"
     assert {k: n for k, n in sent.items() if n > 1} == {}, "more than one fallback"
